@@ -1,0 +1,166 @@
+"""The Flask app factory: one emulator (directory, clock, keys) behind the identity and Graph blueprints."""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from flask import Flask, Response, current_app, g, request
+from werkzeug.exceptions import HTTPException
+
+from mock_server.clock import Clock
+from mock_server.graph import errors as graph_errors
+from mock_server.identity import errors as aad_errors
+from mock_server.identity.keys import SigningKey
+from mock_server.identity.tokens import TokenIssuer, TokenVerifier
+from mock_server.state.config import LoadedWorld, Settings, load_demo_world
+from mock_server.state.directory import Directory
+
+log = logging.getLogger("m365_mock")
+
+GRAPH_PREFIXES = ("/v1.0", "/beta")
+JSON_TYPE = "application/json; charset=utf-8"
+GRAPH_JSON_TYPE = (
+    "application/json; odata.metadata=minimal; odata.streaming=true; IEEE754Compatible=false; charset=utf-8"
+)
+
+
+@dataclass
+class Emulator:
+    """Everything one running emulator holds: the tenant world, its clock, and its token keys."""
+
+    directory: Directory
+    settings: Settings
+    clock: Clock
+    signing_key: SigningKey
+    issuer: TokenIssuer
+    verifier: TokenVerifier
+
+    @classmethod
+    def build(
+        cls, world: LoadedWorld, *, signing_key: SigningKey | None = None, clock: Clock | None = None
+    ) -> Emulator:
+        clock = clock or Clock()
+        signing_key = signing_key or SigningKey.generate()
+        return cls(
+            directory=world.directory,
+            settings=world.settings,
+            clock=clock,
+            signing_key=signing_key,
+            issuer=TokenIssuer(signing_key, clock, world.settings.token_lifetime),
+            verifier=TokenVerifier(signing_key, clock, world.directory),
+        )
+
+
+def current_emulator() -> Emulator:
+    return current_app.extensions["m365"]
+
+
+def json_response(
+    body: Any, status: int = 200, *, content_type: str = JSON_TYPE, headers: dict[str, str] | None = None
+) -> Response:
+    return Response(json.dumps(body, separators=(",", ":")), status=status, content_type=content_type, headers=headers)
+
+
+def is_graph_path(path: str) -> bool:
+    return any(path == p or path.startswith(p + "/") for p in GRAPH_PREFIXES)
+
+
+def create_app(
+    world: LoadedWorld | None = None, *, signing_key: SigningKey | None = None, clock: Clock | None = None
+) -> Flask:
+    """Build the emulator app for `world` (default: the built-in demo tenant)."""
+    from mock_server.identity.routes import identity
+
+    world = world or load_demo_world()
+    emulator = Emulator.build(world, signing_key=signing_key, clock=clock)
+    app = Flask("mock_server")
+    app.config["MAX_CONTENT_LENGTH"] = world.settings.max_body_bytes
+    app.extensions["m365"] = emulator
+    app.register_blueprint(identity)
+
+    @app.get("/_m365/health")
+    def health() -> Response:
+        return json_response({"status": "ok", "tenants": len(emulator.directory.tenants)})
+
+    @app.before_request
+    def assign_request_id() -> None:
+        g.request_id = str(uuid.uuid4())
+        g.client_request_id = request.headers.get("client-request-id") or g.request_id
+
+    @app.after_request
+    def add_request_ids(response: Response) -> Response:
+        response.headers["request-id"] = g.get("request_id", "")
+        response.headers["client-request-id"] = g.get("client_request_id", "")
+        return response
+
+    @app.errorhandler(aad_errors.AadstsError)
+    def render_aadsts(exc: aad_errors.AadstsError) -> Response:
+        body, status = aad_errors.render(
+            exc,
+            trace_id=g.get("request_id", ""),
+            correlation_id=g.get("client_request_id", ""),
+            now=emulator.clock.now_datetime(),
+        )
+        return json_response(
+            body,
+            status,
+            headers={"x-ms-request-id": body["trace_id"], "Cache-Control": "no-store, no-cache", "Pragma": "no-cache"},
+        )
+
+    @app.errorhandler(graph_errors.GraphError)
+    def render_graph(exc: graph_errors.GraphError) -> Response:
+        body = exc.body(
+            request_id=g.get("request_id", ""),
+            client_request_id=g.get("client_request_id", ""),
+            now=emulator.clock.now_datetime(),
+        )
+        return json_response(body, exc.status, content_type=GRAPH_JSON_TYPE, headers=exc.headers)
+
+    @app.errorhandler(HTTPException)
+    def render_http_error(exc: HTTPException) -> Response:
+        """Routing and protocol errors (404, 405, 413, ...) in the format of the service the path belongs to."""
+        path = request.path
+        if is_graph_path(path):
+            return render_graph(_graph_equivalent(exc, path))
+        return render_aadsts(_aadsts_equivalent(exc, path))
+
+    @app.errorhandler(Exception)
+    def render_unexpected(exc: Exception) -> Response:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        if is_graph_path(request.path):
+            return render_graph(graph_errors.InternalServerError())
+        body = {
+            "error": "server_error",
+            "error_description": "An internal error occurred in the emulator.",
+            "error_codes": [],
+            "correlation_id": g.get("client_request_id", ""),
+        }
+        return json_response(body, 500)
+
+    return app
+
+
+def _graph_equivalent(exc: HTTPException, path: str) -> graph_errors.GraphError:
+    if exc.code == 405:
+        return graph_errors.MethodNotAllowed()
+    if exc.code == 413:
+        return graph_errors.RequestTooLarge()
+    if exc.code == 404:
+        segments = [s for s in path.split("/") if s]
+        return graph_errors.SegmentNotFound(segments[1] if len(segments) > 1 else segments[0])
+    return graph_errors.BadRequest(exc.description or "Bad request.")
+
+
+def _aadsts_equivalent(exc: HTTPException, path: str) -> aad_errors.AadstsError:
+    if exc.code == 405:
+        allowed = ", ".join(sorted(m for m in (exc.valid_methods or []) if m != "HEAD")) or "GET"  # type: ignore[attr-defined]
+        return aad_errors.MethodNotAccepted(allowed=allowed, method=request.method)
+    if exc.code == 413:
+        return aad_errors.RequestTooLarge(limit=current_app.config["MAX_CONTENT_LENGTH"])
+    if exc.code == 404:
+        return aad_errors.EndpointNotFound(path=path)
+    return aad_errors.MalformedRequest(detail=exc.description or "The request could not be read.")

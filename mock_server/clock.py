@@ -1,0 +1,57 @@
+"""The emulator's single source of "now": real time, or frozen and advanced by tests."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import UTC, datetime
+
+
+class Clock:
+    """Wall-clock time that can be frozen at an instant and moved forward without sleeping."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._frozen_at: float | None = None
+        self._offset = 0.0
+
+    def now(self) -> float:
+        """Seconds since the epoch, as the emulator sees them."""
+        frozen = self._frozen_at
+        if frozen is not None:
+            return frozen
+        return time.time() + self._offset
+
+    def now_datetime(self) -> datetime:
+        return datetime.fromtimestamp(self.now(), UTC)
+
+    def freeze(self, at: float | datetime | None = None) -> None:
+        """Stop time at `at` (default: the current emulated instant)."""
+        if isinstance(at, datetime):
+            at = at.timestamp()
+        with self._lock:
+            self._frozen_at = self.now() if at is None else float(at)
+
+    def advance(self, seconds: float) -> None:
+        """Move emulated time forward (or back, with a negative value), frozen or not."""
+        with self._lock:
+            if self._frozen_at is not None:
+                self._frozen_at += seconds
+            else:
+                self._offset += seconds
+
+    def resume(self) -> None:
+        """Let time run again from the frozen instant."""
+        with self._lock:
+            if self._frozen_at is not None:
+                self._offset = self._frozen_at - time.time()
+                self._frozen_at = None
+
+    @property
+    def frozen(self) -> bool:
+        return self._frozen_at is not None
+
+
+def iso_z(moment: datetime) -> str:
+    """A UTC instant as Graph writes it: `2024-05-01T10:20:30Z`."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -1,0 +1,1 @@
+"""Microsoft Graph mail v1.0."""

@@ -1,0 +1,1 @@
+"""Entra ID: the token endpoint (v2 and v1), discovery, JWKS and instance discovery."""

@@ -1,0 +1,185 @@
+"""App-only access tokens: issuing them as Entra does, and verifying them as Graph does."""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import jwt
+
+from mock_server.clock import Clock
+from mock_server.identity.keys import SigningKey, b64url
+from mock_server.state.directory import GRAPH_APP_ID, GRAPH_RESOURCE, Application, Directory, Tenant
+
+# Scopes OpenID Connect reserves; Entra tolerates them beside a `/.default` scope.
+RESERVED_SCOPES = frozenset({"openid", "profile", "offline_access", "email"})
+GRAPH_AUDIENCES = frozenset({GRAPH_RESOURCE, GRAPH_RESOURCE + "/", GRAPH_APP_ID})
+APPIDACR_SECRET = "1"
+APPIDACR_CERTIFICATE = "2"
+_GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.I)
+
+
+def sts_issuer(tenant_id: str) -> str:
+    """The `iss` of a v1.0 access token, which is what Graph accepts."""
+    return f"https://sts.windows.net/{tenant_id}/"
+
+
+@dataclass(frozen=True)
+class Resource:
+    """A resource a token may be requested for; `audience` is what the token's `aud` will be."""
+
+    audience: str
+    requested_as: str
+
+
+def resolve_resource(identifier: str, graph_aliases: frozenset[str] = frozenset()) -> Resource | None:
+    """Map a resource identifier (App ID URI or app id GUID) to a known resource, or None.
+
+    Graph is known by its URL and its app id. `graph_aliases` are extra URLs that stand for Graph: the
+    emulator's own origins, since it serves Graph there (msgraph-sdk derives `https://<host>/.default`).
+    """
+    text = identifier.strip()
+    key = text.rstrip("/").lower()
+    if key == GRAPH_RESOURCE:
+        return Resource(GRAPH_RESOURCE, text)
+    if key == GRAPH_APP_ID:
+        return Resource(GRAPH_APP_ID, text)
+    if key in graph_aliases:
+        return Resource(GRAPH_RESOURCE, text)
+    return None
+
+
+def looks_like_guid(text: str) -> bool:
+    return bool(_GUID.match(text))
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    access_token: str
+    claims: dict[str, Any]
+    expires_in: int
+
+    @property
+    def expires_on(self) -> int:
+        return int(self.claims["exp"])
+
+    @property
+    def not_before(self) -> int:
+        return int(self.claims["nbf"])
+
+
+class TokenIssuer:
+    """Signs app-only access tokens shaped like real Graph tokens (RS256, `kid` = `x5t`)."""
+
+    def __init__(self, signing_key: SigningKey, clock: Clock, lifetime: int) -> None:
+        self.signing_key = signing_key
+        self.clock = clock
+        self.lifetime = lifetime
+        self._headers = {"typ": "JWT", "alg": "RS256", "x5t": signing_key.kid, "kid": signing_key.kid}
+
+    def issue(self, tenant: Tenant, app: Application, audience: str, appidacr: str) -> IssuedToken:
+        now = int(self.clock.now())
+        issuer = sts_issuer(tenant.id)
+        claims: dict[str, Any] = {
+            "aud": audience,
+            "iss": issuer,
+            "iat": now,
+            "nbf": now,
+            "exp": now + self.lifetime,
+            "aio": b64url(os.urandom(48)),
+            "app_displayname": app.display_name,
+            "appid": app.app_id,
+            "appidacr": appidacr,
+            "idp": issuer,
+            "idtyp": "app",
+            "oid": app.service_principal_id,
+            "rh": "0." + b64url(os.urandom(40)) + ".",
+            "sub": app.service_principal_id,
+            "tid": tenant.id,
+            "uti": b64url(os.urandom(16)),
+            "ver": "1.0",
+        }
+        roles = app.granted_roles()
+        if roles:
+            claims["roles"] = roles
+        token = jwt.encode(claims, self.signing_key.private_key, algorithm="RS256", headers=self._headers)
+        return IssuedToken(token, claims, self.lifetime)
+
+
+class TokenRejected(Exception):
+    """A bearer token Graph would refuse; `reason` is one of the class constants, `message` Graph's text."""
+
+    EMPTY = "empty"
+    MALFORMED = "malformed"
+    SIGNATURE = "signature"
+    AUDIENCE = "audience"
+    EXPIRED = "expired"
+    TENANT = "tenant"
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
+@dataclass(frozen=True)
+class VerifiedToken:
+    tenant: Tenant
+    app_id: str
+    roles: tuple[str, ...]
+    claims: dict[str, Any]
+
+
+class TokenVerifier:
+    """Checks a bearer token the way Graph does: signature, audience, lifetime, tenant."""
+
+    def __init__(self, signing_key: SigningKey, clock: Clock, directory: Directory) -> None:
+        self.public_key = signing_key.private_key.public_key()
+        self.kid = signing_key.kid
+        self.clock = clock
+        self.directory = directory
+
+    def verify(self, token: str | None) -> VerifiedToken:
+        if not token or not token.strip():
+            raise TokenRejected(TokenRejected.EMPTY, "Access token is empty.")
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError:
+            raise TokenRejected(
+                TokenRejected.MALFORMED, "CompactToken parsing failed with error code: 80049217"
+            ) from None
+        if header.get("alg") != "RS256" or header.get("kid") != self.kid:
+            raise TokenRejected(TokenRejected.SIGNATURE, "Access token validation failure.")
+        try:
+            claims = jwt.decode(
+                token,
+                self.public_key,
+                algorithms=["RS256"],
+                options={"verify_aud": False, "verify_exp": False, "verify_nbf": False, "verify_iat": False},
+            )
+        except jwt.InvalidSignatureError:
+            raise TokenRejected(TokenRejected.SIGNATURE, "Access token validation failure.") from None
+        except jwt.PyJWTError:
+            raise TokenRejected(
+                TokenRejected.MALFORMED, "CompactToken parsing failed with error code: 80049217"
+            ) from None
+        if claims.get("aud") not in GRAPH_AUDIENCES:
+            raise TokenRejected(TokenRejected.AUDIENCE, "Access token validation failure. Invalid audience.")
+        now = self.clock.now()
+        try:
+            expires, not_before = float(claims["exp"]), float(claims.get("nbf", 0))
+        except (KeyError, TypeError, ValueError):
+            raise TokenRejected(
+                TokenRejected.MALFORMED, "CompactToken parsing failed with error code: 80049217"
+            ) from None
+        if now >= expires:
+            raise TokenRejected(TokenRejected.EXPIRED, "Lifetime validation failed, the token is expired.")
+        if now < not_before:
+            raise TokenRejected(TokenRejected.EXPIRED, "Access token has expired or is not yet valid.")
+        tenant = self.directory.tenant(str(claims.get("tid", "")))
+        if tenant is None or claims.get("iss") != sts_issuer(tenant.id):
+            raise TokenRejected(TokenRejected.TENANT, "Access token validation failure. Invalid issuer.")
+        roles = claims.get("roles") or []
+        return VerifiedToken(tenant, str(claims.get("appid", "")), tuple(roles), claims)

@@ -1,0 +1,1 @@
+"""The tenant world: plain objects and the rules over them, with no Flask imports."""
