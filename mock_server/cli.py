@@ -154,7 +154,7 @@ def banner(facts: dict[str, Any], world: LoadedWorld, started: float, source: st
 def cmd_serve(args: argparse.Namespace) -> int:
     from mock_server.app import create_app
     from mock_server.identity.keys import SigningKey, ensure_tls_files
-    from mock_server.server import ServeOptions, free_port, serve, write_connection_files
+    from mock_server.server import ServeOptions, check_port_free, free_port, serve, write_connection_files
 
     started = time.monotonic()
     try:
@@ -164,9 +164,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return 2
     state_dir: Path = args.state_dir.expanduser().resolve()
     state_dir.mkdir(parents=True, exist_ok=True)
+    port = args.port or free_port(args.host)
+    try:
+        check_port_free(args.host, port)
+    except OSError as exc:
+        print(f"m365-mock: cannot listen on {args.host}:{port}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
     options = ServeOptions(
         host=args.host,
-        port=args.port or free_port(args.host),
+        port=port,
         use_tls=not args.http,
         threads=args.threads,
         state_dir=state_dir,
@@ -183,11 +189,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         write_connection_files(state_dir, facts)
         print(banner(facts, world, started, source), flush=True)
 
-    try:
-        serve(app, options, on_ready)
-    except OSError as exc:
-        print(f"m365-mock: cannot listen on {args.host}:{options.port}: {exc}", file=sys.stderr)
-        return 1
+    serve(app, options, on_ready)
     return 0
 
 

@@ -58,6 +58,15 @@ def free_port(host: str = "127.0.0.1") -> int:
         return sock.getsockname()[1]
 
 
+def check_port_free(host: str, port: int) -> None:
+    """Raise OSError (with the system's reason) when `host:port` cannot be bound, before granian tries."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(1)
+
+
 def probe(options: ServeOptions, timeout: float = 1.0) -> bool:
     """True when the emulator answers its health check at `options.base_url`."""
     connect_host = "127.0.0.1" if options.host in ("0.0.0.0", "") else ("::1" if options.host == "::" else options.host)

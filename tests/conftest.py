@@ -1,0 +1,62 @@
+"""Shared fixtures: an in-process app on the demo tenant (Flask test client) and a real served emulator."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterator
+
+import pytest
+
+from mock_server.app import Emulator, create_app
+from mock_server.clock import Clock
+from mock_server.identity.keys import SigningKey
+from mock_server.process import RunningEmulator, start_emulator
+from mock_server.state.config import load_demo_world
+from mock_server.state.directory import Application, Tenant
+
+GRAPH_SCOPE = "https://graph.microsoft.com/.default"
+
+
+@functools.cache
+def shared_signing_key() -> SigningKey:
+    """One token-signing key per test run: RSA key generation is the slow part of building an app."""
+    return SigningKey.generate()
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def app(clock: Clock):
+    flask_app = create_app(load_demo_world(), signing_key=shared_signing_key(), clock=clock)
+    flask_app.testing = True
+    return flask_app
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def emulator(app) -> Emulator:
+    return app.extensions["m365"]
+
+
+@pytest.fixture
+def tenant(emulator: Emulator) -> Tenant:
+    return emulator.directory.tenants[0]
+
+
+@pytest.fixture
+def demo_app(tenant: Tenant) -> Application:
+    return next(iter(tenant.applications.values()))
+
+
+@pytest.fixture(scope="session")
+def served(tmp_path_factory) -> Iterator[RunningEmulator]:
+    """The real `m365-mock serve` (granian, HTTPS) on the demo tenant, shared by the tests of a session."""
+    with start_emulator(tmp_path_factory.mktemp("served-state")) as running:
+        yield running

@@ -1,0 +1,33 @@
+"""The clock tests use to expire secrets and tokens without sleeping."""
+
+from __future__ import annotations
+
+import time
+
+from mock_server.clock import Clock
+
+
+def test_runs_with_real_time_by_default():
+    assert abs(Clock().now() - time.time()) < 1
+
+
+def test_freeze_and_advance():
+    clock = Clock()
+    clock.freeze(1_000)
+    assert clock.now() == 1_000 and clock.frozen
+    clock.advance(60)
+    assert clock.now() == 1_060
+
+
+def test_advance_while_running_shifts_time():
+    clock = Clock()
+    clock.advance(3600)
+    assert 3599 < clock.now() - time.time() < 3601
+
+
+def test_resume_continues_from_the_frozen_instant():
+    clock = Clock()
+    clock.freeze(time.time() + 86_400)
+    clock.resume()
+    assert not clock.frozen
+    assert 86_399 < clock.now() - time.time() < 86_401

@@ -1,0 +1,185 @@
+"""`m365-mock serve` for real: granian over TLS, connection files, restarts, and the CLI's error paths."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import ssl
+import stat
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import jwt
+import pytest
+import requests
+from cryptography import x509
+
+from mock_server.identity.keys import load_certificate
+from mock_server.process import start_emulator
+
+pytestmark = pytest.mark.slow
+GRAPH_SCOPE = "https://graph.microsoft.com/.default"
+
+
+def get_token(served, **overrides):
+    form = {
+        "client_id": served.app["app_id"],
+        "client_secret": served.app["client_secret"],
+        "grant_type": "client_credentials",
+        "scope": GRAPH_SCOPE,
+        **overrides,
+    }
+    return requests.post(served.tenant["token_endpoint"], data=form, verify=served.ca_file, timeout=10)
+
+
+def test_connection_files_describe_the_running_emulator(served):
+    facts = json.loads((served.state_dir / "connection.json").read_text())
+    assert facts["base_url"].startswith("https://127.0.0.1:")
+    assert facts["graph_url"] == facts["base_url"] + "/v1.0"
+    assert facts["ca_file"] == str(served.state_dir / "ca.pem")
+    assert facts["tenants"][0]["domains"] == ["contoso.onmicrosoft.com", "contoso.com"]
+    assert facts["apps"][0]["display_name"] == "Contact Center Connector"
+    env = dict(line.split("=", 1) for line in (served.state_dir / "connection.env").read_text().splitlines())
+    assert env["M365_MOCK_BASE_URL"] == facts["base_url"]
+    assert env["M365_MOCK_CA_FILE"] == facts["ca_file"]
+    assert env["M365_MOCK_TENANT_ID"] == facts["tenants"][0]["id"]
+    assert env["M365_MOCK_CLIENT_ID"] == facts["apps"][0]["app_id"]
+    assert env["M365_MOCK_CLIENT_SECRET"] == facts["apps"][0]["client_secret"]
+    for name in ("connection.json", "connection.env"):
+        assert stat.S_IMODE(os.stat(served.state_dir / name).st_mode) == 0o600
+
+
+def test_tls_is_trusted_through_the_ca_file_alone(served):
+    context = ssl.create_default_context(cafile=served.ca_file)
+    port = int(served.base_url.rsplit(":", 1)[1])
+    with (
+        socket.create_connection(("127.0.0.1", port), timeout=5) as raw,
+        context.wrap_socket(raw, server_hostname="127.0.0.1") as tls,
+    ):
+        cert = load_certificate(tls.getpeercert(binary_form=True))
+    names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert "localhost" in names.get_values_for_type(x509.DNSName)
+    assert {str(ip) for ip in names.get_values_for_type(x509.IPAddress)} >= {"127.0.0.1", "::1"}
+    ca = load_certificate(Path(served.ca_file).read_text())
+    assert ca.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    assert ca.extensions.get_extension_for_class(x509.KeyUsage).value.key_cert_sign
+
+
+def test_token_through_the_real_server_verifies_with_the_published_keys(served):
+    response = get_token(served, client_info="1")
+    assert response.status_code == 200
+    assert response.headers["request-id"]
+    token = response.json()["access_token"]
+    tenant_id = served.tenant["id"]
+    keys = requests.get(f"{served.base_url}/{tenant_id}/discovery/v2.0/keys", verify=served.ca_file, timeout=10)
+    key = jwt.PyJWK(keys.json()["keys"][0], algorithm="RS256")
+    claims = jwt.decode(token, key.key, algorithms=["RS256"], audience="https://graph.microsoft.com")
+    assert claims["tid"] == tenant_id and claims["roles"] == ["Mail.ReadWrite", "Mail.Send"]
+
+
+def test_discovery_over_tls_advertises_the_served_origin(served):
+    doc = requests.get(
+        f"{served.tenant['authority']}/v2.0/.well-known/openid-configuration", verify=served.ca_file, timeout=10
+    ).json()
+    assert doc["token_endpoint"] == served.tenant["token_endpoint"]
+
+
+def test_errors_over_the_real_server_are_json(served):
+    response = get_token(served, client_secret="wrong")
+    assert response.status_code == 401 and response.json()["error_codes"] == [7000215]
+    response = requests.get(f"{served.base_url}/no/such/thing", verify=served.ca_file, timeout=10)
+    assert response.status_code == 404 and response.json()["error"] == "invalid_request"
+    response = requests.get(f"{served.base_url}/v1.0/nothing", verify=served.ca_file, timeout=10)
+    assert response.status_code == 400 and response.json()["error"]["code"] == "BadRequest"
+
+
+def test_concurrent_token_requests_all_succeed_with_distinct_tokens(served):
+    with ThreadPoolExecutor(8) as pool:
+        responses = list(pool.map(lambda _: get_token(served), range(32)))
+    assert [r.status_code for r in responses] == [200] * 32
+    utis = {jwt.decode(r.json()["access_token"], options={"verify_signature": False})["uti"] for r in responses}
+    assert len(utis) == 32
+
+
+def test_restart_reuses_the_ca_and_the_signing_key(tmp_path):
+    with start_emulator(tmp_path) as first:
+        ca_before = (tmp_path / "ca.pem").read_bytes()
+        token = get_token(first).json()["access_token"]
+    assert not (tmp_path / "connection.json").exists()
+    with start_emulator(tmp_path) as second:
+        assert (tmp_path / "ca.pem").read_bytes() == ca_before
+        keys = requests.get(
+            f"{second.base_url}/{second.tenant['id']}/discovery/v2.0/keys", verify=second.ca_file, timeout=10
+        ).json()["keys"]
+        jwt.decode(
+            token,
+            jwt.PyJWK(keys[0], algorithm="RS256").key,
+            algorithms=["RS256"],
+            audience="https://graph.microsoft.com",
+        )
+
+
+def test_extra_hostname_goes_into_the_certificate_and_the_advertised_url(tmp_path):
+    with start_emulator(tmp_path, "--hostname", "emulator.test") as running:
+        assert running.base_url.startswith("https://emulator.test:")
+        leaf = load_certificate((tmp_path / "tls-cert.pem").read_text())
+        names = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        assert "emulator.test" in names.get_values_for_type(x509.DNSName)
+
+
+def test_plain_http_option(tmp_path):
+    with start_emulator(tmp_path, "--http") as running:
+        assert running.base_url.startswith("http://") and running.ca_file is None
+        assert requests.get(f"{running.base_url}/_m365/health", timeout=10).json()["status"] == "ok"
+
+
+def test_tenant_file_with_a_generated_secret(tmp_path):
+    config = tmp_path / "tenant.yaml"
+    config.write_text(
+        "tenants:\n  - domains: [fabrikam.onmicrosoft.com]\n    applications:\n"
+        "      - display_name: Ticketing\n        permissions: [Mail.Read]\n        secrets: [{}]\n"
+    )
+    with start_emulator(tmp_path / "state", "--config", str(config)) as running:
+        secret = running.app["client_secret"]
+        assert secret and running.tenant["domains"] == ["fabrikam.onmicrosoft.com"]
+        output = (tmp_path / "state" / "serve.log").read_text()
+        assert f"Generated secret for Ticketing ({running.app['app_id']}): {secret}  (shown once)" in output
+        assert get_token(running).status_code == 200
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "mock_server", *args], capture_output=True, text=True, timeout=60)
+
+
+def test_bad_tenant_file_exits_2_with_the_reason(tmp_path):
+    bad = tmp_path / "t.yaml"
+    bad.write_text(
+        "tenants:\n  - domains: [x.com]\n    applications:\n      - display_name: A\n"
+        "        permissions: [Mail.Write]\n"
+    )
+    result = run_cli("serve", "--config", str(bad), "--state-dir", str(tmp_path / "s"))
+    assert result.returncode == 2
+    assert "tenants[0].applications[0].permissions: unknown Graph application permission 'Mail.Write'" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_ca_path_prints_the_ca_file(tmp_path):
+    result = run_cli("ca-path", "--state-dir", str(tmp_path))
+    assert result.returncode == 0
+    path = result.stdout.strip()
+    assert path == str(tmp_path / "ca.pem")
+    assert "BEGIN CERTIFICATE" in Path(path).read_text()
+
+
+def test_port_in_use_is_reported(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run_cli("serve", "--port", str(port), "--state-dir", str(tmp_path))
+    assert result.returncode != 0
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
+    assert "Traceback" not in result.stderr
