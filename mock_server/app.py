@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import logging
+import re
+import secrets
 import uuid
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,10 +21,12 @@ from mock_server.identity.keys import SigningKey
 from mock_server.identity.tokens import TokenIssuer, TokenVerifier
 from mock_server.state.config import LoadedWorld, Settings, load_demo_world
 from mock_server.state.directory import Directory
+from mock_server.state.mailstore import MailStore
 
 log = logging.getLogger("m365_mock")
 
 GRAPH_PREFIXES = ("/v1.0", "/beta")
+CONTROL_PREFIX = "/_m365"
 JSON_TYPE = "application/json; charset=utf-8"
 GRAPH_JSON_TYPE = (
     "application/json; odata.metadata=minimal; odata.streaming=true; IEEE754Compatible=false; charset=utf-8"
@@ -30,7 +35,7 @@ GRAPH_JSON_TYPE = (
 
 @dataclass
 class Emulator:
-    """Everything one running emulator holds: the tenant world, its clock, and its token keys."""
+    """Everything one running emulator holds: the tenant world, its mail, its clock, and its keys."""
 
     directory: Directory
     settings: Settings
@@ -38,10 +43,17 @@ class Emulator:
     signing_key: SigningKey
     issuer: TokenIssuer
     verifier: TokenVerifier
+    mail: MailStore
+    admin_key: str
 
     @classmethod
     def build(
-        cls, world: LoadedWorld, *, signing_key: SigningKey | None = None, clock: Clock | None = None
+        cls,
+        world: LoadedWorld,
+        *,
+        signing_key: SigningKey | None = None,
+        clock: Clock | None = None,
+        admin_key: str | None = None,
     ) -> Emulator:
         clock = clock or Clock()
         signing_key = signing_key or SigningKey.generate()
@@ -52,6 +64,8 @@ class Emulator:
             signing_key=signing_key,
             issuer=TokenIssuer(signing_key, clock, world.settings.token_lifetime),
             verifier=TokenVerifier(signing_key, clock, world.directory),
+            mail=MailStore(lambda: clock.now_datetime().replace(microsecond=0)),
+            admin_key=admin_key or secrets.token_urlsafe(24),
         )
 
 
@@ -69,22 +83,43 @@ def is_graph_path(path: str) -> bool:
     return any(path == p or path.startswith(p + "/") for p in GRAPH_PREFIXES)
 
 
+_KEY_SEGMENT = re.compile(r"/([A-Za-z]+)\('([^'/]*)'\)")
+
+
+class KeySegments:
+    """WSGI middleware: Graph's key syntax `/mailFolders('Inbox')` becomes `/mailFolders/Inbox` for routing."""
+
+    def __init__(self, app: Callable) -> None:
+        self.app = app
+
+    def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        if "('" in path and is_graph_path(path):
+            environ["PATH_INFO"] = _KEY_SEGMENT.sub(r"/\1/\2", path)
+        return self.app(environ, start_response)
+
+
 def create_app(
-    world: LoadedWorld | None = None, *, signing_key: SigningKey | None = None, clock: Clock | None = None
+    world: LoadedWorld | None = None,
+    *,
+    signing_key: SigningKey | None = None,
+    clock: Clock | None = None,
+    admin_key: str | None = None,
 ) -> Flask:
     """Build the emulator app for `world` (default: the built-in demo tenant)."""
+    from mock_server.control.routes import control
+    from mock_server.graph.routes import graph
     from mock_server.identity.routes import identity
 
     world = world or load_demo_world()
-    emulator = Emulator.build(world, signing_key=signing_key, clock=clock)
+    emulator = Emulator.build(world, signing_key=signing_key, clock=clock, admin_key=admin_key)
     app = Flask("mock_server")
     app.config["MAX_CONTENT_LENGTH"] = world.settings.max_body_bytes
     app.extensions["m365"] = emulator
+    app.wsgi_app = KeySegments(app.wsgi_app)  # type: ignore[method-assign]
+    app.register_blueprint(control)
+    app.register_blueprint(graph)
     app.register_blueprint(identity)
-
-    @app.get("/_m365/health")
-    def health() -> Response:
-        return json_response({"status": "ok", "tenants": len(emulator.directory.tenants)})
 
     @app.before_request
     def assign_request_id() -> None:
@@ -126,6 +161,9 @@ def create_app(
         path = request.path
         if is_graph_path(path):
             return render_graph(_graph_equivalent(exc, path))
+        if path.startswith(CONTROL_PREFIX + "/"):
+            code = {404: "NotFound", 405: "MethodNotAllowed", 413: "RequestTooLarge"}.get(exc.code or 0, "BadRequest")
+            return json_response({"error": {"code": code, "message": exc.description}}, exc.code or 400)
         return render_aadsts(_aadsts_equivalent(exc, path))
 
     @app.errorhandler(Exception)
@@ -150,9 +188,20 @@ def _graph_equivalent(exc: HTTPException, path: str) -> graph_errors.GraphError:
     if exc.code == 413:
         return graph_errors.RequestTooLarge()
     if exc.code == 404:
-        segments = [s for s in path.split("/") if s]
-        return graph_errors.SegmentNotFound(segments[1] if len(segments) > 1 else segments[0])
+        return graph_errors.SegmentNotFound(_unknown_segment(path))
     return graph_errors.BadRequest(exc.description or "Bad request.")
+
+
+_KNOWN_SEGMENTS = frozenset({"users", "me", "mailfolders", "messages", "childfolders", "move", "copy", "sendmail"})
+
+
+def _unknown_segment(path: str) -> str:
+    """The first segment of a Graph path in a name position (users/{id}/mailFolders/{id}/...) Graph would not know."""
+    segments = [s for s in path.split("/") if s][1:]
+    for position, segment in enumerate(segments):
+        if position % 2 == 0 and segment.lower() not in _KNOWN_SEGMENTS:
+            return segment
+    return segments[-1] if segments else path
 
 
 def _aadsts_equivalent(exc: HTTPException, path: str) -> aad_errors.AadstsError:

@@ -15,6 +15,7 @@ from mock_server.state.config import load_demo_world
 from mock_server.state.directory import Application, Tenant
 
 GRAPH_SCOPE = "https://graph.microsoft.com/.default"
+ADMIN_KEY = "test-admin-key"
 
 
 @functools.cache
@@ -30,7 +31,7 @@ def clock() -> Clock:
 
 @pytest.fixture
 def app(clock: Clock):
-    flask_app = create_app(load_demo_world(), signing_key=shared_signing_key(), clock=clock)
+    flask_app = create_app(load_demo_world(), signing_key=shared_signing_key(), clock=clock, admin_key=ADMIN_KEY)
     flask_app.testing = True
     return flask_app
 

@@ -67,3 +67,101 @@ class RequestTooLarge(GraphError):
 class InternalServerError(GraphError):
     status, code = 500, "InternalServerError"
     default_message = "An internal server error occurred in the emulator; the request log has the details."
+
+
+class MeNotDelegated(GraphError):
+    default_message = "/me request is only valid with delegated authentication flow."
+
+
+class InvalidUser(GraphError):
+    status, code = 404, "ErrorInvalidUser"
+
+    def __init__(self, user: str) -> None:
+        super().__init__(f"The requested user '{user}' is invalid.")
+
+
+class ItemNotFound(GraphError):
+    status, code = 404, "ErrorItemNotFound"
+    default_message = "The specified object was not found in the store."
+
+
+class InvalidIdMalformed(GraphError):
+    status, code = 400, "ErrorInvalidIdMalformed"
+    default_message = "Id is malformed."
+
+
+class AccessDenied(GraphError):
+    status, code = 403, "ErrorAccessDenied"
+    default_message = "Access is denied. Check credentials and try again."
+
+
+class UnreadableJson(GraphError):
+    default_message = (
+        "Unable to read JSON request payload. Please ensure Content-Type header is set and payload is of valid "
+        "JSON format."
+    )
+
+
+class EmptyPayload(GraphError):
+    default_message = "Empty Payload. JSON content expected."
+
+
+class RequestBodyRead(GraphError):
+    code = "RequestBodyRead"
+
+
+class UnsupportedMediaType(GraphError):
+    status, code = 415, "RequestBodyRead"
+    default_message = (
+        "A supported MIME type could not be found that matches the content type of the response. None of the "
+        "supported type(s) 'application/json' matches the content type '{content_type}'."
+    )
+
+    def __init__(self, content_type: str) -> None:
+        super().__init__(self.default_message.format(content_type=content_type))
+
+
+class InvalidParameter(GraphError):
+    code = "ErrorInvalidParameter"
+
+
+class InvalidRecipients(GraphError):
+    code = "ErrorInvalidRecipients"
+    default_message = "At least one recipient is not valid."
+
+
+class TooManyRecipients(GraphError):
+    code = "ErrorTooManyRecipients"  # fidelity: chosen
+    default_message = "The message has more than 500 recipients; the limit is 500 across to, cc and bcc."
+
+
+class SendAsDenied(GraphError):
+    status, code = 403, "ErrorSendAsDenied"
+    default_message = (
+        "The user account which was used to submit this request does not have the right to send mail on behalf "
+        "of the specified sending account."
+    )
+
+
+class InvalidPropertyUpdateSentMessage(GraphError):
+    code = "ErrorInvalidPropertyUpdateSentMessage"
+    default_message = "Update operation is invalid for property of a sent message."
+
+
+class ReadOnlyProperty(GraphError):
+    code = "ErrorInvalidPropertyRequest"  # fidelity: chosen
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"The property '{name}' is read-only and can't be updated.")
+
+
+class FolderExists(GraphError):
+    status, code = 409, "ErrorFolderExists"
+    default_message = "A folder with the specified name already exists."
+
+
+class InvalidInternetMessageHeader(GraphError):
+    code = "InvalidInternetMessageHeader"  # fidelity: chosen
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"The internet message header name '{name}' should start with 'x-' or 'X-'.")

@@ -1,0 +1,450 @@
+"""Graph mail v1.0 routes: thin handlers that authorize, call the mail store, and serialize."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from flask import Blueprint, Response, g, request
+
+from mock_server.app import GRAPH_JSON_TYPE, current_emulator, json_response
+from mock_server.graph import body, errors, odata
+from mock_server.graph.serializers import folder_json, message_json, message_value
+from mock_server.identity.tokens import TokenRejected, VerifiedToken
+from mock_server.state import access
+from mock_server.state.access import Decision, Operation
+from mock_server.state.directory import Mailbox
+from mock_server.state.mailstore import (
+    Folder,
+    FolderExists,
+    ItemNotFound,
+    MailboxStore,
+    MalformedId,
+    Message,
+)
+
+graph = Blueprint("graph", __name__, url_prefix="/v1.0")
+
+DEFAULT_PAGE = 10
+_PREFER_TEXT = re.compile(r'outlook\.body-content-type\s*=\s*"?text"?', re.I)
+_PREFER_IMMUTABLE = re.compile(r'IdType\s*=\s*"?ImmutableId"?', re.I)
+_DATETIME_PATHS = frozenset({"receivedDateTime", "sentDateTime", "createdDateTime", "lastModifiedDateTime"})
+
+
+@dataclass
+class MailboxRequest:
+    """An authorized request on one mailbox: who asks, for which mailbox, and the decision that let it in."""
+
+    token: VerifiedToken
+    mailbox: Mailbox
+    store: MailboxStore
+    decision: Decision
+    user_segment: str
+
+    @property
+    def immutable_ids(self) -> bool:
+        return bool(_PREFER_IMMUTABLE.search(request.headers.get("Prefer", "")))
+
+    def context(self, tail: str) -> str:
+        return f"{request.host_url}v1.0/$metadata#users('{quote(self.user_segment, safe='')}')/{tail}"
+
+
+def bearer_token() -> VerifiedToken:
+    header = request.headers.get("Authorization", "")
+    scheme, _, value = header.partition(" ")
+    token = value.strip() if scheme.lower() == "bearer" else ""
+    try:
+        return current_emulator().verifier.verify(token)
+    except TokenRejected as rejected:
+        raise errors.InvalidAuthenticationToken(rejected.message) from None
+
+
+def authorize(user: str, operation: Operation) -> MailboxRequest:
+    """Token, then mailbox, then the access decision: the one gate of every mailbox route."""
+    token = bearer_token()
+    mailbox = token.tenant.mailbox(user)
+    if mailbox is None:
+        raise errors.InvalidUser(user)
+    decision = access.decide(token.tenant, token.app_id, token.roles, mailbox, operation)
+    g.decision = decision
+    if not decision.allowed:
+        raise errors.AccessDenied(decision.message)
+    return MailboxRequest(token, mailbox, current_emulator().mail.store(mailbox), decision, user)
+
+
+def find_folder(req: MailboxRequest, key: str) -> Folder:
+    try:
+        return req.store.folder(key)
+    except MalformedId:
+        raise errors.InvalidIdMalformed() from None
+    except ItemNotFound:
+        raise errors.ItemNotFound() from None
+
+
+def find_message(req: MailboxRequest, key: str, folder: Folder | None = None) -> Message:
+    try:
+        message = req.store.message(key)
+    except MalformedId:
+        raise errors.InvalidIdMalformed() from None
+    except ItemNotFound:
+        raise errors.ItemNotFound() from None
+    if folder is not None and message.folder_id != folder.id:
+        raise errors.ItemNotFound()
+    return message
+
+
+def graph_json(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return json_response(payload, status, content_type=GRAPH_JSON_TYPE, headers=headers)
+
+
+def wants_text_body() -> dict[str, str]:
+    if _PREFER_TEXT.search(request.headers.get("Prefer", "")):
+        return {"Preference-Applied": 'outlook.body-content-type="text"'}
+    return {}
+
+
+# ---------------------------------------------------------------- /me
+
+
+@graph.route("/me", defaults={"rest": ""}, methods=["GET", "POST", "PATCH", "DELETE", "PUT"])
+@graph.route("/me/<path:rest>", methods=["GET", "POST", "PATCH", "DELETE", "PUT"])
+def me(rest: str) -> Response:
+    bearer_token()
+    raise errors.MeNotDelegated()
+
+
+# ---------------------------------------------------------------- folders
+
+
+@graph.get("/users/<user>/mailFolders")
+def list_folders(user: str) -> Response:
+    req = authorize(user, Operation.READ_BASIC)
+    return _folder_page(req, req.store.root, "mailFolders")
+
+
+@graph.get("/users/<user>/mailFolders/<folder_id>/childFolders")
+def list_child_folders(user: str, folder_id: str) -> Response:
+    req = authorize(user, Operation.READ_BASIC)
+    folder = find_folder(req, folder_id)
+    return _folder_page(req, folder, f"mailFolders('{folder_id}')/childFolders")
+
+
+def _folder_page(req: MailboxRequest, parent: Folder, tail: str) -> Response:
+    include_hidden = request.args.get("includeHiddenFolders", "").lower() == "true"
+    top = odata.parse_top(request.args["$top"]) if "$top" in request.args else DEFAULT_PAGE
+    skip = odata.parse_skip(request.args["$skip"]) if "$skip" in request.args else 0
+    folders = req.store.child_folders(parent, include_hidden)
+    payload: dict[str, Any] = {"@odata.context": req.context(tail)}
+    if request.args.get("$count", "").lower() == "true":
+        payload["@odata.count"] = len(folders)
+    if skip + top < len(folders):
+        payload["@odata.nextLink"] = next_link(skip + top, top)
+    with req.store.lock:
+        payload["value"] = [folder_json(f, req.store) for f in folders[skip : skip + top]]
+    return graph_json(payload)
+
+
+@graph.get("/users/<user>/mailFolders/<folder_id>")
+def get_folder(user: str, folder_id: str) -> Response:
+    req = authorize(user, Operation.READ_BASIC)
+    folder = find_folder(req, folder_id)
+    with req.store.lock:
+        return graph_json(folder_json(folder, req.store, context=req.context("mailFolders/$entity")))
+
+
+@graph.post("/users/<user>/mailFolders")
+def create_root_folder(user: str) -> Response:
+    req = authorize(user, Operation.WRITE)
+    return _create_folder(req, req.store.root)
+
+
+@graph.post("/users/<user>/mailFolders/<folder_id>/childFolders")
+def create_child_folder(user: str, folder_id: str) -> Response:
+    req = authorize(user, Operation.WRITE)
+    return _create_folder(req, find_folder(req, folder_id))
+
+
+def _create_folder(req: MailboxRequest, parent: Folder) -> Response:
+    fields = body.fold_keys(body.json_body())
+    unknown = [name for key, (name, _) in fields.items() if key not in ("displayname", "ishidden")]
+    if unknown:
+        raise errors.RequestBodyRead(
+            f"The property '{unknown[0]}' does not exist on type 'microsoft.graph.mailFolder'. Make sure to only use "
+            "property names that are defined by the type or mark the type as open type."
+        )
+    name = body.expect_string("displayName", fields.get("displayname", ("displayName", None))[1])
+    if not name or not name.strip():
+        raise errors.InvalidParameter("The value of the parameter 'DisplayName' is empty.")  # fidelity: chosen
+    hidden = body.expect_bool("isHidden", fields["ishidden"][1]) if "ishidden" in fields else False
+    try:
+        folder = req.store.create_folder(parent, name.strip(), hidden)
+    except FolderExists:
+        raise errors.FolderExists() from None
+    with req.store.lock:
+        return graph_json(folder_json(folder, req.store, context=req.context("mailFolders/$entity")), 201)
+
+
+# ---------------------------------------------------------------- message listing
+
+
+def next_link(skip: int, top: int) -> str:
+    """The request's absolute URL with `$skip`/`$top` advanced; other parameters kept as sent."""
+    params = [(k, v) for k, v in request.args.items(multi=True) if k not in ("$skip", "$top")]
+    params += [("$top", str(top)), ("$skip", str(skip))]
+    return f"{request.base_url}?{urlencode(params, quote_via=quote)}"
+
+
+def getter(message: Message) -> Callable[[str], Any]:
+    """Property values for $filter/$orderby/$search, as Graph JSON with DateTimeOffsets as datetimes."""
+
+    def get(path: str) -> Any:
+        if path in _DATETIME_PATHS:
+            return {
+                "receivedDateTime": message.received,
+                "sentDateTime": message.sent,
+                "createdDateTime": message.created,
+                "lastModifiedDateTime": message.modified,
+            }[path]
+        head, *rest = path.split("/")
+        value = message_value(message, head, message_id=message.id)
+        for part in rest:
+            value = value.get(part) if isinstance(value, dict) else None
+        return value
+
+    return get
+
+
+@graph.get("/users/<user>/messages")
+def list_messages(user: str) -> Response:
+    req = authorize(user, Operation.READ_BASIC)
+    return _message_page(req, None, "messages")
+
+
+@graph.get("/users/<user>/mailFolders/<folder_id>/messages")
+def list_folder_messages(user: str, folder_id: str) -> Response:
+    req = authorize(user, Operation.READ_BASIC)
+    folder = find_folder(req, folder_id)
+    return _message_page(req, folder, f"mailFolders('{folder_id}')/messages")
+
+
+def _message_page(req: MailboxRequest, folder: Folder | None, tail: str) -> Response:
+    args = request.args
+    select = odata.parse_select(args["$select"]) if "$select" in args else None
+    top = odata.parse_top(args["$top"]) if "$top" in args else DEFAULT_PAGE
+    skip = odata.parse_skip(args["$skip"]) if "$skip" in args else 0
+    count = args.get("$count", "").lower() == "true"
+    flt = odata.parse_filter(args["$filter"]) if args.get("$filter") else None
+    orderby = odata.parse_orderby(args["$orderby"]) if args.get("$orderby") else []
+    search = odata.parse_search(args["$search"]) if args.get("$search") else None
+    if search is not None:
+        if flt is not None:
+            raise odata.SearchWithFilter()
+        if orderby:
+            raise odata.SearchWithOrderBy()
+        if not req.decision.content_visible:
+            raise errors.AccessDenied()
+    odata.check_filter_orderby(flt, orderby)
+
+    predicate = None
+    unread_only = None
+    if flt is not None:
+        unread_only = None if flt.isread_only is None else not flt.isread_only
+        if unread_only is None:
+            predicate = lambda m: flt.matches(getter(m))  # noqa: E731
+    if search is not None:
+        predicate = lambda m: search.matches(getter(m))  # noqa: E731
+        orderby = [("sentDateTime", True)]
+    sort = (lambda items: odata.order(items, orderby, getter)) if orderby else None
+    page = req.store.list_messages(
+        folder, skip=skip, top=top, count=count, unread_only=unread_only, predicate=predicate, sort=sort
+    )
+    context = req.context(tail + (f"({','.join(select)})" if select else ""))
+    payload: dict[str, Any] = {"@odata.context": context}
+    if count:
+        payload["@odata.count"] = page.total
+    if page.has_more:
+        payload["@odata.nextLink"] = next_link(skip + top, top)
+    headers = wants_text_body()
+    with req.store.lock:
+        payload["value"] = [
+            message_json(
+                m,
+                select=select,
+                as_text=bool(headers),
+                content_visible=req.decision.content_visible,
+                immutable_ids=req.immutable_ids,
+            )
+            for m in page.items
+        ]
+    return graph_json(payload, headers=headers)
+
+
+# ---------------------------------------------------------------- one message
+
+
+def _message_routes(rule: str, **options: Any) -> Callable:
+    """Register a message route both under /users/{u}/messages and /users/{u}/mailFolders/{f}/messages."""
+
+    def register(view: Callable) -> Callable:
+        graph.add_url_rule(f"/users/<user>/messages/<message_id>{rule}", view_func=view, **options)
+        graph.add_url_rule(
+            f"/users/<user>/mailFolders/<folder_id>/messages/<message_id>{rule}",
+            endpoint=f"{view.__name__}_in_folder",
+            view_func=view,
+            **options,
+        )
+        return view
+
+    return register
+
+
+def _message_in_scope(req: MailboxRequest, message_id: str, folder_id: str | None) -> Message:
+    folder = find_folder(req, folder_id) if folder_id is not None else None
+    return find_message(req, message_id, folder)
+
+
+def _one(req: MailboxRequest, message: Message, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    select = odata.parse_select(request.args["$select"]) if "$select" in request.args else None
+    with req.store.lock:
+        payload = message_json(
+            message,
+            select=select,
+            as_text=bool(headers),
+            content_visible=req.decision.content_visible,
+            immutable_ids=req.immutable_ids,
+            context=req.context("messages/$entity"),
+        )
+    return graph_json(payload, status, headers=headers)
+
+
+@_message_routes("", methods=["GET"])
+def get_message(user: str, message_id: str, folder_id: str | None = None) -> Response:
+    req = authorize(user, Operation.READ_BASIC)
+    return _one(req, _message_in_scope(req, message_id, folder_id), headers=wants_text_body())
+
+
+@_message_routes("", methods=["PATCH"])
+def update_message(user: str, message_id: str, folder_id: str | None = None) -> Response:
+    req = authorize(user, Operation.WRITE)
+    message = _message_in_scope(req, message_id, folder_id)
+    fields = body.read_message_fields(body.json_body())
+    if not message.is_draft:
+        refused = [name for name in ("subject", "body_content", "internet_message_id", "reply_to") if name in fields]
+        if refused:
+            raise errors.InvalidPropertyUpdateSentMessage()
+
+    def apply(target: Message) -> None:
+        for name, value in fields.items():
+            if name == "body_content":
+                target.set_body(value, fields["body_type"])
+            elif name != "body_type":
+                setattr(target, name, value)
+
+    updated = req.store.update_message(message.id, apply)
+    return _one(req, updated)
+
+
+@_message_routes("", methods=["DELETE"])
+def delete_message(user: str, message_id: str, folder_id: str | None = None) -> Response:
+    req = authorize(user, Operation.WRITE)
+    message = _message_in_scope(req, message_id, folder_id)
+    try:
+        req.store.delete_message(message.id)
+    except ItemNotFound:
+        raise errors.ItemNotFound() from None
+    return Response(status=204)
+
+
+def _destination(req: MailboxRequest) -> Folder:
+    fields = body.fold_keys(body.json_body())
+    value = fields.get("destinationid", ("DestinationId", None))[1]
+    destination = body.expect_string("DestinationId", value)
+    if not destination:
+        raise errors.InvalidParameter("The value of the parameter 'DestinationId' is empty.")  # fidelity: chosen
+    return find_folder(req, destination)
+
+
+@_message_routes("/move", methods=["POST"])
+def move_message(user: str, message_id: str, folder_id: str | None = None) -> Response:
+    req = authorize(user, Operation.WRITE)
+    message = _message_in_scope(req, message_id, folder_id)
+    destination = _destination(req)
+    try:
+        moved = req.store.move_message(message.id, destination, keep_id=req.immutable_ids)
+    except ItemNotFound:
+        raise errors.ItemNotFound() from None
+    return _one(req, moved, 201)
+
+
+@_message_routes("/copy", methods=["POST"])
+def copy_message(user: str, message_id: str, folder_id: str | None = None) -> Response:
+    req = authorize(user, Operation.WRITE)
+    message = _message_in_scope(req, message_id, folder_id)
+    destination = _destination(req)
+    try:
+        copied = req.store.copy_message(message.id, destination)
+    except ItemNotFound:
+        raise errors.ItemNotFound() from None
+    return _one(req, copied, 201)
+
+
+# ---------------------------------------------------------------- sendMail
+
+
+def _read_attachments(value: Any) -> list[dict[str, Any]]:
+    attachments = []
+    for item in body.expect_list("attachments", value):
+        fields = body.fold_keys(body.expect_object("attachments", item))
+        name = body.expect_string("name", fields.get("name", ("name", None))[1]) or "attachment"
+        raw = body.expect_string("contentBytes", fields.get("contentbytes", ("contentBytes", None))[1]) or ""
+        try:
+            content = base64.b64decode(raw, validate=True)
+        except (binascii.Error, ValueError):
+            raise errors.RequestBodyRead(
+                f"Cannot convert the literal '{raw[:40]}' to the expected type 'Edm.Binary'."
+            ) from None
+        content_type = body.expect_string("contentType", fields.get("contenttype", ("contentType", None))[1])
+        inline = body.expect_bool("isInline", fields["isinline"][1]) if "isinline" in fields else False
+        content_id = body.expect_string("contentId", fields.get("contentid", ("contentId", None))[1])
+        attachments.append(
+            {
+                "name": name,
+                "contentType": content_type or "application/octet-stream",
+                "content": content,
+                "isInline": inline,
+                "contentId": content_id,
+            }
+        )
+    return attachments
+
+
+@graph.post("/users/<user>/sendMail")
+def send_mail(user: str) -> Response:
+    req = authorize(user, Operation.SEND)
+    payload = body.fold_keys(body.json_body())
+    if "message" not in payload or payload["message"][1] is None:
+        raise errors.InvalidParameter("The value of the parameter 'Message' is empty.")  # fidelity: chosen
+    save = body.expect_bool("SaveToSentItems", payload["savetosentitems"][1]) if "savetosentitems" in payload else True
+    message_obj = body.expect_object("Message", payload["message"][1])
+    fields = body.read_message_fields(message_obj, ignore=frozenset({"attachments"}))
+    attachments_value = body.fold_keys(message_obj).get("attachments")
+    if attachments_value is not None:
+        fields["attachments"] = _read_attachments(attachments_value[1])
+        fields["has_attachments"] = any(not a["isInline"] for a in fields["attachments"])
+    recipients = [*fields.get("to", []), *fields.get("cc", []), *fields.get("bcc", [])]
+    if not recipients:
+        raise errors.InvalidRecipients()
+    if len(recipients) > body.MAX_RECIPIENTS:
+        raise errors.TooManyRecipients()
+    claimed = fields.pop("from_", None) or fields.pop("sender", None)
+    fields.pop("sender", None)
+    if claimed is not None and req.mailbox is not req.token.tenant.mailbox(claimed["emailAddress"]["address"]):
+        raise errors.SendAsDenied()
+    fields.pop("is_read", None)
+    current_emulator().mail.send(req.token.tenant, req.mailbox, fields, save_to_sent=save)
+    return Response(status=202)

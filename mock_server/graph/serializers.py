@@ -1,0 +1,184 @@
+"""Graph JSON for messages and folders, shaped as v1.0 returns them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+from urllib.parse import quote
+
+from mock_server.clock import iso_z
+from mock_server.state.mailstore import Folder, MailboxStore, Message, text_of
+
+# Every property of a message in the order Graph writes them; the last two only with $select.
+MESSAGE_PROPERTIES = (
+    "createdDateTime",
+    "lastModifiedDateTime",
+    "changeKey",
+    "categories",
+    "receivedDateTime",
+    "sentDateTime",
+    "hasAttachments",
+    "internetMessageId",
+    "subject",
+    "bodyPreview",
+    "importance",
+    "parentFolderId",
+    "conversationId",
+    "conversationIndex",
+    "isDeliveryReceiptRequested",
+    "isReadReceiptRequested",
+    "isRead",
+    "isDraft",
+    "webLink",
+    "inferenceClassification",
+    "body",
+    "sender",
+    "from",
+    "toRecipients",
+    "ccRecipients",
+    "bccRecipients",
+    "replyTo",
+    "flag",
+    "internetMessageHeaders",
+    "uniqueBody",
+)
+SELECT_ONLY = frozenset({"internetMessageHeaders", "uniqueBody"})
+CONTENT_PROPERTIES = frozenset({"body", "bodyPreview", "uniqueBody"})
+FOLDER_PROPERTIES = (
+    "displayName",
+    "parentFolderId",
+    "childFolderCount",
+    "unreadItemCount",
+    "totalItemCount",
+    "isHidden",
+)
+
+
+def _body(message: Message, as_text: bool) -> dict[str, str]:
+    if as_text and message.body_type == "html":
+        return {"contentType": "text", "content": text_of(message.body_content, "html").strip()}
+    return {"contentType": message.body_type, "content": message.body_content}
+
+
+def message_value(message: Message, name: str, *, message_id: str, as_text: bool = False) -> Any:
+    """One property of a message as Graph JSON shows it."""
+    match name:
+        case "id":
+            return message_id
+        case "createdDateTime":
+            return iso_z(message.created)
+        case "lastModifiedDateTime":
+            return iso_z(message.modified)
+        case "changeKey":
+            return message.change_key
+        case "categories":
+            return list(message.categories)
+        case "receivedDateTime":
+            return iso_z(message.received)
+        case "sentDateTime":
+            return iso_z(message.sent) if message.sent else None
+        case "hasAttachments":
+            return message.has_attachments
+        case "internetMessageId":
+            return message.internet_message_id or None
+        case "subject":
+            return message.subject
+        case "bodyPreview":
+            return message.body_preview
+        case "importance":
+            return message.importance
+        case "parentFolderId":
+            return message.folder_id
+        case "conversationId":
+            return message.conversation_id or None
+        case "conversationIndex":
+            return message.conversation_index or None
+        case "isDeliveryReceiptRequested":
+            return message.is_delivery_receipt_requested
+        case "isReadReceiptRequested":
+            return message.is_read_receipt_requested
+        case "isRead":
+            return message.is_read
+        case "isDraft":
+            return message.is_draft
+        case "webLink":
+            return (
+                f"https://outlook.office365.com/owa/?ItemID={quote(message_id, safe='')}"
+                "&exvsurl=1&viewmodel=ReadMessageItem"
+            )
+        case "inferenceClassification":
+            return message.inference_classification
+        case "body" | "uniqueBody":
+            return _body(message, as_text)
+        case "sender":
+            return message.sender
+        case "from":
+            return message.from_
+        case "toRecipients":
+            return message.to
+        case "ccRecipients":
+            return message.cc
+        case "bccRecipients":
+            return message.bcc
+        case "replyTo":
+            return message.reply_to
+        case "flag":
+            return message.flag
+        case "internetMessageHeaders":
+            return message.internet_message_headers
+    raise KeyError(name)
+
+
+def message_json(
+    message: Message,
+    *,
+    select: Iterable[str] | None = None,
+    as_text: bool = False,
+    content_visible: bool = True,
+    immutable_ids: bool = False,
+    context: str | None = None,
+) -> dict[str, Any]:
+    """The message as Graph returns it; `content_visible` False hides body fields (Mail.ReadBasic)."""
+    message_id = message.immutable_id if immutable_ids else message.id
+    wanted = set(select) if select else None
+    out: dict[str, Any] = {}
+    if context:
+        out["@odata.context"] = context
+    out["@odata.etag"] = f'W/"{message.change_key}"'
+    out["id"] = message_id
+    for name in MESSAGE_PROPERTIES:
+        if wanted is None and name in SELECT_ONLY:
+            continue
+        if wanted is not None and name not in wanted:
+            continue
+        if not content_visible and name in CONTENT_PROPERTIES:
+            continue
+        value = message_value(message, name, message_id=message_id, as_text=as_text)
+        out[name] = _copy(value)
+    return out
+
+
+def _copy(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_copy(v) for v in value]
+    return value
+
+
+def folder_json(folder: Folder, store: MailboxStore, *, context: str | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if context:
+        out["@odata.context"] = context
+    out.update(
+        {
+            "id": folder.id,
+            "displayName": folder.display_name,
+            "parentFolderId": folder.parent_id or store.root.id,
+            "childFolderCount": len(folder.children),
+            "unreadItemCount": folder.unread_count,
+            "totalItemCount": folder.total_count,
+            "isHidden": folder.is_hidden,
+        }
+    )
+    return out

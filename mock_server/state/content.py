@@ -1,0 +1,78 @@
+"""Generated mail content: Faker with a fixed seed, drawn from prepared pools so that filling a mailbox with
+100,000 messages takes seconds, not minutes."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from mock_server.state.mailstore import Folder, MailboxStore, recipient
+
+POOL_SIZE = 256
+
+
+@dataclass(frozen=True)
+class ContentPools:
+    subjects: list[str]
+    paragraphs: list[str]
+    senders: list[tuple[str, str]]
+
+
+_pools: dict[int, ContentPools] = {}
+
+
+def pools(seed: int) -> ContentPools:
+    """Subjects, bodies and senders made once per seed with Faker."""
+    if seed not in _pools:
+        from faker import Faker
+
+        fake = Faker("en_US")
+        fake.seed_instance(seed)
+        subjects = [fake.sentence(nb_words=6).rstrip(".") for _ in range(POOL_SIZE)]
+        paragraphs = [fake.paragraph(nb_sentences=4) for _ in range(POOL_SIZE)]
+        senders = []
+        for _ in range(POOL_SIZE // 4):
+            name = fake.name()
+            senders.append((name, f"{name.split()[0].lower()}.{name.split()[-1].lower()}@{fake.free_email_domain()}"))
+        _pools[seed] = ContentPools(subjects, paragraphs, senders)
+    return _pools[seed]
+
+
+def generate_messages(
+    store: MailboxStore,
+    folder: Folder,
+    count: int,
+    *,
+    seed: int = 365,
+    now: datetime,
+    unread_ratio: float = 0.3,
+    spacing: timedelta = timedelta(minutes=7),
+) -> list[str]:
+    """Fill `folder` with `count` received messages, newest `now`, older ones `spacing` apart; returns ids."""
+    content = pools(seed)
+    rng = random.Random(seed * 1_000_003 + count)
+    owner = recipient(store.mailbox.address, store.mailbox.display_name)
+    ids = []
+    for i in range(count):
+        name, address = content.senders[rng.randrange(len(content.senders))]
+        received = now - spacing * (count - 1 - i)
+        paragraph = content.paragraphs[rng.randrange(POOL_SIZE)]
+        fields: dict[str, Any] = {
+            "subject": content.subjects[rng.randrange(POOL_SIZE)],
+            "body_type": "html",
+            "body_content": f"<html><body><p>{paragraph}</p></body></html>",
+            "sender": recipient(address, name),
+            "from_": recipient(address, name),
+            "to": [dict(owner)],
+            "is_read": rng.random() >= unread_ratio,
+            "importance": "high" if rng.random() < 0.05 else "normal",
+            "internet_message_id": f"<{rng.getrandbits(64):016X}.{i}@{address.split('@')[1]}>",
+            "sent": received - timedelta(seconds=rng.randrange(1, 90)),
+            "received": received,
+            "created": received,
+            "modified": received,
+        }
+        ids.append(store.add_message(folder, **fields).id)
+    return ids

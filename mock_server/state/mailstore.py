@@ -1,0 +1,592 @@
+"""Folders and messages of every mailbox, delivery of sent mail, and the indexes that keep listing cheap.
+
+Each mailbox has its own lock; no operation holds two mailbox locks at once, so delivery to many mailboxes
+cannot deadlock. Listing the first page in the default order (receivedDateTime desc), unread-only listing and
+lookups by id cost the same whatever the mailbox size: every folder and the mailbox as a whole keep sorted
+indexes of all and of unread messages.
+"""
+
+from __future__ import annotations
+
+import base64
+import bisect
+import html
+import itertools
+import os
+import re
+import threading
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from mock_server.state.directory import Mailbox, Tenant
+
+# Well-known folders: name -> (display name, parent well-known name or None for the root's parent, listed).
+WELL_KNOWN_FOLDERS: dict[str, tuple[str, str | None]] = {
+    "msgfolderroot": ("Top of Information Store", None),
+    "archive": ("Archive", "msgfolderroot"),
+    "conversationhistory": ("Conversation History", "msgfolderroot"),
+    "deleteditems": ("Deleted Items", "msgfolderroot"),
+    "drafts": ("Drafts", "msgfolderroot"),
+    "inbox": ("Inbox", "msgfolderroot"),
+    "junkemail": ("Junk Email", "msgfolderroot"),
+    "outbox": ("Outbox", "msgfolderroot"),
+    "sentitems": ("Sent Items", "msgfolderroot"),
+    "syncissues": ("Sync Issues", "msgfolderroot"),
+    "conflicts": ("Conflicts", "syncissues"),
+    "localfailures": ("Local Failures", "syncissues"),
+    "serverfailures": ("Server Failures", "syncissues"),
+    # Outside the visible tree: reachable by name, never listed under the root.
+    "scheduled": ("Scheduled", None),
+    "searchfolders": ("Finder", None),
+    "recoverableitemsdeletions": ("Deletions", None),
+}
+_ID_PREFIX_MESSAGE = b"\x00\x03\x24\x00"
+_ID_PREFIX_FOLDER = b"\x00\x01\x2e\x00"
+_ID_PREFIX_IMMUTABLE = b"\x00\x09\x2e\x00"
+_ID_LENGTH = 4 + 16 + 22
+_TAG = re.compile(r"<[^>]+>")
+_SPACE = re.compile(r"\s+")
+
+
+class MailStoreError(LookupError):
+    """Base for the store's refusals; graph/ maps each to Graph's error."""
+
+
+class MalformedId(MailStoreError):
+    pass
+
+
+class ItemNotFound(MailStoreError):
+    pass
+
+
+class FolderExists(MailStoreError):
+    pass
+
+
+def _graph_id(prefix: bytes, owner: str) -> str:
+    """An id shaped like Exchange's: base64url of a fixed prefix, the owning mailbox's GUID and random bytes."""
+    raw = prefix + uuid.UUID(owner).bytes + os.urandom(22)
+    return base64.urlsafe_b64encode(raw).decode("ascii")
+
+
+def is_wellformed_id(value: str) -> bool:
+    """True when `value` could be an id this store issued (standard or url-safe base64 of the right shape)."""
+    if not 40 <= len(value) <= 200:
+        return False
+    try:
+        raw = base64.b64decode(value.replace("-", "+").replace("_", "/") + "=" * (-len(value) % 4), validate=True)
+    except ValueError:
+        return False
+    return len(raw) == _ID_LENGTH and raw[:4] in (_ID_PREFIX_MESSAGE, _ID_PREFIX_FOLDER, _ID_PREFIX_IMMUTABLE)
+
+
+def normalise_id(value: str) -> str:
+    """Ids compare in url-safe form; clients sometimes send the standard-base64 spelling."""
+    return value.replace("+", "-").replace("/", "_")
+
+
+def new_change_key() -> str:
+    return base64.b64encode(b"\x09\x00\x00\x00\x16\x00\x00\x00" + os.urandom(18)).decode("ascii")
+
+
+def text_of(content: str, content_type: str) -> str:
+    """The plain text of a body: HTML tags dropped and entities decoded."""
+    if content_type == "html":
+        content = html.unescape(_TAG.sub(" ", content))
+    return content
+
+
+def preview_of(content: str, content_type: str) -> str:
+    return _SPACE.sub(" ", text_of(content, content_type)).strip()[:255]
+
+
+def recipient(address: str, name: str | None = None) -> dict[str, Any]:
+    return {"emailAddress": {"name": name if name is not None else address, "address": address}}
+
+
+@dataclass
+class Message:
+    """One message in one folder. `id` changes when the message moves; `immutable_id` never does."""
+
+    id: str
+    immutable_id: str
+    seq: int
+    folder_id: str
+    created: datetime
+    modified: datetime
+    received: datetime
+    sent: datetime | None
+    subject: str = ""
+    body_type: str = "html"
+    body_content: str = ""
+    sender: dict[str, Any] | None = None
+    from_: dict[str, Any] | None = None
+    to: list[dict[str, Any]] = field(default_factory=list)
+    cc: list[dict[str, Any]] = field(default_factory=list)
+    bcc: list[dict[str, Any]] = field(default_factory=list)
+    reply_to: list[dict[str, Any]] = field(default_factory=list)
+    is_read: bool = False
+    is_draft: bool = False
+    importance: str = "normal"
+    inference_classification: str = "focused"
+    flag: dict[str, Any] = field(default_factory=lambda: {"flagStatus": "notFlagged"})
+    categories: list[str] = field(default_factory=list)
+    internet_message_id: str = ""
+    conversation_id: str = ""
+    conversation_index: str = ""
+    internet_message_headers: list[dict[str, str]] = field(default_factory=list)
+    is_delivery_receipt_requested: bool = False
+    is_read_receipt_requested: bool = False
+    has_attachments: bool = False
+    attachments: list[dict[str, Any]] = field(default_factory=list)
+    change_key: str = field(default_factory=new_change_key)
+    _preview: str | None = field(default=None, repr=False)
+
+    @property
+    def body_preview(self) -> str:
+        if self._preview is None:
+            self._preview = preview_of(self.body_content, self.body_type)
+        return self._preview
+
+    def set_body(self, content: str, content_type: str) -> None:
+        self.body_content, self.body_type, self._preview = content, content_type, None
+
+    def index_key(self) -> tuple[float, int]:
+        """Sorts ascending in Graph's default order: newest received first, then newest created."""
+        return (-self.received.timestamp(), -self.seq)
+
+    def copy_fields(self) -> dict[str, Any]:
+        """The content of this message, for building a copy or a delivered message."""
+        return {
+            "subject": self.subject,
+            "body_type": self.body_type,
+            "body_content": self.body_content,
+            "sender": _clone(self.sender),
+            "from_": _clone(self.from_),
+            "to": _clone(self.to),
+            "cc": _clone(self.cc),
+            "bcc": _clone(self.bcc),
+            "reply_to": _clone(self.reply_to),
+            "is_read": self.is_read,
+            "is_draft": self.is_draft,
+            "importance": self.importance,
+            "inference_classification": self.inference_classification,
+            "flag": _clone(self.flag),
+            "categories": list(self.categories),
+            "internet_message_id": self.internet_message_id,
+            "conversation_id": self.conversation_id,
+            "conversation_index": self.conversation_index,
+            "internet_message_headers": _clone(self.internet_message_headers),
+            "is_delivery_receipt_requested": self.is_delivery_receipt_requested,
+            "is_read_receipt_requested": self.is_read_receipt_requested,
+            "has_attachments": self.has_attachments,
+            "attachments": _clone(self.attachments),
+            "sent": self.sent,
+            "received": self.received,
+        }
+
+
+def _clone(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _clone(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_clone(v) for v in value]
+    return value
+
+
+class SortedIndex:
+    """Messages kept in Graph's default order; page slices and lengths without scanning."""
+
+    def __init__(self) -> None:
+        self._keys: list[tuple[float, int]] = []
+        self._by_key: dict[tuple[float, int], Message] = {}
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def add(self, message: Message) -> None:
+        key = message.index_key()
+        bisect.insort(self._keys, key)
+        self._by_key[key] = message
+
+    def discard(self, message: Message) -> None:
+        key = message.index_key()
+        if self._by_key.pop(key, None) is not None:
+            del self._keys[bisect.bisect_left(self._keys, key)]
+
+    def slice(self, start: int, stop: int) -> list[Message]:
+        return [self._by_key[k] for k in self._keys[start:stop]]
+
+    def __iter__(self) -> Iterator[Message]:
+        for key in list(self._keys):
+            message = self._by_key.get(key)
+            if message is not None:
+                yield message
+
+
+@dataclass
+class Folder:
+    id: str
+    display_name: str
+    parent_id: str | None
+    well_known: str | None = None
+    is_hidden: bool = False
+    in_mailbox_view: bool = True
+    children: list[str] = field(default_factory=list)
+    all: SortedIndex = field(default_factory=SortedIndex)
+    unread: SortedIndex = field(default_factory=SortedIndex)
+
+    @property
+    def total_count(self) -> int:
+        return len(self.all)
+
+    @property
+    def unread_count(self) -> int:
+        return len(self.unread)
+
+
+@dataclass
+class Page:
+    """One page of a listing; `total` only when the caller asked for a count."""
+
+    items: list[Message]
+    total: int | None
+    has_more: bool
+
+
+class MailboxStore:
+    """The folders and messages of one mailbox, guarded by one lock."""
+
+    def __init__(self, mailbox: Mailbox, clock: Callable[[], datetime]) -> None:
+        self.mailbox = mailbox
+        self.lock = threading.RLock()
+        self._now = clock
+        self._seq = itertools.count(1)
+        self.folders: dict[str, Folder] = {}
+        self.well_known: dict[str, Folder] = {}
+        self.messages: dict[str, Message] = {}
+        self.immutable: dict[str, Message] = {}
+        self.all = SortedIndex()
+        self.unread = SortedIndex()
+        for name, (display, parent) in WELL_KNOWN_FOLDERS.items():
+            parent_id = self.well_known[parent].id if parent else None
+            folder = Folder(_graph_id(_ID_PREFIX_FOLDER, mailbox.id), display, parent_id, well_known=name)
+            self._attach(folder)
+            self.well_known[name] = folder
+
+    @property
+    def root(self) -> Folder:
+        return self.well_known["msgfolderroot"]
+
+    def _attach(self, folder: Folder) -> None:
+        """Link a folder into the tree; only the root's subtree shows in mailbox-wide listings."""
+        self.folders[folder.id] = folder
+        if folder.parent_id is not None:
+            parent = self.folders[folder.parent_id]
+            parent.children.append(folder.id)
+            folder.in_mailbox_view = parent.in_mailbox_view
+        else:
+            folder.in_mailbox_view = folder.well_known == "msgfolderroot"
+
+    # ------------------------------------------------------------ folders
+
+    def folder(self, key: str) -> Folder:
+        """A folder by id or well-known name (any case); MalformedId or ItemNotFound otherwise."""
+        well_known = self.well_known.get(key.lower())
+        if well_known is not None:
+            return well_known
+        if not is_wellformed_id(key):
+            raise MalformedId(key)
+        folder = self.folders.get(normalise_id(key))
+        if folder is None:
+            raise ItemNotFound(key)
+        return folder
+
+    def child_folders(self, parent: Folder, include_hidden: bool = False) -> list[Folder]:
+        with self.lock:
+            children = [self.folders[c] for c in parent.children]
+        return [f for f in children if include_hidden or not f.is_hidden]
+
+    def create_folder(self, parent: Folder, display_name: str, is_hidden: bool = False) -> Folder:
+        with self.lock:
+            if any(self.folders[c].display_name.lower() == display_name.lower() for c in parent.children):
+                raise FolderExists(display_name)
+            folder = Folder(_graph_id(_ID_PREFIX_FOLDER, self.mailbox.id), display_name, parent.id, is_hidden=is_hidden)
+            self._attach(folder)
+            return folder
+
+    def folder_by_name(self, parent: Folder, display_name: str) -> Folder | None:
+        with self.lock:
+            for child in parent.children:
+                if self.folders[child].display_name.lower() == display_name.lower():
+                    return self.folders[child]
+        return None
+
+    # ------------------------------------------------------------ messages
+
+    def message(self, key: str) -> Message:
+        """A message by its current id or its immutable id."""
+        if not is_wellformed_id(key):
+            raise MalformedId(key)
+        key = normalise_id(key)
+        message = self.messages.get(key) or self.immutable.get(key)
+        if message is None:
+            raise ItemNotFound(key)
+        return message
+
+    def add_message(self, folder: Folder, **fields: Any) -> Message:
+        """Store a new message in `folder`; times default to now."""
+        now = self._now()
+        fields.setdefault("received", now)
+        with self.lock:
+            message = Message(
+                id=_graph_id(_ID_PREFIX_MESSAGE, self.mailbox.id),
+                immutable_id=_graph_id(_ID_PREFIX_IMMUTABLE, self.mailbox.id),
+                seq=next(self._seq),
+                folder_id=folder.id,
+                created=fields.pop("created", now),
+                modified=fields.pop("modified", now),
+                sent=fields.pop("sent", None),
+                **fields,
+            )
+            self._index(message)
+            return message
+
+    def _index(self, message: Message) -> None:
+        folder = self.folders[message.folder_id]
+        self.messages[message.id] = message
+        self.immutable[message.immutable_id] = message
+        folder.all.add(message)
+        if not message.is_read:
+            folder.unread.add(message)
+        if folder.in_mailbox_view:
+            self.all.add(message)
+            if not message.is_read:
+                self.unread.add(message)
+
+    def _unindex(self, message: Message) -> None:
+        folder = self.folders[message.folder_id]
+        self.messages.pop(message.id, None)
+        self.immutable.pop(message.immutable_id, None)
+        for index in (folder.all, self.all, folder.unread, self.unread):
+            index.discard(message)
+
+    def update_message(self, key: str, changes: Callable[[Message], None]) -> Message:
+        """Apply `changes` to a message atomically, keeping indexes and counts true."""
+        with self.lock:
+            message = self.message(key)
+            self._unindex(message)
+            try:
+                changes(message)
+            finally:
+                message.modified = self._now()
+                message.change_key = new_change_key()
+                self._index(message)
+            return message
+
+    def move_message(self, key: str, destination: Folder, keep_id: bool = False) -> Message:
+        """Move to `destination`; the message gets a new id unless `keep_id` (Prefer: IdType="ImmutableId")."""
+        with self.lock:
+            message = self.message(key)
+            self._unindex(message)
+            message.folder_id = destination.id
+            if not keep_id:
+                message.id = _graph_id(_ID_PREFIX_MESSAGE, self.mailbox.id)
+            message.modified = self._now()
+            message.change_key = new_change_key()
+            self._index(message)
+            return message
+
+    def copy_message(self, key: str, destination: Folder) -> Message:
+        with self.lock:
+            source = self.message(key)
+            fields = source.copy_fields()
+            return self.add_message(destination, **fields)
+
+    def delete_message(self, key: str) -> None:
+        """Graph's DELETE: into Deleted Items, or out of sight if it is already there."""
+        with self.lock:
+            message = self.message(key)
+            deleted = self.well_known["deleteditems"]
+            target = self.well_known["recoverableitemsdeletions"] if message.folder_id == deleted.id else deleted
+            self.move_message(key, target)
+
+    def list_messages(
+        self,
+        folder: Folder | None,
+        *,
+        skip: int,
+        top: int,
+        count: bool = False,
+        unread_only: bool | None = None,
+        predicate: Callable[[Message], bool] | None = None,
+        sort: Callable[[list[Message]], list[Message]] | None = None,
+    ) -> Page:
+        """A page of messages of `folder` (or the whole mailbox) in default order unless `sort` is given.
+
+        `unread_only` True/False uses the unread index (or its complement); `predicate` filters by scanning.
+        """
+        with self.lock:
+            index = (folder.unread if folder else self.unread) if unread_only else (folder.all if folder else self.all)
+            if predicate is None and sort is None and unread_only is not False:
+                items = index.slice(skip, skip + top)
+                return Page(items, len(index) if count else None, skip + top < len(index))
+            candidates: Iterable[Message] = iter(index)
+            if unread_only is False:
+                candidates = (m for m in candidates if m.is_read)
+            if predicate is not None:
+                candidates = (m for m in candidates if predicate(m))
+            if sort is None and not count:
+                page = list(itertools.islice(candidates, skip, skip + top + 1))
+                return Page(page[:top], None, len(page) > top)
+            matched = list(candidates)
+            if sort is not None:
+                matched = sort(matched)
+            return Page(matched[skip : skip + top], len(matched) if count else None, skip + top < len(matched))
+
+    def counts(self) -> tuple[int, int]:
+        with self.lock:
+            return len(self.all), len(self.unread)
+
+
+@dataclass
+class OutboundMail:
+    """A message sent to recipients outside every tenant of the emulator (the mail catcher)."""
+
+    sent: datetime
+    sender: str
+    recipients: list[str]
+    subject: str
+    body_type: str
+    body_content: str
+    internet_message_id: str
+    to: list[dict[str, Any]]
+    cc: list[dict[str, Any]]
+    bcc: list[dict[str, Any]]
+
+
+@dataclass
+class SendResult:
+    internet_message_id: str
+    delivered_to: list[str]
+    external: list[str]
+    sent_copy: Message | None
+
+
+class MailStore:
+    """The mail of every mailbox of the emulator, and the outbound log."""
+
+    def __init__(self, clock: Callable[[], datetime] | None = None) -> None:
+        self._now = clock or (lambda: datetime.now(UTC).replace(microsecond=0))
+        self._lock = threading.Lock()
+        self._stores: dict[str, MailboxStore] = {}
+        self._outbound: list[OutboundMail] = []
+
+    def now(self) -> datetime:
+        return self._now()
+
+    def store(self, mailbox: Mailbox) -> MailboxStore:
+        """The mailbox's store, created with its well-known folders on first use."""
+        store = self._stores.get(mailbox.id)
+        if store is None:
+            with self._lock:
+                store = self._stores.get(mailbox.id)
+                if store is None:
+                    store = self._stores[mailbox.id] = MailboxStore(mailbox, self._now)
+        return store
+
+    def outbound(self) -> list[OutboundMail]:
+        with self._lock:
+            return list(self._outbound)
+
+    def send(self, tenant: Tenant, sender: Mailbox, fields: dict[str, Any], save_to_sent: bool) -> SendResult:
+        """Submit a message from `sender`: a copy in Sent Items, one in each internal recipient's Inbox.
+
+        Recipients are matched to mailboxes by address or alias ignoring case; a mail-enabled group expands to
+        its members (nested groups too). Other addresses go to the outbound log. Each mailbox receives one copy
+        however often it is addressed. Access policies do not apply: they limit API access, not mail flow.
+        """
+        now = self._now()
+        domain = sender.address.split("@", 1)[1]
+        internet_message_id = f"<{uuid.uuid4().hex.upper()}@{domain}>"
+        conversation_id = _graph_id(_ID_PREFIX_MESSAGE, sender.id)
+        sender_recipient = recipient(sender.address, sender.display_name)
+        content = {
+            **fields,
+            "sender": sender_recipient,
+            "from_": _clone(sender_recipient),
+            "internet_message_id": internet_message_id,
+            "conversation_id": conversation_id,
+            "conversation_index": base64.b64encode(os.urandom(22)).decode("ascii"),
+            "sent": now,
+            "received": now,
+            "is_draft": False,
+        }
+        targets: dict[str, Mailbox] = {}
+        external: list[str] = []
+        for entry in [*content.get("to", []), *content.get("cc", []), *content.get("bcc", [])]:
+            address = entry["emailAddress"]["address"]
+            members = resolve_recipient(tenant, address)
+            if members is None and address.lower() not in (e.lower() for e in external):
+                external.append(address)
+            for member in members or []:
+                targets.setdefault(member.id, member)
+        sent_copy = None
+        if save_to_sent:
+            sender_store = self.store(sender)
+            sent_copy = sender_store.add_message(
+                sender_store.well_known["sentitems"], **_clone_fields(content), is_read=True
+            )
+        for mailbox in targets.values():
+            store = self.store(mailbox)
+            delivered = _clone_fields(content)
+            delivered["bcc"] = []
+            store.add_message(store.well_known["inbox"], **delivered, is_read=False)
+        if external:
+            with self._lock:
+                self._outbound.append(
+                    OutboundMail(
+                        sent=now,
+                        sender=sender.address,
+                        recipients=external,
+                        subject=content.get("subject", ""),
+                        body_type=content.get("body_type", "html"),
+                        body_content=content.get("body_content", ""),
+                        internet_message_id=internet_message_id,
+                        to=_clone(content.get("to", [])),
+                        cc=_clone(content.get("cc", [])),
+                        bcc=_clone(content.get("bcc", [])),
+                    )
+                )
+        return SendResult(internet_message_id, [m.address for m in targets.values()], external, sent_copy)
+
+
+def _clone_fields(fields: dict[str, Any]) -> dict[str, Any]:
+    return {k: _clone(v) for k, v in fields.items()}
+
+
+def resolve_recipient(tenant: Tenant, address: str) -> list[Mailbox] | None:
+    """The tenant's mailboxes an address delivers to (a group expands to its members), or None if external."""
+    mailbox = tenant.mailbox(address)
+    if mailbox is not None:
+        return [mailbox]
+    group = tenant.group(address) if "@" in address else None
+    if group is None or group.address.lower() != address.strip().lower():
+        return None
+    found: dict[str, Mailbox] = {}
+    pending, seen = [group], {group.id}
+    while pending:
+        for member in pending.pop().members:
+            box = tenant.mailbox(member)
+            if box is not None:
+                found.setdefault(box.id, box)
+                continue
+            nested = tenant.group(member)
+            if nested is not None and nested.id not in seen:
+                seen.add(nested.id)
+                pending.append(nested)
+    return list(found.values())
