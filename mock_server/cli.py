@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import secrets
 import sys
 import time
 from datetime import UTC, datetime
@@ -49,6 +50,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="extra name for the TLS certificate and the advertised URL (repeatable)",
     )
     serve.add_argument(
+        "--admin-key",
+        default=os.environ.get("M365_MOCK_ADMIN_KEY"),
+        help="key for the control API under /_m365 (default: $M365_MOCK_ADMIN_KEY or a random one)",
+    )
+    serve.add_argument(
         "--threads",
         type=int,
         default=default_threads(),
@@ -65,7 +71,7 @@ def _load_world(config: Path | None) -> LoadedWorld:
     return load_tenant_file(config) if config else load_demo_world()
 
 
-def connection_facts(world: LoadedWorld, base_url: str, ca_file: Path | None) -> dict[str, Any]:
+def connection_facts(world: LoadedWorld, base_url: str, ca_file: Path | None, admin_key: str) -> dict[str, Any]:
     """What a client needs to reach this emulator, for the banner and the connection files."""
     now = datetime.now(UTC)
     tenants, apps = [], []
@@ -100,6 +106,8 @@ def connection_facts(world: LoadedWorld, base_url: str, ca_file: Path | None) ->
         "ca_file": str(ca_file) if ca_file else None,
         "tenants": tenants,
         "apps": apps,
+        "admin_key": admin_key,
+        "control_url": f"{base_url}/_m365",
         "pid": os.getpid(),
     }
 
@@ -124,6 +132,7 @@ def banner(facts: dict[str, Any], world: LoadedWorld, started: float, source: st
     for secret in world.generated_secrets:
         lines.append(f"  Generated secret for {secret.app_name} ({secret.app_id}): {secret.value}  (shown once)")
     state = Path(facts["ca_file"]).parent if ca else None
+    lines.append(f"  Control API:  {facts['control_url']}  (header X-M365-Admin-Key: {facts['admin_key']})")
     if state:
         lines.append(f"  Connection:   {state / 'connection.json'} and connection.env")
     if app:
@@ -181,8 +190,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if options.use_tls:
         tls = ensure_tls_files(state_dir, args.hostname)
         options.cert_file, options.key_file, options.ca_file = tls.leaf_cert, tls.leaf_key, tls.ca_cert
-    app = create_app(world, signing_key=SigningKey.load_or_create(state_dir))
-    facts = connection_facts(world, options.base_url, options.ca_file)
+    admin_key = args.admin_key or secrets.token_urlsafe(24)
+    app = create_app(world, signing_key=SigningKey.load_or_create(state_dir), admin_key=admin_key)
+    facts = connection_facts(world, options.base_url, options.ca_file, admin_key)
     source = f"tenant file {args.config}" if args.config else "the built-in demo tenant"
 
     def on_ready() -> None:

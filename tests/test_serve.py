@@ -183,3 +183,19 @@ def test_port_in_use_is_reported(tmp_path):
     assert result.returncode != 0
     assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_admin_key_reaches_the_connection_files_and_opens_the_control_api(served):
+    facts = served.facts
+    env = dict(line.split("=", 1) for line in (served.state_dir / "connection.env").read_text().splitlines())
+    assert facts["admin_key"] and env["M365_MOCK_ADMIN_KEY"] == facts["admin_key"]
+    assert facts["control_url"] == served.base_url + "/_m365"
+    url = f"{facts['control_url']}/outbound"
+    assert requests.get(url, verify=served.ca_file, timeout=10).status_code == 401
+    ok = requests.get(url, headers={"X-M365-Admin-Key": facts["admin_key"]}, verify=served.ca_file, timeout=10)
+    assert ok.status_code == 200 and "value" in ok.json()
+
+
+def test_admin_key_can_be_chosen(tmp_path):
+    with start_emulator(tmp_path, env={"M365_MOCK_ADMIN_KEY": "ci-key"}) as running:
+        assert running.facts["admin_key"] == "ci-key"
