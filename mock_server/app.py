@@ -110,9 +110,11 @@ def create_app(
     from mock_server.control.routes import control
     from mock_server.graph.routes import graph
     from mock_server.identity.routes import identity
+    from mock_server.state.content import seed_mailboxes
 
     world = world or load_demo_world()
     emulator = Emulator.build(world, signing_key=signing_key, clock=clock, admin_key=admin_key)
+    seed_mailboxes(emulator.mail, world.mail, emulator.mail.now())
     app = Flask("mock_server")
     app.config["MAX_CONTENT_LENGTH"] = world.settings.max_body_bytes
     app.extensions["m365"] = emulator

@@ -67,6 +67,32 @@ class LoadedWorld:
     directory: Directory
     settings: Settings
     generated_secrets: list[GeneratedSecret] = field(default_factory=list)
+    mail: list[MailboxContent] = field(default_factory=list)
+
+
+@dataclass
+class SeedMessage:
+    """A message a tenant file puts into a mailbox at start-up."""
+
+    folder: str
+    subject: str
+    body: str
+    body_type: str
+    sender: tuple[str, str]
+    to: list[str]
+    received: datetime | None
+    is_read: bool
+    importance: str
+    categories: list[str]
+
+
+@dataclass
+class MailboxContent:
+    """Mail a tenant file asks for in one mailbox: explicit messages and a number of generated ones."""
+
+    mailbox: Mailbox
+    messages: list[SeedMessage]
+    generate: int = 0
 
 
 def stable_guid(*parts: str) -> str:
@@ -122,7 +148,7 @@ def load_world(
             directory.add_tenant(tenant)
         except DirectoryError as exc:
             raise ConfigError(f"{where}: {exc}") from exc
-    return LoadedWorld(directory, settings, reader.generated)
+    return LoadedWorld(directory, settings, reader.generated, reader.mail)
 
 
 def load_tenant_file(path: str | Path, *, now: datetime | None = None) -> LoadedWorld:
@@ -136,6 +162,7 @@ class _Reader:
         self.base_dir = base_dir
         self.secret_rng = secret_rng
         self.generated: list[GeneratedSecret] = []
+        self.mail: list[MailboxContent] = []
 
     @staticmethod
     def _mapping(value: Any, where: str) -> dict[str, Any]:
@@ -228,6 +255,49 @@ class _Reader:
         item = self._mapping(item, where)
         address = self._text(item, "address", where).lower()
         local = address.split("@")[0]
+        mailbox = self._mailbox_only(item, tenant, where, address, local)
+        generate = item.get("generate", 0)
+        if not isinstance(generate, int) or isinstance(generate, bool) or not 0 <= generate <= 200_000:
+            raise ConfigError(f"{where}.generate: expected a whole number of messages from 0 to 200000")
+        messages = [
+            self.seed_message(m, f"{where}.messages[{i}]", address)
+            for i, m in enumerate(self._list(item.get("messages"), f"{where}.messages"))
+        ]
+        if messages or generate:
+            self.mail.append(MailboxContent(mailbox, messages, generate))
+        return mailbox
+
+    def seed_message(self, item: Any, where: str, owner: str) -> SeedMessage:
+        item = self._mapping(item, where)
+        known = {"folder", "subject", "body", "body_type", "from", "to", "received", "read", "importance", "categories"}
+        unknown = set(item) - known
+        if unknown:
+            raise ConfigError(f"{where}: unknown keys {sorted(unknown)}; known: {sorted(known)}")
+        sender = self._text(item, "from", where, "sender@external.example")
+        name, _, address = sender.rpartition("<")
+        address = address.rstrip(">").strip() if "<" in sender else sender
+        if "@" not in address:
+            raise ConfigError(f"{where}.from: {sender!r} is not an email address (or 'Name <address>')")
+        body_type = self._text(item, "body_type", where, "text").lower()
+        if body_type not in ("text", "html"):
+            raise ConfigError(f"{where}.body_type: expected text or html")
+        importance = self._text(item, "importance", where, "normal").lower()
+        if importance not in ("low", "normal", "high"):
+            raise ConfigError(f"{where}.importance: expected low, normal or high")
+        return SeedMessage(
+            folder=self._text(item, "folder", where, "inbox"),
+            subject=str(item.get("subject", "")),
+            body=str(item.get("body", "")),
+            body_type=body_type,
+            sender=(name.strip().strip('"') or address, address),
+            to=[str(a) for a in self._list(item.get("to"), f"{where}.to")] or [owner],
+            received=self._date(item["received"], f"{where}.received") if "received" in item else None,
+            is_read=self._bool(item, "read", where, False),
+            importance=importance,
+            categories=[str(c) for c in self._list(item.get("categories"), f"{where}.categories")],
+        )
+
+    def _mailbox_only(self, item: dict[str, Any], tenant: Tenant, where: str, address: str, local: str) -> Mailbox:
         return Mailbox(
             id=self._guid(self._text(item, "id", where, stable_guid(tenant.id, "mailbox", address)), f"{where}.id"),
             address=address,
@@ -394,6 +464,20 @@ def write_tenant_file(path: str | Path, data: dict[str, Any]) -> None:
 DEMO_DOMAINS = ["contoso.onmicrosoft.com", "contoso.com"]
 DEMO_APP_NAME = "Contact Center Connector"
 DEMO_SEED = 365
+DEMO_MAIL: dict[str, dict[str, Any]] = {
+    "support": {
+        "generate": 12,
+        "messages": [
+            {
+                "subject": "Order #10423 arrived damaged",
+                "from": "Adele Vance <adele.vance@fabrikam.example>",
+                "body": "Hello, the parcel arrived with a broken lid. Can you send a replacement? Adele",
+            }
+        ],
+    },
+    "sales": {"generate": 5},
+    "billing": {"generate": 3},
+}
 
 
 def demo_tenant_data() -> dict[str, Any]:
@@ -434,6 +518,7 @@ def demo_tenant_data() -> dict[str, Any]:
                         "display_name": name,
                         "type": "shared",
                         "aliases": [f"{local}@{DEMO_DOMAINS[1]}"],
+                        **DEMO_MAIL.get(local, {}),
                     }
                     for local, name in shared
                 ]

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from mock_server.state.mailstore import Folder, MailboxStore, recipient
+from mock_server.state.config import MailboxContent
+from mock_server.state.mailstore import Folder, MailboxStore, MailStore, recipient
 
 POOL_SIZE = 256
 
@@ -76,3 +77,33 @@ def generate_messages(
         }
         ids.append(store.add_message(folder, **fields).id)
     return ids
+
+
+def seed_mailboxes(mail: MailStore, contents: list[MailboxContent], now: datetime) -> None:
+    """Put a tenant file's messages into their mailboxes; folders named but missing are made under the root."""
+    for content in contents:
+        store = mail.store(content.mailbox)
+        if content.generate:
+            generate_messages(store, store.well_known["inbox"], content.generate, now=now)
+        for seed in content.messages:
+            folder = store.well_known.get(seed.folder.lower()) or store.folder_by_name(store.root, seed.folder)
+            if folder is None:
+                folder = store.create_folder(store.root, seed.folder)
+            received = seed.received or now
+            sender = recipient(seed.sender[1], seed.sender[0])
+            store.add_message(
+                folder,
+                subject=seed.subject,
+                body_type=seed.body_type,
+                body_content=seed.body,
+                sender=sender,
+                from_=dict(sender),
+                to=[recipient(address) for address in seed.to],
+                is_read=seed.is_read,
+                importance=seed.importance,
+                categories=list(seed.categories),
+                sent=received,
+                received=received,
+                created=received,
+                modified=received,
+            )

@@ -189,3 +189,71 @@ def test_unreadable_and_malformed_files(tmp_path):
     (tmp_path / "list.yaml").write_text(json.dumps([1, 2]))
     with pytest.raises(ConfigError, match="the top level must be a mapping"):
         load_tenant_file(tmp_path / "list.yaml")
+
+
+def test_tenant_file_mail_is_put_into_mailboxes(tmp_path):
+    from mock_server.app import create_app
+    from tests.conftest import shared_signing_key
+
+    data = minimal()
+    data["tenants"][0]["mailboxes"][0].update(
+        {
+            "generate": 4,
+            "messages": [
+                {
+                    "subject": "Welcome",
+                    "from": "Ann Lee <ann@example.org>",
+                    "body": "<p>Hi</p>",
+                    "body_type": "html",
+                    "received": "2026-02-01T10:00:00Z",
+                    "read": True,
+                    "folder": "Archive",
+                    "categories": ["Blue"],
+                },
+                {"subject": "Into a new folder", "folder": "Tickets"},
+            ],
+        }
+    )
+    world = load_world(data, now=NOW)
+    emulator = create_app(world, signing_key=shared_signing_key()).extensions["m365"]
+    store = emulator.mail.store(world.directory.tenants[0].mailbox("help@fabrikam.onmicrosoft.com"))
+    assert store.well_known["inbox"].total_count == 4
+    [welcome] = store.well_known["archive"].all.slice(0, 10)
+    assert welcome.subject == "Welcome" and welcome.is_read and welcome.categories == ["Blue"]
+    assert welcome.from_ == {"emailAddress": {"name": "Ann Lee", "address": "ann@example.org"}}
+    assert welcome.received == datetime(2026, 2, 1, 10, tzinfo=UTC) and welcome.body_type == "html"
+    tickets = store.folder_by_name(store.root, "Tickets")
+    assert tickets is not None and tickets.total_count == 1
+
+
+def test_demo_tenant_has_sample_mail():
+    from mock_server.app import create_app
+    from tests.conftest import shared_signing_key
+
+    world = load_demo_world()
+    emulator = create_app(world, signing_key=shared_signing_key()).extensions["m365"]
+    tenant = world.directory.tenants[0]
+    support = emulator.mail.store(tenant.mailbox("support@contoso.onmicrosoft.com"))
+    assert support.well_known["inbox"].total_count == 13
+    newest = support.well_known["inbox"].all.slice(0, 1)[0]
+    assert newest.subject == "Order #10423 arrived damaged" and not newest.is_read
+
+
+@pytest.mark.parametrize(
+    ("mailbox_fields", "message"),
+    [
+        ({"generate": -1}, "tenants[0].mailboxes[0].generate: expected a whole number"),
+        (
+            {"messages": [{"subject": "x", "colour": "red"}]},
+            "tenants[0].mailboxes[0].messages[0]: unknown keys ['colour']",
+        ),
+        ({"messages": [{"from": "nobody"}]}, "tenants[0].mailboxes[0].messages[0].from: 'nobody' is not an email"),
+        ({"messages": [{"received": "yesterday"}]}, "tenants[0].mailboxes[0].messages[0].received: 'yesterday' is not"),
+    ],
+)
+def test_bad_mailbox_mail(mailbox_fields, message):
+    data = minimal()
+    data["tenants"][0]["mailboxes"][0].update(mailbox_fields)
+    with pytest.raises(ConfigError) as info:
+        load_world(data, now=NOW)
+    assert message in str(info.value)
