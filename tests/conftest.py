@@ -29,9 +29,16 @@ def clock() -> Clock:
     return Clock()
 
 
+def empty_demo_world():
+    """The demo tenant without its sample mail, so tests start from empty mailboxes."""
+    world = load_demo_world()
+    world.mail = []
+    return world
+
+
 @pytest.fixture
 def app(clock: Clock):
-    flask_app = create_app(load_demo_world(), signing_key=shared_signing_key(), clock=clock, admin_key=ADMIN_KEY)
+    flask_app = create_app(empty_demo_world(), signing_key=shared_signing_key(), clock=clock, admin_key=ADMIN_KEY)
     flask_app.testing = True
     return flask_app
 

@@ -132,6 +132,10 @@ class VerifiedToken:
     claims: dict[str, Any]
 
 
+SIGNATURE_CACHE_SIZE = 10_000
+MALFORMED_MESSAGE = "CompactToken parsing failed with error code: 80049217"
+
+
 class TokenVerifier:
     """Checks a bearer token the way Graph does: signature, audience, lifetime, tenant."""
 
@@ -140,40 +144,29 @@ class TokenVerifier:
         self.kid = signing_key.kid
         self.clock = clock
         self.directory = directory
+        self._signed_claims: dict[str, dict[str, Any]] = {}
 
     def verify(self, token: str | None) -> VerifiedToken:
+        """The token's tenant, app and roles, or TokenRejected with Graph's 401 message.
+
+        The signature check (the costly part) is remembered per token string; lifetime, audience and tenant
+        are checked on every call, so a cached token still expires and still fails for a removed tenant.
+        """
         if not token or not token.strip():
             raise TokenRejected(TokenRejected.EMPTY, "Access token is empty.")
-        try:
-            header = jwt.get_unverified_header(token)
-        except jwt.PyJWTError:
-            raise TokenRejected(
-                TokenRejected.MALFORMED, "CompactToken parsing failed with error code: 80049217"
-            ) from None
-        if header.get("alg") != "RS256" or header.get("kid") != self.kid:
-            raise TokenRejected(TokenRejected.SIGNATURE, "Access token validation failure.")
-        try:
-            claims = jwt.decode(
-                token,
-                self.public_key,
-                algorithms=["RS256"],
-                options={"verify_aud": False, "verify_exp": False, "verify_nbf": False, "verify_iat": False},
-            )
-        except jwt.InvalidSignatureError:
-            raise TokenRejected(TokenRejected.SIGNATURE, "Access token validation failure.") from None
-        except jwt.PyJWTError:
-            raise TokenRejected(
-                TokenRejected.MALFORMED, "CompactToken parsing failed with error code: 80049217"
-            ) from None
+        claims = self._signed_claims.get(token)
+        if claims is None:
+            claims = self._check_signature(token)
+            if len(self._signed_claims) >= SIGNATURE_CACHE_SIZE:
+                self._signed_claims.clear()
+            self._signed_claims[token] = claims
         if claims.get("aud") not in GRAPH_AUDIENCES:
             raise TokenRejected(TokenRejected.AUDIENCE, "Access token validation failure. Invalid audience.")
         now = self.clock.now()
         try:
             expires, not_before = float(claims["exp"]), float(claims.get("nbf", 0))
         except (KeyError, TypeError, ValueError):
-            raise TokenRejected(
-                TokenRejected.MALFORMED, "CompactToken parsing failed with error code: 80049217"
-            ) from None
+            raise TokenRejected(TokenRejected.MALFORMED, MALFORMED_MESSAGE) from None
         if now >= expires:
             raise TokenRejected(TokenRejected.EXPIRED, "Lifetime validation failed, the token is expired.")
         if now < not_before:
@@ -183,3 +176,22 @@ class TokenVerifier:
             raise TokenRejected(TokenRejected.TENANT, "Access token validation failure. Invalid issuer.")
         roles = claims.get("roles") or []
         return VerifiedToken(tenant, str(claims.get("appid", "")), tuple(roles), claims)
+
+    def _check_signature(self, token: str) -> dict[str, Any]:
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError:
+            raise TokenRejected(TokenRejected.MALFORMED, MALFORMED_MESSAGE) from None
+        if header.get("alg") != "RS256" or header.get("kid") != self.kid:
+            raise TokenRejected(TokenRejected.SIGNATURE, "Access token validation failure.")
+        try:
+            return jwt.decode(
+                token,
+                self.public_key,
+                algorithms=["RS256"],
+                options={"verify_aud": False, "verify_exp": False, "verify_nbf": False, "verify_iat": False},
+            )
+        except jwt.InvalidSignatureError:
+            raise TokenRejected(TokenRejected.SIGNATURE, "Access token validation failure.") from None
+        except jwt.PyJWTError:
+            raise TokenRejected(TokenRejected.MALFORMED, MALFORMED_MESSAGE) from None

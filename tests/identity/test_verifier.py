@@ -89,3 +89,9 @@ def test_token_of_an_unknown_tenant(emulator, token):
     other = "0000aaaa-1111-2222-3333-444455556666"
     claims = decode_unverified(token) | {"tid": other, "iss": f"https://sts.windows.net/{other}/"}
     assert rejected(emulator, resign(emulator, claims)).reason == TokenRejected.TENANT
+
+
+def test_a_token_verified_once_still_expires(emulator, token, clock):
+    assert emulator.verifier.verify(token)
+    clock.advance(3600)
+    assert rejected(emulator, token).reason == TokenRejected.EXPIRED
