@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -14,7 +15,7 @@ from flask import Blueprint, Response, g, request
 
 from mock_server.app import GRAPH_JSON_TYPE, current_emulator, json_response
 from mock_server.graph import body, errors, odata
-from mock_server.graph.serializers import folder_json, message_json, message_value
+from mock_server.graph.serializers import folder_json, message_fragment, message_json, message_value
 from mock_server.identity.tokens import TokenRejected, VerifiedToken
 from mock_server.state import access
 from mock_server.state.access import Decision, Operation
@@ -270,18 +271,14 @@ def _message_page(req: MailboxRequest, folder: Folder | None, tail: str) -> Resp
     if page.has_more:
         payload["@odata.nextLink"] = next_link(skip + top, top)
     headers = wants_text_body()
+    as_text, visible, immutable = bool(headers), req.decision.content_visible, req.immutable_ids
     with req.store.lock:
-        payload["value"] = [
-            message_json(
-                m,
-                select=select,
-                as_text=bool(headers),
-                content_visible=req.decision.content_visible,
-                immutable_ids=req.immutable_ids,
-            )
+        items = ",".join(
+            message_fragment(m, select=select, as_text=as_text, content_visible=visible, immutable_ids=immutable)
             for m in page.items
-        ]
-    return graph_json(payload, headers=headers)
+        )
+    head = json.dumps(payload, separators=(",", ":"))
+    return Response(f'{head[:-1]},"value":[{items}]}}', content_type=GRAPH_JSON_TYPE, headers=headers)
 
 
 # ---------------------------------------------------------------- one message

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from typing import Any
 from urllib.parse import quote
@@ -156,6 +157,27 @@ def message_json(
         value = message_value(message, name, message_id=message_id, as_text=as_text)
         out[name] = _copy(value)
     return out
+
+
+def message_fragment(
+    message: Message,
+    *,
+    select: list[str] | None = None,
+    as_text: bool = False,
+    content_visible: bool = True,
+    immutable_ids: bool = False,
+) -> str:
+    """`message_json` as JSON text, cached on the message until it changes: list pages join these."""
+    key = (tuple(select) if select else None, as_text, content_visible, immutable_ids)
+    return message.rendered(
+        key,
+        lambda: json.dumps(
+            message_json(
+                message, select=select, as_text=as_text, content_visible=content_visible, immutable_ids=immutable_ids
+            ),
+            separators=(",", ":"),
+        ),
+    )
 
 
 def _copy(value: Any) -> Any:

@@ -145,6 +145,18 @@ class Message:
     attachments: list[dict[str, Any]] = field(default_factory=list)
     change_key: str = field(default_factory=new_change_key)
     _preview: str | None = field(default=None, repr=False)
+    _rendered: dict[tuple, str] = field(default_factory=dict, repr=False)
+    _rendered_version: str = field(default="", repr=False)
+
+    def rendered(self, key: tuple, render: Callable[[], str]) -> str:
+        """A cached rendering of this message, dropped whenever the message changes (its changeKey moves)."""
+        if self._rendered_version != self.change_key:
+            self._rendered = {}
+            self._rendered_version = self.change_key
+        text = self._rendered.get(key)
+        if text is None:
+            text = self._rendered[key] = render()
+        return text
 
     @property
     def body_preview(self) -> str:
