@@ -25,6 +25,8 @@ from flask import Flask
 from mock_server.identity.keys import atomic_write
 
 READY_TIMEOUT_SECONDS = 30.0
+# Open HTTP/2 connections (msgraph-sdk keeps one) would hold a graceful stop forever.
+SHUTDOWN_GRACE_SECONDS = 2
 
 
 @dataclass
@@ -156,6 +158,7 @@ def serve(app: Flask, options: ServeOptions, on_ready: Callable[[], None]) -> No
         blocking_threads=options.threads,
         log_level=LogLevels.warning,
         log_access=False,
+        workers_kill_timeout=SHUTDOWN_GRACE_SECONDS,
         **tls,
     )
     server.on_shutdown(lambda: remove_connection_files(options.state_dir))

@@ -199,3 +199,27 @@ def test_admin_key_reaches_the_connection_files_and_opens_the_control_api(served
 def test_admin_key_can_be_chosen(tmp_path):
     with start_emulator(tmp_path, env={"M365_MOCK_ADMIN_KEY": "ci-key"}) as running:
         assert running.facts["admin_key"] == "ci-key"
+
+
+def test_stops_promptly_while_an_http2_client_keeps_its_connection(tmp_path):
+    """msgraph-sdk keeps an HTTP/2 connection open; Ctrl+C / SIGTERM must still stop the emulator."""
+    import asyncio
+    import ssl as ssl_module
+    import time
+
+    import httpx
+
+    with start_emulator(tmp_path) as running:
+
+        async def hold_connection() -> None:
+            context = ssl_module.create_default_context(cafile=running.ca_file)
+            client = httpx.AsyncClient(http2=True, verify=context)
+            response = await client.get(f"{running.base_url}/_m365/health")
+            assert response.status_code == 200
+            started = time.monotonic()
+            running.process.terminate()
+            await asyncio.get_running_loop().run_in_executor(None, running.process.wait, 15)
+            assert time.monotonic() - started < 6
+            await client.aclose()
+
+        asyncio.run(hold_connection())

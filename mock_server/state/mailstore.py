@@ -46,6 +46,7 @@ WELL_KNOWN_FOLDERS: dict[str, tuple[str, str | None]] = {
 _ID_PREFIX_MESSAGE = b"\x00\x03\x24\x00"
 _ID_PREFIX_FOLDER = b"\x00\x01\x2e\x00"
 _ID_PREFIX_IMMUTABLE = b"\x00\x09\x2e\x00"
+_ID_PREFIX_CONVERSATION = b"\x00\x10\x00\x00"
 _ID_LENGTH = 4 + 16 + 22
 _TAG = re.compile(r"<[^>]+>")
 _SPACE = re.compile(r"\s+")
@@ -354,6 +355,13 @@ class MailboxStore:
         """Store a new message in `folder`; times default to now."""
         now = self._now()
         fields.setdefault("received", now)
+        if not fields.get("internet_message_id"):
+            domain = self.mailbox.address.split("@", 1)[1]
+            fields["internet_message_id"] = f"<{uuid.uuid4().hex.upper()}@{domain}>"
+        if not fields.get("conversation_id"):
+            fields["conversation_id"] = _graph_id(_ID_PREFIX_CONVERSATION, self.mailbox.id)
+        if not fields.get("conversation_index"):
+            fields["conversation_index"] = base64.b64encode(os.urandom(22)).decode("ascii")
         with self.lock:
             message = Message(
                 id=_graph_id(_ID_PREFIX_MESSAGE, self.mailbox.id),

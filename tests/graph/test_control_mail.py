@@ -55,3 +55,11 @@ def test_bad_seeding_requests(client):
     assert client.post(f"/_m365/mailboxes/{SUPPORT}/messages", json={"count": "many"}, headers=ADMIN).status_code == 400
     response = client.post(f"/_m365/mailboxes/{SUPPORT}/messages", json={"count": 1, "folder": "nope"}, headers=ADMIN)
     assert response.status_code == 404 and response.get_json()["error"]["code"] == "FolderNotFound"
+
+
+def test_injected_and_generated_mail_has_message_and_conversation_ids(client, graph):
+    client.post(f"/_m365/mailboxes/{SUPPORT}/messages", json={"subject": "x"}, headers=ADMIN)
+    client.post(f"/_m365/mailboxes/{SUPPORT}/messages", json={"count": 2}, headers=ADMIN)
+    for message in graph.get(f"/users/{SUPPORT}/messages").get_json()["value"]:
+        assert message["internetMessageId"].startswith("<") and message["internetMessageId"].endswith(">")
+        assert message["conversationId"] and message["conversationIndex"]
