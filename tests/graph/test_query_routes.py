@@ -1,0 +1,162 @@
+"""OData on the message routes, end to end: what a daemon's queries return, and Graph's 400s for bad ones."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from mock_server.state.mailstore import recipient
+from tests.graph.conftest import error_of
+
+SUPPORT = "support@contoso.onmicrosoft.com"
+START = datetime(2026, 4, 1, 8, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def mailbox(deliver):
+    deliver(
+        SUPPORT,
+        subject="Invoice 1001 overdue",
+        received=START,
+        categories=["Billing"],
+        importance="high",
+        sender_address="ap@fabrikam.example",
+        is_read=True,
+    )
+    deliver(
+        SUPPORT,
+        subject="Re: password reset",
+        received=START + timedelta(hours=1),
+        sender_address="ann@example.org",
+        has_attachments=True,
+    )
+    deliver(
+        SUPPORT,
+        subject="Printer jam",
+        received=START + timedelta(hours=2),
+        categories=["Hardware", "Urgent"],
+        sender_address="bob@example.org",
+        body_content="<p>The printer on floor 2 jams</p>",
+    )
+    deliver(
+        SUPPORT,
+        subject="Invoice 1002",
+        received=START + timedelta(days=1),
+        sender_address="ap@fabrikam.example",
+        from_=recipient("ap@fabrikam.example", "Fabrikam AP"),
+    )
+
+
+def subjects(graph, query: str) -> list[str]:
+    response = graph.get(f"/users/{SUPPORT}/messages?{query}")
+    assert response.status_code == 200, response.get_json()
+    return [m["subject"] for m in response.get_json()["value"]]
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("$filter=categories/any(c:c eq 'Hardware')", ["Printer jam"]),
+        ("$filter=startswith(subject,'Invoice')", ["Invoice 1002", "Invoice 1001 overdue"]),
+        ("$filter=contains(subject,'PASSWORD')", ["Re: password reset"]),
+        ("$filter=from/emailAddress/address eq 'AP@fabrikam.example'", ["Invoice 1002", "Invoice 1001 overdue"]),
+        ("$filter=importance eq 'high'", ["Invoice 1001 overdue"]),
+        ("$filter=hasAttachments eq true", ["Re: password reset"]),
+        (
+            "$filter=receivedDateTime ge 2026-04-01T08:30:00Z and receivedDateTime lt 2026-04-02",
+            ["Printer jam", "Re: password reset"],
+        ),
+        ("$filter=isRead eq false and (importance eq 'high' or hasAttachments eq true)", ["Re: password reset"]),
+        ("$filter=not(isRead eq false)", ["Invoice 1001 overdue"]),
+        ("$filter=subject eq 'printer jam'", ["Printer jam"]),
+        ("%24filter=subject%20eq%20%27Printer%20jam%27", ["Printer jam"]),
+        ("$orderby=subject asc", ["Invoice 1001 overdue", "Invoice 1002", "Printer jam", "Re: password reset"]),
+        ("$orderby=receivedDateTime", ["Invoice 1001 overdue", "Re: password reset", "Printer jam", "Invoice 1002"]),
+        (
+            "$filter=receivedDateTime ge 2026-01-01 and isRead eq false&$orderby=receivedDateTime desc",
+            ["Invoice 1002", "Printer jam", "Re: password reset"],
+        ),
+        ('$search="printer"', ["Printer jam"]),
+        ('$search="floor"', ["Printer jam"]),
+        ('$search="invoice"', ["Invoice 1002", "Invoice 1001 overdue"]),
+    ],
+)
+def test_queries(graph, mailbox, query, expected):
+    assert subjects(graph, query) == expected
+
+
+def test_count_with_filter_and_paging(graph, mailbox):
+    body = graph.get(f"/users/{SUPPORT}/messages?$filter=startswith(subject,'Invoice')&$count=true&$top=1").get_json()
+    assert body["@odata.count"] == 2 and len(body["value"]) == 1
+    assert "%24filter=startswith%28subject%2C%27Invoice%27%29" in body["@odata.nextLink"]
+    rest = graph.get(body["@odata.nextLink"]).get_json()
+    assert [m["subject"] for m in rest["value"]] == ["Invoice 1001 overdue"]
+
+
+@pytest.mark.parametrize(
+    ("query", "code", "message"),
+    [
+        (
+            "$filter=isRead eq false&$orderby=receivedDateTime desc",
+            "InefficientFilter",
+            "The restriction or sort order is too complex for this operation.",
+        ),
+        (
+            '$search="x"&$filter=isRead eq false',
+            "SearchWithFilter",
+            "The query parameter '$filter' is not supported with '$search'.",
+        ),
+        (
+            '$search="x"&$orderby=subject',
+            "SearchWithOrderBy",
+            "The query parameter '$orderBy' is not supported with '$search'.",
+        ),
+        (
+            "$filter=endswith(subject,'x')",
+            "ErrorInvalidUrlQueryFilter",
+            "The query filter contains one or more invalid nodes.",
+        ),
+        (
+            "$filter=colour eq 'red'",
+            "RequestBroker--ParseUri",
+            "Could not find a property named 'colour' on type 'microsoft.graph.message'.",
+        ),
+        (
+            "$select=subject,colour",
+            "RequestBroker--ParseUri",
+            "Could not find a property named 'colour' on type 'microsoft.graph.message'.",
+        ),
+    ],
+)
+def test_bad_queries(graph, mailbox, query, code, message):
+    assert error_of(graph.get(f"/users/{SUPPORT}/messages?{query}")) == (400, code, message)
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "$filter=isRead eq",
+        "$filter=(((",
+        "$filter=subject eq 'unterminated",
+        "$top=abc",
+        "$top=0",
+        "$top=1001",
+        "$skip=-1",
+        "$orderby=subject sideways",
+        "$filter=isRead eq 'yes'",
+        "$filter=receivedDateTime ge 'soon'",
+    ],
+)
+def test_malformed_queries_are_400_not_500(graph, mailbox, query):
+    response = graph.get(f"/users/{SUPPORT}/messages?{query}")
+    assert response.status_code == 400
+    assert response.get_json()["error"]["code"] in (
+        "BadRequest",
+        "RequestBroker--ParseUri",
+        "ErrorInvalidUrlQueryFilter",
+    )
+
+
+def test_top_of_1000_is_accepted(graph, mailbox):
+    assert len(subjects(graph, "$top=1000")) == 4
