@@ -19,9 +19,18 @@ from mock_server.graph import errors as graph_errors
 from mock_server.identity import errors as aad_errors
 from mock_server.identity.keys import SigningKey
 from mock_server.identity.tokens import TokenIssuer, TokenVerifier
-from mock_server.state.config import LoadedWorld, Settings, load_demo_world
+from mock_server.state.config import (
+    LoadedWorld,
+    MailboxContent,
+    Settings,
+    dump_world,
+    load_demo_world,
+    load_world,
+)
+from mock_server.state.content import seed_mailboxes
 from mock_server.state.directory import Directory
 from mock_server.state.mailstore import MailStore
+from mock_server.state.requestlog import LogRecord, RequestLog
 
 log = logging.getLogger("m365_mock")
 
@@ -45,6 +54,31 @@ class Emulator:
     verifier: TokenVerifier
     mail: MailStore
     admin_key: str
+    log: RequestLog
+    initial: tuple[dict[str, Any], list[MailboxContent]] = ((), [])  # type: ignore[assignment]
+
+    def load(self, world: LoadedWorld) -> None:
+        """Make `world` the emulator's world: its tenants, settings and start-up mail; the log starts over."""
+        with self.directory.lock:
+            self.directory.replace_with(world.directory)
+            self.settings.__dict__.update(world.settings.__dict__)
+            self.issuer.lifetime = world.settings.token_lifetime
+            self.mail.reset()
+            seed_mailboxes(self.mail, world.mail, self.mail.now())
+            self.log.clear()
+
+    def reset(self) -> None:
+        """Back to the world loaded at start-up (the same ids and secrets, the start-up mail)."""
+        data, mail = self.initial
+        world = load_world(data)
+        by_address = {(c.mailbox.address): c for c in mail}
+        world.mail = []
+        for tenant in world.directory.tenants:
+            for mailbox in tenant.mailboxes.values():
+                content = by_address.get(mailbox.address)
+                if content is not None:
+                    world.mail.append(MailboxContent(mailbox, content.messages, content.generate))
+        self.load(world)
 
     @classmethod
     def build(
@@ -57,7 +91,7 @@ class Emulator:
     ) -> Emulator:
         clock = clock or Clock()
         signing_key = signing_key or SigningKey.generate()
-        return cls(
+        emulator = cls(
             directory=world.directory,
             settings=world.settings,
             clock=clock,
@@ -66,7 +100,10 @@ class Emulator:
             verifier=TokenVerifier(signing_key, clock, world.directory),
             mail=MailStore(lambda: clock.now_datetime().replace(microsecond=0)),
             admin_key=admin_key or secrets.token_urlsafe(24),
+            log=RequestLog(),
         )
+        emulator.initial = (dump_world(world.directory, world.settings), list(world.mail))
+        return emulator
 
 
 def current_emulator() -> Emulator:
@@ -107,10 +144,11 @@ def create_app(
     admin_key: str | None = None,
 ) -> Flask:
     """Build the emulator app for `world` (default: the built-in demo tenant)."""
+    from mock_server.control import directory as _directory_routes  # noqa: F401 - registers routes
+    from mock_server.control import rules as _rules_routes  # noqa: F401 - registers routes
     from mock_server.control.routes import control
     from mock_server.graph.routes import graph
     from mock_server.identity.routes import identity
-    from mock_server.state.content import seed_mailboxes
 
     world = world or load_demo_world()
     emulator = Emulator.build(world, signing_key=signing_key, clock=clock, admin_key=admin_key)
@@ -132,6 +170,8 @@ def create_app(
     def add_request_ids(response: Response) -> Response:
         response.headers["request-id"] = g.get("request_id", "")
         response.headers["client-request-id"] = g.get("client_request_id", "")
+        if is_graph_path(request.path):
+            emulator.log.append(_log_record(response, emulator))
         return response
 
     @app.errorhandler(aad_errors.AadstsError)
@@ -192,6 +232,29 @@ def _graph_equivalent(exc: HTTPException, path: str) -> graph_errors.GraphError:
     if exc.code == 404:
         return graph_errors.SegmentNotFound(_unknown_segment(path))
     return graph_errors.BadRequest(exc.description or "Bad request.")
+
+
+def _log_record(response: Response, emulator: Emulator) -> LogRecord:
+    decision = g.get("decision")
+    token = g.get("token")
+    error_code = None
+    if response.status_code >= 400 and response.is_json:
+        body = response.get_json(silent=True) or {}
+        error_code = (body.get("error") or {}).get("code") if isinstance(body.get("error"), dict) else None
+    return LogRecord(
+        time=emulator.clock.now_datetime().strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        request_id=g.get("request_id", ""),
+        method=request.method,
+        path=request.full_path.rstrip("?"),
+        status=response.status_code,
+        tenant_id=token.tenant.id if token else None,
+        app_id=token.app_id if token else None,
+        mailbox=decision.mailbox if decision else None,
+        operation=decision.operation.label if decision else None,
+        outcome=("granted" if decision.allowed else "denied") if decision else "error",
+        decision=decision.describe() if decision else None,
+        error_code=error_code,
+    )
 
 
 _KNOWN_SEGMENTS = frozenset({"users", "me", "mailfolders", "messages", "childfolders", "move", "copy", "sendmail"})

@@ -30,9 +30,14 @@ def clock() -> Clock:
 
 
 def empty_demo_world():
-    """The demo tenant without its sample mail, so tests start from empty mailboxes."""
+    """The demo tenant without its sample mail and its access policy: empty mailboxes the demo app may all reach.
+
+    Tests of access control start from `load_demo_world()` itself or add their own rules.
+    """
     world = load_demo_world()
     world.mail = []
+    for tenant in world.directory.tenants:
+        tenant.rules.policies.clear()
     return world
 
 

@@ -1,8 +1,12 @@
-"""Control API routes (JSON): outbound mail and mailbox seeding. Every route but health needs the admin key."""
+"""Control API (JSON) shared parts, and the routes for mail, the request log, time, reset and import/export.
+
+Every route but health needs the admin key; a Graph token is never accepted here.
+"""
 
 from __future__ import annotations
 
 import hmac
+from datetime import datetime
 from typing import Any
 
 from flask import Blueprint, Response, request
@@ -11,7 +15,9 @@ from mock_server.app import current_emulator, json_response
 from mock_server.clock import iso_z
 from mock_server.graph import body as graph_body
 from mock_server.graph import errors as graph_errors
+from mock_server.state.config import ConfigError, dump_world, load_world
 from mock_server.state.content import generate_messages
+from mock_server.state.directory import DirectoryError, Tenant
 from mock_server.state.mailstore import ItemNotFound, MalformedId, recipient
 
 control = Blueprint("control", __name__, url_prefix="/_m365")
@@ -35,6 +41,53 @@ def render_control_error(exc: ControlError) -> Response:
 @control.errorhandler(graph_errors.GraphError)
 def render_body_error(exc: graph_errors.GraphError) -> Response:
     return json_response({"error": {"code": exc.code, "message": exc.message}}, exc.status)
+
+
+@control.errorhandler(DirectoryError)
+def render_rule_error(exc: DirectoryError) -> Response:
+    """Refusals of the directory and of Exchange's rules, in Exchange's words."""
+    message = str(exc)
+    status, code = (404, "NotFound") if "couldn't be found" in message else (400, "InvalidOperation")
+    return json_response({"error": {"code": code, "message": message}}, status)
+
+
+def body_object() -> dict[str, Any]:
+    """The JSON object of a control request (an empty body is an empty object)."""
+    return graph_body.json_body(allow_empty=True)
+
+
+def tenant_for(key: str) -> Tenant:
+    tenant = current_emulator().directory.tenant(key)
+    if tenant is None:
+        raise ControlError(404, "TenantNotFound", f"This emulator has no tenant '{key}'.")
+    return tenant
+
+
+def text_field(payload: dict[str, Any], name: str, *, required: bool = True, default: str | None = None) -> str | None:
+    value = payload.get(name, default)
+    if value is None:
+        if required:
+            raise ControlError(400, "MissingField", f"'{name}' is required.")
+        return None
+    if not isinstance(value, str):
+        raise ControlError(400, "InvalidField", f"'{name}' must be a string.")
+    return value
+
+
+def list_field(payload: dict[str, Any], name: str) -> list[str]:
+    value = payload.get(name)
+    if isinstance(value, str):
+        return [v.strip() for v in value.split(",") if v.strip()]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ControlError(400, "InvalidField", f"'{name}' must be a string or a list of strings.")
+    return value
+
+
+def bool_field(payload: dict[str, Any], name: str, default: bool) -> bool:
+    value = payload.get(name, default)
+    if not isinstance(value, bool):
+        raise ControlError(400, "InvalidField", f"'{name}' must be true or false.")
+    return value
 
 
 @control.before_request
@@ -129,3 +182,124 @@ def add_messages(address: str) -> Response:
     fields.setdefault("sender", fields["from_"])
     message = store.add_message(folder, **fields)
     return json_response({"created": 1, "ids": [message.id]}, 201)
+
+
+# ---------------------------------------------------------------- request log
+
+
+@control.get("/log")
+def request_log() -> Response:
+    """Graph requests with their decisions, oldest first; filter by `app`, `mailbox`, `outcome`, `limit`."""
+    limit = request.args.get("limit")
+    if limit is not None and (not limit.isdigit() or int(limit) == 0):
+        raise ControlError(400, "InvalidField", "'limit' must be a positive whole number.")
+    records = current_emulator().log.query(
+        app=request.args.get("app"),
+        mailbox=request.args.get("mailbox"),
+        outcome=request.args.get("outcome"),
+        limit=int(limit) if limit else None,
+    )
+    return json_response({"value": [r.to_json() for r in records]})
+
+
+# ---------------------------------------------------------------- time, settings, reset, import/export
+
+
+def _time_json() -> dict[str, Any]:
+    clock = current_emulator().clock
+    return {"now": clock.now_datetime().strftime("%Y-%m-%dT%H:%M:%S.%fZ"), "frozen": clock.frozen}
+
+
+@control.get("/time")
+def get_time() -> Response:
+    return json_response(_time_json())
+
+
+@control.post("/time")
+def set_time() -> Response:
+    """`{"advance": seconds}`, `{"freeze": true | "<ISO time>"}` or `{"resume": true}`."""
+    payload = body_object()
+    clock = current_emulator().clock
+    if "freeze" in payload:
+        value = payload["freeze"]
+        if value is True:
+            clock.freeze()
+        elif isinstance(value, str):
+            try:
+                clock.freeze(datetime.fromisoformat(value.replace("Z", "+00:00")))
+            except ValueError:
+                raise ControlError(400, "InvalidField", f"'freeze' {value!r} is not an ISO 8601 time.") from None
+        else:
+            raise ControlError(400, "InvalidField", "'freeze' must be true or an ISO 8601 time.")
+    if "advance" in payload:
+        seconds = payload["advance"]
+        if isinstance(seconds, bool) or not isinstance(seconds, int | float):
+            raise ControlError(400, "InvalidField", "'advance' must be a number of seconds.")
+        clock.advance(float(seconds))
+    if payload.get("resume") is True:
+        clock.resume()
+    return json_response(_time_json())
+
+
+SETTINGS_FIELDS = {
+    "tokenLifetime": "token_lifetime",
+    "propagationDelay": "propagation_delay",
+    "nestedGroupMembership": "nested_group_membership",
+}
+
+
+def _settings_json() -> dict[str, Any]:
+    settings = current_emulator().settings
+    return {name: getattr(settings, attr) for name, attr in SETTINGS_FIELDS.items()}
+
+
+@control.get("/settings")
+def get_settings() -> Response:
+    return json_response(_settings_json())
+
+
+@control.patch("/settings")
+def patch_settings() -> Response:
+    payload = body_object()
+    unknown = set(payload) - set(SETTINGS_FIELDS)
+    if unknown:
+        raise ControlError(
+            400, "UnknownField", f"Unknown settings {sorted(unknown)}; known: {sorted(SETTINGS_FIELDS)}."
+        )
+    emulator = current_emulator()
+    if "nestedGroupMembership" in payload:
+        bool_field(payload, "nestedGroupMembership", True)
+    for name in ("tokenLifetime", "propagationDelay"):
+        if name in payload:
+            value = payload[name]
+            if isinstance(value, bool) or not isinstance(value, int) or value < (1 if name == "tokenLifetime" else 0):
+                raise ControlError(400, "InvalidField", f"'{name}' must be a whole number of seconds.")
+    for name, value in payload.items():
+        setattr(emulator.settings, SETTINGS_FIELDS[name], value)
+    emulator.issuer.lifetime = emulator.settings.token_lifetime
+    return json_response(_settings_json())
+
+
+@control.post("/reset")
+def reset() -> Response:
+    """Back to the tenant world loaded at start-up; mail, log and rules changes are gone."""
+    current_emulator().reset()
+    return json_response({"status": "reset"})
+
+
+@control.get("/export")
+def export() -> Response:
+    """The current world as tenant-file JSON (directory, rules and settings)."""
+    emulator = current_emulator()
+    return json_response(dump_world(emulator.directory, emulator.settings))
+
+
+@control.post("/import")
+def import_world() -> Response:
+    """Replace the world with tenant-file JSON; its mail is loaded, mail and log of the old world are dropped."""
+    try:
+        world = load_world(body_object())
+    except ConfigError as exc:
+        raise ControlError(400, "InvalidTenantFile", str(exc)) from None
+    current_emulator().load(world)
+    return json_response({"status": "imported", "tenants": [t.id for t in world.directory.tenants]})

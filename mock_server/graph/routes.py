@@ -68,14 +68,24 @@ def bearer_token() -> VerifiedToken:
 def authorize(user: str, operation: Operation) -> MailboxRequest:
     """Token, then mailbox, then the access decision: the one gate of every mailbox route."""
     token = bearer_token()
+    g.token = token
     mailbox = token.tenant.mailbox(user)
     if mailbox is None:
         raise errors.InvalidUser(user)
-    decision = access.decide(token.tenant, token.app_id, token.roles, mailbox, operation)
+    emulator = current_emulator()
+    decision = access.decide(
+        token.tenant,
+        token.app_id,
+        token.roles,
+        mailbox,
+        operation,
+        now=emulator.clock.now(),
+        nested_groups=emulator.settings.nested_group_membership,
+    )
     g.decision = decision
     if not decision.allowed:
         raise errors.AccessDenied(decision.message)
-    return MailboxRequest(token, mailbox, current_emulator().mail.store(mailbox), decision, user)
+    return MailboxRequest(token, mailbox, emulator.mail.store(mailbox), decision, user)
 
 
 def find_folder(req: MailboxRequest, key: str) -> Folder:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 from mock_server.state.directory import Mailbox, Tenant
+from mock_server.state.policies import evaluate_policies, rbac_grants
 
 
 class Operation(Enum):
@@ -28,6 +29,7 @@ class Operation(Enum):
 
 FULL_READ = frozenset({"Mail.Read", "Mail.ReadWrite"})
 ACCESS_DENIED = "Access is denied. Check credentials and try again."
+POLICY_BLOCKED = "Access to OData is disabled: [RAOP] : Blocked by tenant configured AppOnly AccessPolicy settings."
 
 
 @dataclass(frozen=True)
@@ -48,21 +50,38 @@ class Decision:
 
 
 def decide(
-    tenant: Tenant, app_id: str, roles: tuple[str, ...] | list[str], mailbox: Mailbox, operation: Operation
+    tenant: Tenant,
+    app_id: str,
+    roles: tuple[str, ...] | list[str],
+    mailbox: Mailbox,
+    operation: Operation,
+    *,
+    now: float,
+    nested_groups: bool = True,
 ) -> Decision:
-    """Decide one request. `roles` are the token's roles (Entra-consented application permissions)."""
-    held = set(roles)
+    """Decide one request.
+
+    Entra permissions are the token's `roles`; application access policies constrain only those. RBAC for
+    Applications grants add to them, each within its management scope, and policies do not constrain them.
+    """
+    verdict = evaluate_policies(tenant, tenant.rules, app_id, mailbox, now=now, nested=nested_groups)
+    entra = set(roles) if verdict.allowed is not False else set()
+    grants = {g.permission: g for g in rbac_grants(tenant, tenant.rules, app_id, mailbox, now=now)}
+    held = entra | set(grants)
     permission = next((p for p in operation.permissions if p in held), None)
     if permission is None:
+        entra_had_it = any(p in roles for p in operation.permissions)
+        if entra_had_it and verdict.allowed is False:
+            return Decision(False, operation, app_id, mailbox.address, verdict.reason, message=POLICY_BLOCKED)
         missing = " or ".join(operation.permissions)
-        reason = "the token has no roles (no admin consent?)" if not held else f"missing {missing}"
+        reason = "the token has no roles (no admin consent?)" if not roles and not grants else f"missing {missing}"
         return Decision(False, operation, app_id, mailbox.address, reason)
+    if permission in entra:
+        source = f"{permission} (Entra-consented); {verdict.reason}"
+    else:
+        grant = grants[permission]
+        where = f"scope '{grant.assignment.scope_name}'" if grant.assignment.scope_name else "the organisation"
+        source = f"{permission} by RBAC role '{grant.assignment.role}' ({grant.assignment.name}) over {where}"
     return Decision(
-        True,
-        operation,
-        app_id,
-        mailbox.address,
-        f"{permission} (Entra-consented)",
-        permission,
-        content_visible=bool(held & FULL_READ),
+        True, operation, app_id, mailbox.address, source, permission, content_visible=bool(held & FULL_READ)
     )

@@ -46,9 +46,16 @@ class Settings:
 
     token_lifetime: int = DEFAULT_TOKEN_LIFETIME
     max_body_bytes: int = 4 * 1024 * 1024
+    propagation_delay: int = 0
+    nested_group_membership: bool = True
 
     def to_dict(self) -> dict[str, Any]:
-        return {"token_lifetime": self.token_lifetime, "max_body_bytes": self.max_body_bytes}
+        return {
+            "token_lifetime": self.token_lifetime,
+            "max_body_bytes": self.max_body_bytes,
+            "propagation_delay": self.propagation_delay,
+            "nested_group_membership": self.nested_group_membership,
+        }
 
 
 @dataclass
@@ -135,7 +142,7 @@ def load_world(
 ) -> LoadedWorld:
     """Build the directory from tenant-file data; ConfigError naming the offending entry."""
     now = now or datetime.now(UTC)
-    reader = _Reader(now, base_dir or Path.cwd(), secret_rng)
+    reader = TenantFileReader(now, base_dir or Path.cwd(), secret_rng)
     settings = reader.settings(data.get("settings") or {})
     tenants_data = data.get("tenants")
     if not isinstance(tenants_data, list) or not tenants_data:
@@ -156,7 +163,7 @@ def load_tenant_file(path: str | Path, *, now: datetime | None = None) -> Loaded
     return load_world(read_tenant_file(path), now=now, base_dir=path.parent)
 
 
-class _Reader:
+class TenantFileReader:
     def __init__(self, now: datetime, base_dir: Path, secret_rng: random.Random | None) -> None:
         self.now = now
         self.base_dir = base_dir
@@ -221,7 +228,13 @@ class _Reader:
                 if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
                     raise ConfigError(f"settings.{key}: expected a positive whole number")
                 setattr(settings, key, value)
-        unknown = set(data) - {"token_lifetime", "max_body_bytes"}
+        if "propagation_delay" in data:
+            value = data["propagation_delay"]
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ConfigError("settings.propagation_delay: expected a whole number of seconds, 0 or more")
+            settings.propagation_delay = value
+        settings.nested_group_membership = self._bool(data, "nested_group_membership", "settings", True)
+        unknown = set(data) - set(Settings().to_dict())
         if unknown:
             raise ConfigError(f"settings: unknown keys {sorted(unknown)}")
         return settings
@@ -242,7 +255,104 @@ class _Reader:
         for i, entry in enumerate(self._list(item.get("applications"), f"{where}.applications")):
             app_where = f"{where}.applications[{i}]"
             self._add(tenant.add_application, self.application(entry, tenant, app_where), app_where)
+        self.rules(item, tenant, where)
         return tenant
+
+    def _app_key(self, tenant: Tenant, value: Any, where: str) -> str:
+        """An app named by id or display name in a rule; `*` passes through."""
+        text = str(value).strip()
+        if text == "*":
+            return text
+        for app in tenant.applications.values():
+            if text.lower() in (app.app_id, app.display_name.lower()):
+                return app.app_id
+        return self._guid(text, where)
+
+    def rules(self, item: dict[str, Any], tenant: Tenant, where: str) -> None:
+        """Access policies, service principals, management scopes and role assignments (in force at start)."""
+        readers = (
+            ("access_policies", self.access_policy),
+            ("service_principals", self.service_principal),
+            ("management_scopes", self.management_scope),
+            ("role_assignments", self.role_assignment),
+        )
+        for key, reader in readers:
+            for i, entry in enumerate(self._list(item.get(key), f"{where}.{key}")):
+                reader(entry, tenant, f"{where}.{key}[{i}]")
+
+    def _rule(self, where: str, change: Any) -> Any:
+        try:
+            return change()
+        except DirectoryError as exc:
+            raise ConfigError(f"{where}: {exc}") from exc
+
+    def access_policy(self, entry: Any, tenant: Tenant, where: str, *, now: float = 0.0, delay: float = 0.0):
+        from mock_server.state import policies
+
+        entry = self._mapping(entry, where)
+        apps = entry.get("app_id", entry.get("app"))
+        apps = apps if isinstance(apps, list) else [apps]
+        identity = self._guid(self._text(entry, "id", where, stable_guid(tenant.id, "policy", where)), f"{where}.id")
+        app_ids = [self._app_key(tenant, a, f"{where}.app_id") for a in apps if a is not None]
+        description = entry.get("description")
+        if description is not None and not isinstance(description, str):
+            raise ConfigError(f"{where}.description: expected a string")
+        return self._rule(
+            where,
+            lambda: policies.new_access_policy(
+                tenant,
+                app_ids=app_ids,
+                scope=self._text(entry, "scope", where),
+                access_right=self._text(entry, "access_right", where),
+                description=description,
+                now=now,
+                delay=delay,
+                identity=identity,
+            ),
+        )
+
+    def service_principal(self, entry: Any, tenant: Tenant, where: str):
+        from mock_server.state import policies
+
+        entry = self._mapping(entry, where)
+        app_id = self._app_key(tenant, self._text(entry, "app_id", where), f"{where}.app_id")
+        return self._rule(
+            where,
+            lambda: policies.new_service_principal(
+                tenant, app_id=app_id, object_id=entry.get("object_id"), display_name=entry.get("display_name")
+            ),
+        )
+
+    def management_scope(self, entry: Any, tenant: Tenant, where: str):
+        from mock_server.state import policies
+
+        entry = self._mapping(entry, where)
+        return self._rule(
+            where,
+            lambda: policies.new_management_scope(
+                tenant, name=self._text(entry, "name", where), recipient_filter=self._text(entry, "filter", where)
+            ),
+        )
+
+    def role_assignment(self, entry: Any, tenant: Tenant, where: str, *, now: float = 0.0, delay: float = 0.0):
+        from mock_server.state import policies
+
+        entry = self._mapping(entry, where)
+        scope = entry.get("scope")
+        if scope is not None and not isinstance(scope, str):
+            raise ConfigError(f"{where}.scope: expected the name of a management scope")
+        return self._rule(
+            where,
+            lambda: policies.new_role_assignment(
+                tenant,
+                role=self._text(entry, "role", where),
+                app=self._text(entry, "app_id", where),
+                scope_name=scope,
+                name=entry.get("name"),
+                now=now,
+                delay=delay,
+            ),
+        )
 
     @staticmethod
     def _add(adder, value, where: str) -> None:
@@ -304,7 +414,19 @@ class _Reader:
             display_name=self._text(item, "display_name", where, local.replace(".", " ").title()),
             kind=self._text(item, "type", where, "user").lower(),
             aliases=[str(a).strip().lower() for a in self._list(item.get("aliases"), f"{where}.aliases")],
+            custom_attributes=self._custom_attributes(item.get("custom_attributes"), f"{where}.custom_attributes"),
         )
+
+    def _custom_attributes(self, value: Any, where: str) -> dict[int, str]:
+        if value is None:
+            return {}
+        attributes = {}
+        for key, text in self._mapping(value, where).items():
+            number = str(key).lower().removeprefix("customattribute")
+            if not number.isdigit() or not 1 <= int(number) <= 15:
+                raise ConfigError(f"{where}: {key!r} is not CustomAttribute1..15 (or 1..15)")
+            attributes[int(number)] = str(text)
+        return attributes
 
     def group(self, item: Any, tenant: Tenant, where: str) -> Group:
         item = self._mapping(item, where)
@@ -398,55 +520,112 @@ def _iso(moment: datetime) -> str:
 def dump_world(directory: Directory, settings: Settings) -> dict[str, Any]:
     """The whole directory as tenant-file data; `load_world(dump_world(...))` rebuilds the same world."""
     with directory.lock:
-        tenants = []
-        for tenant in directory.tenants:
-            tenants.append(
-                {
-                    "id": tenant.id,
-                    "name": tenant.display_name,
-                    "domains": list(tenant.domains),
-                    "mailboxes": [
-                        {
-                            "id": m.id,
-                            "address": m.address,
-                            "display_name": m.display_name,
-                            "type": m.kind,
-                            **({"aliases": list(m.aliases)} if m.aliases else {}),
-                        }
-                        for m in tenant.mailboxes.values()
-                    ],
-                    "groups": [
-                        {"id": g.id, "address": g.address, "display_name": g.display_name, "members": list(g.members)}
-                        for g in tenant.groups.values()
-                    ],
-                    "applications": [
-                        {
-                            "app_id": a.app_id,
-                            "display_name": a.display_name,
-                            "object_id": a.object_id,
-                            "service_principal_id": a.service_principal_id,
-                            "permissions": list(a.permissions),
-                            "admin_consent": a.consent_granted,
-                            "enabled": a.enabled,
-                            "secrets": [
-                                {
-                                    "id": s.key_id,
-                                    "value": s.value,
-                                    "display_name": s.display_name,
-                                    "starts": _iso(s.start),
-                                    "expires": _iso(s.end),
-                                }
-                                for s in a.secrets
-                            ],
-                            "certificates": [
-                                {"id": c.key_id, "display_name": c.display_name, "pem": c.pem} for c in a.certificates
-                            ],
-                        }
-                        for a in tenant.applications.values()
-                    ],
-                }
-            )
+        tenants = [dump_tenant(tenant) for tenant in directory.tenants]
     return {"settings": settings.to_dict(), "tenants": tenants}
+
+
+def dump_tenant(tenant: Tenant) -> dict[str, Any]:
+    return {
+        "id": tenant.id,
+        "name": tenant.display_name,
+        "domains": list(tenant.domains),
+        "mailboxes": [dump_mailbox(m) for m in tenant.mailboxes.values()],
+        "groups": [dump_group(g) for g in tenant.groups.values()],
+        "applications": [dump_application(a) for a in tenant.applications.values()],
+        **dump_rules(tenant),
+    }
+
+
+def dump_mailbox(mailbox: Mailbox) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "id": mailbox.id,
+        "address": mailbox.address,
+        "display_name": mailbox.display_name,
+        "type": mailbox.kind,
+    }
+    if mailbox.aliases:
+        out["aliases"] = list(mailbox.aliases)
+    if mailbox.custom_attributes:
+        out["custom_attributes"] = dict(sorted(mailbox.custom_attributes.items()))
+    return out
+
+
+def dump_group(group: Group) -> dict[str, Any]:
+    return {
+        "id": group.id,
+        "address": group.address,
+        "display_name": group.display_name,
+        "members": list(group.members),
+    }
+
+
+def dump_secret(secret: ClientSecret) -> dict[str, Any]:
+    return {
+        "id": secret.key_id,
+        "value": secret.value,
+        "display_name": secret.display_name,
+        "starts": _iso(secret.start),
+        "expires": _iso(secret.end),
+    }
+
+
+def dump_certificate(cert: Certificate) -> dict[str, Any]:
+    return {"id": cert.key_id, "display_name": cert.display_name, "pem": cert.pem}
+
+
+def dump_application(app: Application) -> dict[str, Any]:
+    return {
+        "app_id": app.app_id,
+        "display_name": app.display_name,
+        "object_id": app.object_id,
+        "service_principal_id": app.service_principal_id,
+        "permissions": list(app.permissions),
+        "admin_consent": app.consent_granted,
+        "enabled": app.enabled,
+        "secrets": [dump_secret(s) for s in app.secrets],
+        "certificates": [dump_certificate(c) for c in app.certificates],
+    }
+
+
+def dump_rules(tenant: Tenant) -> dict[str, Any]:
+    """The tenant's configured rules in tenant-file form (pending removals are left out)."""
+    rules = tenant.rules
+    return {
+        "access_policies": [dump_policy(tenant, p) for p in rules.configured_policies()],
+        "service_principals": [dump_service_principal(sp) for sp in rules.service_principals],
+        "management_scopes": [dump_scope(sc) for sc in rules.scopes],
+        "role_assignments": [dump_assignment(a) for a in rules.configured_assignments()],
+    }
+
+
+def dump_policy(tenant: Tenant, policy: Any) -> dict[str, Any]:
+    scope = (
+        tenant.groups[policy.scope_id].address
+        if policy.scope_kind == "group"
+        else tenant.mailboxes[policy.scope_id].address
+    )
+    return {
+        "id": policy.identity,
+        "app_id": list(policy.app_ids),
+        "scope": scope,
+        "access_right": policy.access_right,
+        "description": policy.description,
+    }
+
+
+def dump_service_principal(sp: Any) -> dict[str, Any]:
+    return {"app_id": sp.app_id, "object_id": sp.object_id, "display_name": sp.display_name}
+
+
+def dump_scope(scope: Any) -> dict[str, Any]:
+    return {"name": scope.name, "filter": scope.filter_text}
+
+
+def dump_assignment(assignment: Any) -> dict[str, Any]:
+    out = {"name": assignment.name, "role": assignment.role, "app_id": assignment.app_id}
+    if assignment.scope_name:
+        out["scope"] = assignment.scope_name
+    return out
 
 
 def write_tenant_file(path: str | Path, data: dict[str, Any]) -> None:
@@ -536,6 +715,14 @@ def demo_tenant_data() -> dict[str, Any]:
                         "permissions": ["Mail.ReadWrite", "Mail.Send"],
                         "admin_consent": True,
                         "secrets": [{"display_name": "demo", "value": new_secret_value(random.Random(DEMO_SEED))}],
+                    }
+                ],
+                "access_policies": [
+                    {
+                        "app_id": DEMO_APP_NAME,
+                        "scope": f"cctr_sec_group@{domain}",
+                        "access_right": "RestrictAccess",
+                        "description": "Restrict this app to members of distribution group cctr_sec_group",
                     }
                 ],
             }

@@ -8,10 +8,14 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from cryptography import x509
 
 from mock_server.identity import keys
+
+if TYPE_CHECKING:
+    from mock_server.state.policies import AccessRules
 
 GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"
 GRAPH_RESOURCE = "https://graph.microsoft.com"
@@ -136,6 +140,12 @@ class Mailbox:
     display_name: str
     kind: str = "user"
     aliases: list[str] = field(default_factory=list)
+    custom_attributes: dict[int, str] = field(default_factory=dict)
+
+    @property
+    def recipient_type_details(self) -> str:
+        """Exchange's RecipientTypeDetails: `UserMailbox` or `SharedMailbox`."""
+        return "SharedMailbox" if self.kind == "shared" else "UserMailbox"
 
     def addresses(self) -> list[str]:
         return [self.address, *self.aliases]
@@ -161,6 +171,7 @@ class Tenant:
     applications: dict[str, Application] = field(default_factory=dict)
     mailboxes: dict[str, Mailbox] = field(default_factory=dict)
     groups: dict[str, Group] = field(default_factory=dict)
+    rules: AccessRules = field(default_factory=lambda: _new_rules())
     _by_address: dict[str, Mailbox] = field(default_factory=dict, repr=False)
 
     @property
@@ -206,6 +217,13 @@ class Tenant:
             self._by_address[address.lower()] = mailbox
         return mailbox
 
+    def remove_mailbox(self, mailbox: Mailbox) -> None:
+        self.mailboxes.pop(mailbox.id, None)
+        for address in mailbox.addresses():
+            self._by_address.pop(address.lower(), None)
+        for group in self.groups.values():
+            group.members = [m for m in group.members if self.mailbox(m) is not None or self.group(m) is not None]
+
     def add_group(self, group: Group) -> Group:
         group.id = group.id.lower()
         if group.id in self.groups or self.group(group.address) is not None:
@@ -217,6 +235,12 @@ class Tenant:
                 raise DirectoryError(f"group {group.address}: member {member!r} is not a mailbox or group")
         self.groups[group.id] = group
         return group
+
+
+def _new_rules() -> AccessRules:
+    from mock_server.state.policies import AccessRules
+
+    return AccessRules()
 
 
 class Directory:
@@ -236,6 +260,16 @@ class Directory:
     @property
     def tenants(self) -> list[Tenant]:
         return list(self._tenants.values())
+
+    def replace_with(self, other: Directory) -> None:
+        """Take over `other`'s tenants in place (reset and import keep this object, which others hold)."""
+        with self.lock:
+            self._tenants, self._by_name = dict(other._tenants), dict(other._by_name)
+
+    def remove_tenant(self, tenant: Tenant) -> None:
+        with self.lock:
+            self._tenants.pop(tenant.id, None)
+            self._by_name = {k: v for k, v in self._by_name.items() if v is not tenant}
 
     def add_tenant(self, tenant: Tenant) -> Tenant:
         with self.lock:

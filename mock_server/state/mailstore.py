@@ -509,6 +509,16 @@ class MailStore:
     def now(self) -> datetime:
         return self._now()
 
+    def reset(self) -> None:
+        """Drop every mailbox's mail and the outbound log."""
+        with self._lock:
+            self._stores.clear()
+            self._outbound.clear()
+
+    def forget(self, mailbox: Mailbox) -> None:
+        with self._lock:
+            self._stores.pop(mailbox.id, None)
+
     def store(self, mailbox: Mailbox) -> MailboxStore:
         """The mailbox's store, created with its well-known folders on first use."""
         store = self._stores.get(mailbox.id)
