@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
@@ -12,10 +13,11 @@ from mock_server.clock import Clock
 from mock_server.identity.keys import SigningKey
 from mock_server.process import RunningEmulator, start_emulator
 from mock_server.state.config import load_demo_world
-from mock_server.state.directory import Application, Tenant
+from mock_server.state.directory import GRAPH_RESOURCE, Application, Tenant
+from mock_server.state.mailstore import Message, recipient
+from tests.helpers import ADMIN_KEY, Admin, GraphClient, issue_token
 
 GRAPH_SCOPE = "https://graph.microsoft.com/.default"
-ADMIN_KEY = "test-admin-key"
 
 
 @functools.cache
@@ -73,3 +75,46 @@ def served(tmp_path_factory) -> Iterator[RunningEmulator]:
     """The real `m365-mock serve` (granian, HTTPS) on the demo tenant, shared by the tests of a session."""
     with start_emulator(tmp_path_factory.mktemp("served-state")) as running:
         yield running
+
+
+@pytest.fixture
+def token_for(emulator, tenant) -> Callable[..., str]:
+    """A token for a new app in the demo tenant holding exactly `permissions`."""
+    return lambda *permissions, consent=True: issue_token(emulator, tenant, list(permissions), consent=consent)
+
+
+@pytest.fixture
+def graph(client, emulator, tenant, demo_app) -> GraphClient:
+    """Graph as the demo app (Mail.ReadWrite + Mail.Send)."""
+    return GraphClient(client, emulator.issuer.issue(tenant, demo_app, GRAPH_RESOURCE, "1").access_token)
+
+
+@pytest.fixture
+def graph_as(client, token_for) -> Callable[..., GraphClient]:
+    return lambda *permissions, consent=True: GraphClient(client, token_for(*permissions, consent=consent))
+
+
+@pytest.fixture
+def deliver(emulator, tenant) -> Callable[..., Message]:
+    """Put a received message into a mailbox folder directly, as if mail had arrived from outside."""
+
+    def put(address: str, folder: str = "inbox", **fields: Any) -> Message:
+        mailbox = tenant.mailbox(address)
+        store = emulator.mail.store(mailbox)
+        fields.setdefault("subject", "Hello")
+        fields.setdefault("body_type", "html")
+        fields.setdefault("body_content", "<html><body><p>Hi there</p></body></html>")
+        sender = fields.pop("sender_address", "customer@example.org")
+        fields.setdefault("from_", recipient(sender, "A Customer"))
+        fields.setdefault("sender", recipient(sender, "A Customer"))
+        fields.setdefault("to", [recipient(mailbox.address, mailbox.display_name)])
+        fields.setdefault("sent", emulator.mail.now())
+        return store.add_message(store.folder(folder), **fields)
+
+    return put
+
+
+@pytest.fixture
+def admin(client) -> Admin:
+    """The control API with the admin key, for the demo tenant."""
+    return Admin(client)

@@ -40,7 +40,10 @@ def read(build: Any) -> Any:
     except ConfigError as exc:
         message = str(exc)
         head, _, rest = message.partition(": ")
-        raise ControlError(400, "InvalidField", rest if head.isidentifier() and rest else message) from None
+        message = rest if head.isidentifier() and rest else message
+        if "couldn't be found" in message:
+            raise ControlError(404, "NotFound", message) from None
+        raise ControlError(400, "InvalidField", message) from None
 
 
 def created(payload: dict[str, Any]) -> Response:

@@ -6,7 +6,7 @@ import jwt
 import pytest
 
 from mock_server.identity.keys import SigningKey
-from tests.graph.conftest import GraphClient, error_of
+from tests.helpers import GraphClient, error_of
 
 SUPPORT = "support@contoso.onmicrosoft.com"
 CHALLENGE = (

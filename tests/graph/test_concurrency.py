@@ -7,7 +7,7 @@ from collections import Counter
 
 import pytest
 
-from tests.graph.conftest import GraphClient
+from tests.helpers import GraphClient
 
 pytestmark = pytest.mark.slow
 MAILBOXES = ["support@contoso.onmicrosoft.com", "sales@contoso.onmicrosoft.com", "billing@contoso.onmicrosoft.com"]

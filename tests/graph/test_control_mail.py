@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.conftest import ADMIN_KEY
+from tests.helpers import ADMIN_KEY
 
 ADMIN = {"X-M365-Admin-Key": ADMIN_KEY}
 SUPPORT = "support@contoso.onmicrosoft.com"

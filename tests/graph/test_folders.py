@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.graph.conftest import BASE, error_of
+from tests.helpers import BASE, error_of
 
 SUPPORT = "support@contoso.onmicrosoft.com"
 VISIBLE = [

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tests.graph.conftest import BASE, error_of
+from tests.helpers import BASE, error_of
 
 SUPPORT = "support@contoso.onmicrosoft.com"
 ENCODED = "support%40contoso.onmicrosoft.com"

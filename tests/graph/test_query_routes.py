@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from mock_server.state.mailstore import recipient
-from tests.graph.conftest import error_of
+from tests.helpers import error_of
 
 SUPPORT = "support@contoso.onmicrosoft.com"
 START = datetime(2026, 4, 1, 8, 0, tzinfo=UTC)

@@ -6,8 +6,7 @@ import base64
 
 import pytest
 
-from tests.conftest import ADMIN_KEY
-from tests.graph.conftest import error_of
+from tests.helpers import ADMIN_KEY, error_of
 
 SUPPORT = "support@contoso.onmicrosoft.com"
 SALES = "sales@contoso.onmicrosoft.com"

@@ -1,0 +1,164 @@
+"""The control API's directory, time, settings, reset and import/export routes."""
+
+from __future__ import annotations
+
+from mock_server.identity.keys import certificate_pem, new_rsa_key, self_signed_certificate
+from tests.helpers import SALES, SUPPORT
+from tests.identity.helpers import decode_unverified, post_token, secret_form
+
+
+def test_tenants(admin, tenant):
+    assert admin.call("GET", "/_m365/tenants").get_json() == {
+        "value": [{"id": tenant.id, "name": "Contoso", "domains": ["contoso.onmicrosoft.com", "contoso.com"]}]
+    }
+    assert admin.call("GET", "/_m365/tenants/fabrikam.com/mailboxes").status_code == 404
+
+
+def test_application_lifecycle(admin, client, tenant):
+    created = admin.call(
+        "POST", "applications", {"display_name": "Ticketing", "permissions": ["mail.read"], "secrets": [{}]}, expect=201
+    ).get_json()
+    assert created["permissions"] == ["Mail.Read"] and len(created["secrets"][0]["value"]) == 40
+    app_id = created["app_id"]
+    form = {
+        "client_id": app_id,
+        "client_secret": created["secrets"][0]["value"],
+        "grant_type": "client_credentials",
+        "scope": "https://graph.microsoft.com/.default",
+    }
+    assert decode_unverified(post_token(client, tenant.id, **form).get_json()["access_token"])["roles"] == ["Mail.Read"]
+
+    admin.call(
+        "PATCH",
+        f"applications/{app_id}",
+        {"permissions": ["Mail.Read", "Mail.Send"], "admin_consent": False},
+        expect=200,
+    )
+    assert "roles" not in decode_unverified(post_token(client, tenant.id, **form).get_json()["access_token"])
+    admin.call("PATCH", f"applications/{app_id}", {"admin_consent": True}, expect=200)
+    claims = decode_unverified(post_token(client, tenant.id, **form).get_json()["access_token"])
+    assert claims["roles"] == ["Mail.Read", "Mail.Send"]
+
+    admin.call("PATCH", f"applications/{app_id}", {"enabled": False}, expect=200)
+    assert post_token(client, tenant.id, **form).get_json()["error_codes"] == [7000112]
+    admin.call("DELETE", f"applications/{app_id}", expect=204)
+    assert post_token(client, tenant.id, **form).get_json()["error_codes"] == [700016]
+
+
+def test_bad_application_changes(admin, demo_app):
+    response = admin.call("PATCH", f"applications/{demo_app.app_id}", {"permissions": ["Mail.Everything"]})
+    assert (
+        response.status_code == 400
+        and "unknown Graph application permission" in response.get_json()["error"]["message"]
+    )
+    assert admin.call("PATCH", f"applications/{demo_app.app_id}", {"colour": "red"}).status_code == 400
+    assert admin.call("PATCH", "applications/00000000-0000-0000-0000-000000000001", {}).status_code == 404
+    assert admin.call("POST", "applications", {"permissions": []}).status_code == 400
+    assert demo_app.permissions == ["Mail.ReadWrite", "Mail.Send"]
+
+
+def test_secret_rotation_and_expiry(admin, client, tenant, demo_app, clock):
+    new = admin.call("POST", f"applications/{demo_app.app_id}/secrets", {"expires_in_days": 1}, expect=201).get_json()
+    assert post_token(client, tenant.id, **secret_form(demo_app, client_secret=new["value"])).status_code == 200
+    clock.advance(2 * 86400)
+    expired = post_token(client, tenant.id, **secret_form(demo_app, client_secret=new["value"]))
+    assert expired.get_json()["error_codes"] == [7000222]
+    admin.call("DELETE", f"applications/{demo_app.app_id}/secrets/{new['id']}", expect=204)
+    wrong = post_token(client, tenant.id, **secret_form(demo_app, client_secret=new["value"]))
+    assert wrong.get_json()["error_codes"] == [7000215]
+
+
+def test_certificate_upload(admin, demo_app):
+    pem = certificate_pem(self_signed_certificate(new_rsa_key(), "daemon"))
+    created = admin.call("POST", f"applications/{demo_app.app_id}/certificates", {"pem": pem}, expect=201).get_json()
+    assert created["pem"] == pem and len(demo_app.certificates) == 1
+    assert admin.call("POST", f"applications/{demo_app.app_id}/certificates", {"pem": pem}).status_code == 409
+    assert admin.call("POST", f"applications/{demo_app.app_id}/certificates", {"pem": "nope"}).status_code == 400
+    admin.call("DELETE", f"applications/{demo_app.app_id}/certificates/{created['id']}", expect=204)
+    assert demo_app.certificates == []
+
+
+def test_mailbox_lifecycle(admin, graph):
+    created = admin.call(
+        "POST",
+        "mailboxes",
+        {"address": "helpdesk@contoso.com", "type": "shared", "display_name": "Helpdesk"},
+        expect=201,
+    ).get_json()
+    assert created["type"] == "shared"
+    assert graph.get("/users/helpdesk@contoso.com/mailFolders/inbox").status_code == 200
+    assert admin.call("POST", "mailboxes", {"address": "HELPDESK@contoso.com"}).status_code == 409
+    shared = admin.call("GET", "mailboxes?type=shared").get_json()["value"]
+    assert "helpdesk@contoso.com" in [m["address"] for m in shared]
+    patched = admin.call("PATCH", "mailboxes/helpdesk@contoso.com", {"custom_attributes": {"1": "emea"}}, expect=200)
+    assert patched.get_json()["custom_attributes"] == {"1": "emea"}
+    admin.call("DELETE", "mailboxes/helpdesk@contoso.com", expect=204)
+    assert graph.get("/users/helpdesk@contoso.com/messages").status_code == 404
+
+
+def test_group_membership(admin):
+    admin.call(
+        "POST", "groups", {"address": "escalations@contoso.onmicrosoft.com", "display_name": "escalations"}, expect=201
+    )
+    admin.call("POST", "groups/escalations/members", {"member": SALES}, expect=201)
+    again = admin.call("POST", "groups/escalations/members", {"member": "sales@contoso.com"})
+    assert again.status_code == 409 and "is already a member" in again.get_json()["error"]["message"]
+    missing = admin.call("POST", "groups/escalations/members", {"member": "ghost@contoso.com"})
+    assert missing.status_code == 404
+    assert admin.call("GET", "groups/escalations").get_json()["members"] == [SALES]
+    admin.call("DELETE", f"groups/escalations/members/{SALES}", expect=204)
+    assert admin.call("DELETE", f"groups/escalations/members/{SALES}").status_code == 404
+    admin.call("DELETE", "groups/escalations", expect=204)
+    assert admin.call("GET", "groups/escalations").status_code == 404
+
+
+def test_groups_used_by_a_policy_cannot_be_deleted(admin, demo_app):
+    admin.policy(demo_app.app_id, "cctr_sec_group")
+    assert admin.call("DELETE", "groups/cctr_sec_group").status_code == 409
+
+
+def test_time_and_settings(admin):
+    frozen = admin.call("POST", "/_m365/time", {"freeze": "2027-01-01T00:00:00Z"}, expect=200).get_json()
+    assert frozen == {"now": "2027-01-01T00:00:00.000000Z", "frozen": True}
+    assert admin.call("POST", "/_m365/time", {"advance": 90}).get_json()["now"] == "2027-01-01T00:01:30.000000Z"
+    assert admin.call("POST", "/_m365/time", {"resume": True}).get_json()["frozen"] is False
+    assert admin.call("POST", "/_m365/time", {"advance": "soon"}).status_code == 400
+    settings = admin.call("PATCH", "/_m365/settings", {"tokenLifetime": 600}, expect=200).get_json()
+    assert settings == {"tokenLifetime": 600, "propagationDelay": 0, "nestedGroupMembership": True}
+    assert admin.call("PATCH", "/_m365/settings", {"propagationDelay": -1}).status_code == 400
+    assert admin.call("PATCH", "/_m365/settings", {"speed": 1}).status_code == 400
+
+
+def test_reset_restores_the_loaded_world(admin, graph, demo_app, emulator, tenant):
+    admin.policy(demo_app.app_id, "cctr_sec_group")
+    admin.call("POST", "mailboxes", {"address": "temp@contoso.com"}, expect=201)
+    graph.post(
+        f"/users/{SUPPORT}/sendMail", json={"message": {"toRecipients": [{"emailAddress": {"address": SUPPORT}}]}}
+    )
+    admin.call("POST", "/_m365/reset", expect=200)
+    fresh = emulator.directory.tenant("contoso.com")
+    assert fresh.id == tenant.id and fresh.mailbox("temp@contoso.com") is None
+    assert fresh.rules.policies == []
+    assert admin.call("GET", "/_m365/log").get_json()["value"] == []
+    assert graph.get(f"/users/{SUPPORT}/mailFolders/inbox").get_json()["totalItemCount"] == 0
+    assert graph.get(f"/users/{SUPPORT}/messages").status_code == 200
+
+
+def test_export_and_import_round_trip(admin, demo_app):
+    admin.policy(demo_app.app_id, "cctr_sec_group")
+    admin.call("POST", "servicePrincipals", {"app_id": demo_app.app_id}, expect=201)
+    admin.call("POST", "managementScopes", {"name": "s", "filter": "CustomAttribute3 -like 'em*'"}, expect=201)
+    admin.call(
+        "POST",
+        "roleAssignments",
+        {"role": "Application Mail.Read", "app_id": demo_app.app_id, "scope": "s"},
+        expect=201,
+    )
+    exported = admin.call("GET", "/_m365/export", expect=200).get_json()
+    admin.call("POST", "/_m365/reset", expect=200)
+    assert admin.call("GET", "accessPolicies").get_json()["value"] == []
+    admin.call("POST", "/_m365/import", exported, expect=200)
+    assert admin.call("GET", "/_m365/export").get_json() == exported
+    bad = admin.call("POST", "/_m365/import", {"tenants": [{"domains": []}]})
+    assert bad.status_code == 400 and "domains" in bad.get_json()["error"]["message"]
+    assert admin.call("GET", "/_m365/export").get_json() == exported
