@@ -161,8 +161,8 @@ def _token_request(tenant_segment: str, version: int) -> TokenRequest:
         raise errors.GrantNotSupportedOnCommon()
     tenant = _tenant(tenant_segment)
     form = request.form if request.mimetype == "application/x-www-form-urlencoded" else MultiDict()
-    req = TokenRequest(current_emulator(), tenant, tenant_segment, form, request.base_url, version)
-    auth = request.authorization
+    req = TokenRequest(current_emulator(), tenant, tenant_segment, form, f"{_origin()}{request.path}", version)
+    auth = request.authorization if "Authorization" in request.headers else None
     if auth is not None and auth.type == "basic":
         req.basic_client_id = unquote_plus(auth.username or "") or None
         req.basic_secret = unquote_plus(auth.password or "") or None
