@@ -54,19 +54,24 @@ def generate_messages(
     """Fill `folder` with `count` received messages, newest `now`, older ones `spacing` apart; returns ids."""
     content = pools(seed)
     rng = random.Random(seed * 1_000_003 + count)
-    owner = recipient(store.mailbox.address, store.mailbox.display_name)
+    # Recipient values are replaced, never changed in place, so generated messages can share them.
+    owner = [recipient(store.mailbox.address, store.mailbox.display_name)]
+    senders = [recipient(address, name) for name, address in content.senders]
+    bodies = [f"<html><body><p>{paragraph}</p></body></html>" for paragraph in content.paragraphs]
+    not_flagged = {"flagStatus": "notFlagged"}
     ids = []
     for i in range(count):
-        name, address = content.senders[rng.randrange(len(content.senders))]
+        pick = rng.randrange(len(content.senders))
+        address = content.senders[pick][1]
         received = now - spacing * (count - 1 - i)
-        paragraph = content.paragraphs[rng.randrange(POOL_SIZE)]
         fields: dict[str, Any] = {
             "subject": content.subjects[rng.randrange(POOL_SIZE)],
             "body_type": "html",
-            "body_content": f"<html><body><p>{paragraph}</p></body></html>",
-            "sender": recipient(address, name),
-            "from_": recipient(address, name),
-            "to": [dict(owner)],
+            "body_content": bodies[rng.randrange(POOL_SIZE)],
+            "flag": not_flagged,
+            "sender": senders[pick],
+            "from_": senders[pick],
+            "to": owner,
             "is_read": rng.random() >= unread_ratio,
             "importance": "high" if rng.random() < 0.05 else "normal",
             "internet_message_id": f"<{rng.getrandbits(64):016X}.{i}@{address.split('@')[1]}>",

@@ -109,7 +109,7 @@ def recipient(address: str, name: str | None = None) -> dict[str, Any]:
     return {"emailAddress": {"name": name if name is not None else address, "address": address}}
 
 
-@dataclass
+@dataclass(slots=True)
 class Message:
     """One message in one folder. `id` changes when the message moves; `immutable_id` never does."""
 
