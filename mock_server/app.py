@@ -116,6 +116,11 @@ def json_response(
     return Response(json.dumps(body, separators=(",", ":")), status=status, content_type=content_type, headers=headers)
 
 
+def request_origin() -> str:
+    """`https://host:port` of the current request, as the client addressed it (no IRI decoding, no slash)."""
+    return f"{request.scheme}://{request.host}"
+
+
 def is_graph_path(path: str) -> bool:
     return any(path == p or path.startswith(p + "/") for p in GRAPH_PREFIXES)
 
@@ -242,10 +247,10 @@ def _log_record(response: Response, emulator: Emulator) -> LogRecord:
         body = response.get_json(silent=True) or {}
         error_code = (body.get("error") or {}).get("code") if isinstance(body.get("error"), dict) else None
     return LogRecord(
-        time=emulator.clock.now_datetime().strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        at=emulator.clock.now(),
         request_id=g.get("request_id", ""),
         method=request.method,
-        path=request.full_path.rstrip("?"),
+        path=request.path + (f"?{query}" if (query := request.environ.get("QUERY_STRING")) else ""),
         status=response.status_code,
         tenant_id=token.tenant.id if token else None,
         app_id=token.app_id if token else None,

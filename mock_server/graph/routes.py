@@ -13,7 +13,7 @@ from urllib.parse import quote, urlencode
 
 from flask import Blueprint, Response, g, request
 
-from mock_server.app import GRAPH_JSON_TYPE, current_emulator, json_response
+from mock_server.app import GRAPH_JSON_TYPE, current_emulator, json_response, request_origin
 from mock_server.graph import body, errors, odata
 from mock_server.graph.serializers import folder_json, message_fragment, message_json, message_value
 from mock_server.identity.tokens import TokenRejected, VerifiedToken
@@ -52,7 +52,7 @@ class MailboxRequest:
         return bool(_PREFER_IMMUTABLE.search(request.headers.get("Prefer", "")))
 
     def context(self, tail: str) -> str:
-        return f"{request.host_url}v1.0/$metadata#users('{quote(self.user_segment, safe='')}')/{tail}"
+        return f"{request_origin()}/v1.0/$metadata#users('{quote(self.user_segment, safe='')}')/{tail}"
 
 
 def bearer_token() -> VerifiedToken:
@@ -207,7 +207,7 @@ def next_link(skip: int, top: int) -> str:
     """The request's absolute URL with `$skip`/`$top` advanced; other parameters kept as sent."""
     params = [(k, v) for k, v in request.args.items(multi=True) if k not in ("$skip", "$top")]
     params += [("$top", str(top)), ("$skip", str(skip))]
-    return f"{request.base_url}?{urlencode(params, quote_via=quote)}"
+    return f"{request_origin()}{quote(request.path, safe='/@')}?{urlencode(params, quote_via=quote)}"
 
 
 def getter(message: Message) -> Callable[[str], Any]:

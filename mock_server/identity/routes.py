@@ -9,7 +9,7 @@ from urllib.parse import unquote_plus, urlsplit
 from flask import Blueprint, Response, request
 from werkzeug.datastructures import MultiDict
 
-from mock_server.app import Emulator, current_emulator, json_response
+from mock_server.app import Emulator, current_emulator, json_response, request_origin
 from mock_server.identity import errors
 from mock_server.identity.assertions import verify_client_assertion
 from mock_server.identity.tokens import (
@@ -31,7 +31,7 @@ DISCOVERY_HEADERS = {"Cache-Control": "max-age=86400, private", "Access-Control-
 
 
 def _origin() -> str:
-    return request.host_url.rstrip("/")
+    return request_origin()
 
 
 def _host_without_port() -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections import deque
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 DEFAULT_CAPACITY = 10_000
@@ -12,7 +13,7 @@ DEFAULT_CAPACITY = 10_000
 
 @dataclass(frozen=True)
 class LogRecord:
-    time: str
+    at: float
     request_id: str
     method: str
     path: str
@@ -26,7 +27,10 @@ class LogRecord:
     error_code: str | None
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        """The record as the control API shows it: `time` in UTC ISO 8601 first, then the rest."""
+        fields = asdict(self)
+        moment = datetime.fromtimestamp(fields.pop("at"), UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        return {"time": moment, **fields}
 
 
 class RequestLog:
