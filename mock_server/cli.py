@@ -64,6 +64,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     ca_path = commands.add_parser("ca-path", help="print the path of the emulator's CA certificate (made if missing)")
     _add_state_dir(ca_path)
+
+    from mock_server import exo as exo_shell
+
+    exo = commands.add_parser("exo", help="run Exchange Online PowerShell cmdlets against a running emulator")
+    exo_shell.add_arguments(exo)
+    _add_state_dir(exo)
     return parser
 
 
@@ -210,7 +216,13 @@ def cmd_ca_path(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"serve": cmd_serve, "ca-path": cmd_ca_path}
+def cmd_exo(args: argparse.Namespace) -> int:
+    from mock_server.exo import main as exo_main
+
+    return exo_main(args)
+
+
+COMMANDS = {"serve": cmd_serve, "ca-path": cmd_ca_path, "exo": cmd_exo}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -6,6 +6,7 @@ the control API takes are the same thing.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +41,7 @@ def read(build: Any) -> Any:
     except ConfigError as exc:
         message = str(exc)
         head, _, rest = message.partition(": ")
-        message = rest if head.isidentifier() and rest else message
+        message = rest if rest and re.fullmatch(r"[A-Za-z_][\w.]*", head) else message
         if "couldn't be found" in message:
             raise ControlError(404, "NotFound", message) from None
         raise ControlError(400, "InvalidField", message) from None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import string
 import uuid
 from dataclasses import dataclass, field
@@ -266,7 +267,9 @@ class TenantFileReader:
         for app in tenant.applications.values():
             if text.lower() in (app.app_id, app.display_name.lower()):
                 return app.app_id
-        return self._guid(text, where)
+        if not re.fullmatch(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}", text):
+            raise ConfigError(f"{where}: The AppId '{text}' isn't valid: give application ids (GUIDs) or *.")
+        return text.lower()
 
     def rules(self, item: dict[str, Any], tenant: Tenant, where: str) -> None:
         """Access policies, service principals, management scopes and role assignments (in force at start)."""

@@ -120,7 +120,7 @@ def test_shared_mailbox_cannot_be_the_scope(admin, demo_app):
     [
         (
             {"app_id": "not-a-guid", "scope": GROUP, "access_right": "RestrictAccess"},
-            "app_id: 'not-a-guid' is not a GUID",
+            "The AppId 'not-a-guid' isn't valid: give application ids (GUIDs) or *.",
         ),
         (
             {"app_id": "*", "scope": GROUP, "access_right": "AllowAccess"},
