@@ -70,6 +70,12 @@ def build_parser() -> argparse.ArgumentParser:
     exo = commands.add_parser("exo", help="run Exchange Online PowerShell cmdlets against a running emulator")
     exo_shell.add_arguments(exo)
     _add_state_dir(exo)
+
+    from mock_server import logview
+
+    log = commands.add_parser("log", help="show a running emulator's request log with each access decision")
+    logview.add_arguments(log)
+    _add_state_dir(log)
     return parser
 
 
@@ -222,7 +228,13 @@ def cmd_exo(args: argparse.Namespace) -> int:
     return exo_main(args)
 
 
-COMMANDS = {"serve": cmd_serve, "ca-path": cmd_ca_path, "exo": cmd_exo}
+def cmd_log(args: argparse.Namespace) -> int:
+    from mock_server.logview import main as log_main
+
+    return log_main(args)
+
+
+COMMANDS = {"serve": cmd_serve, "ca-path": cmd_ca_path, "exo": cmd_exo, "log": cmd_log}
 
 
 def main(argv: list[str] | None = None) -> int:

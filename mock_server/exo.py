@@ -1641,6 +1641,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "-c", "--command", dest="text", help="PowerShell lines to run (statements separated by ; or newlines)"
     )
     source.add_argument("-f", "--file", help="a script file to run (- for standard input)")
+    add_connection_arguments(parser)
+
+
+def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
+    """How a command finds a running emulator's control API (also used by `m365-mock log`)."""
     parser.add_argument("--url", help="the emulator's base URL (default: $M365_MOCK_BASE_URL or connection.json)")
     parser.add_argument("--admin-key", help="the control API key (default: $M365_MOCK_ADMIN_KEY or connection.json)")
     parser.add_argument("--ca-file", help="CA file to trust (default: $M365_MOCK_CA_FILE or connection.json)")

@@ -223,3 +223,33 @@ def test_stops_promptly_while_an_http2_client_keeps_its_connection(tmp_path):
             await client.aclose()
 
         asyncio.run(hold_connection())
+
+
+def test_log_command_shows_decisions_of_the_running_emulator(tmp_path):
+    """`m365-mock log` against the real server: the demo policy grants support@ and denies sales@."""
+    with start_emulator(tmp_path) as running:
+        token = get_token(running).json()["access_token"]
+        for mailbox in ("support", "sales"):
+            requests.get(
+                f"{running.base_url}/v1.0/users/{mailbox}@contoso.onmicrosoft.com/messages",
+                headers={"Authorization": f"Bearer {token}"},
+                verify=running.ca_file,
+                timeout=10,
+            )
+        result = run_cli("log", "--state-dir", str(tmp_path))
+        assert result.returncode == 0, result.stderr
+        lines = result.stdout.splitlines()
+        assert "200  granted" in lines[0] and "support@contoso.onmicrosoft.com" in lines[0]
+        assert "RestrictAccess policy" in lines[1] and lines[1].strip().endswith("matches via cctr_sec_group")
+        assert "403  denied" in lines[2] and "sales@contoso.onmicrosoft.com" in lines[2]
+        assert lines[3].strip() == (
+            "denied: RestrictAccess policies limit the app to cctr_sec_group; sales@contoso.onmicrosoft.com is in none"
+        )
+        denied = run_cli("log", "--state-dir", str(tmp_path), "--outcome", "denied", "--json")
+        records = [json.loads(line) for line in denied.stdout.splitlines()]
+        assert [(r["mailbox"], r["status"]) for r in records] == [("sales@contoso.onmicrosoft.com", 403)]
+
+
+def test_log_command_without_an_emulator(tmp_path):
+    result = run_cli("log", "--state-dir", str(tmp_path))
+    assert result.returncode == 2 and "no emulator to talk to" in result.stderr

@@ -1,0 +1,70 @@
+"""`m365-mock log`: the request log of a running emulator, with each access decision and its reason."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any, TextIO
+from urllib.parse import urlencode
+
+from mock_server.exo import CmdletError, ControlUnavailable, SetupError, add_connection_arguments, client_from_args
+
+COLUMNS = ("time", "status", "outcome", "app_id", "mailbox", "method", "path", "decision")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = "Show the Graph requests a running emulator answered, and why each was allowed or denied."
+    parser.add_argument("--app", help="only this app id")
+    parser.add_argument("--mailbox", help="only this mailbox address")
+    parser.add_argument("--outcome", choices=["granted", "denied", "error"], help="only this outcome")
+    parser.add_argument("--limit", type=int, default=50, help="the newest N records (default 50; 0 for all)")
+    parser.add_argument("--json", action="store_true", help="print the records as JSON lines")
+    add_connection_arguments(parser)
+
+
+def format_records(records: list[dict[str, Any]]) -> str:
+    """One line a record: time, status, outcome, app, mailbox, request, then the decision's reason."""
+    lines = []
+    for r in records:
+        when = r["time"][11:19]
+        who = (r.get("app_id") or "-")[:8]
+        lines.append(
+            f"{when}  {r['status']}  {r['outcome']:<7}  {who:<8}  {r.get('mailbox') or '-':<34}  "
+            f"{r['method']} {r['path']}"
+        )
+        if r.get("decision"):
+            lines.append(f"          {r['decision']}")
+        elif r.get("error_code"):
+            lines.append(f"          {r['error_code']}")
+    return "\n".join(lines)
+
+
+def main(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None) -> int:
+    out, err = out or sys.stdout, err or sys.stderr
+    query = {
+        k: v
+        for k, v in {
+            "app": args.app,
+            "mailbox": args.mailbox,
+            "outcome": args.outcome,
+            "limit": args.limit or None,
+        }.items()
+        if v
+    }
+    try:
+        records = client_from_args(args).request("GET", "/log" + (f"?{urlencode(query)}" if query else ""))["value"]
+    except SetupError as exc:
+        print(f"m365-mock log: {exc}", file=err)
+        return 2
+    except (CmdletError, ControlUnavailable) as exc:
+        print(f"m365-mock log: {exc}", file=err)
+        return 1
+    if args.json:
+        for record in records:
+            print(json.dumps(record), file=out)
+    elif records:
+        print(format_records(records), file=out)
+    else:
+        print("no requests logged (yet) for this filter", file=out)
+    return 0
