@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
 import re
 from collections.abc import Callable
@@ -52,7 +53,13 @@ class MailboxRequest:
         return bool(_PREFER_IMMUTABLE.search(request.headers.get("Prefer", "")))
 
     def context(self, tail: str) -> str:
-        return f"{request_origin()}/v1.0/$metadata#users('{quote(self.user_segment, safe='')}')/{tail}"
+        return _context(request_origin(), self.user_segment, tail)
+
+
+@functools.lru_cache(maxsize=1024)
+def _context(origin: str, user: str, tail: str) -> str:
+    """`@odata.context`: the emulator's $metadata URL for the user as addressed (`users('a%40b.com')`)."""
+    return f"{origin}/v1.0/$metadata#users('{quote(user, safe='')}')/{tail}"
 
 
 def bearer_token() -> VerifiedToken:
@@ -205,9 +212,22 @@ def _create_folder(req: MailboxRequest, parent: Folder) -> Response:
 
 def next_link(skip: int, top: int) -> str:
     """The request's absolute URL with `$skip`/`$top` advanced; other parameters kept as sent."""
-    params = [(k, v) for k, v in request.args.items(multi=True) if k not in ("$skip", "$top")]
-    params += [("$top", str(top)), ("$skip", str(skip))]
-    return f"{request_origin()}{quote(request.path, safe='/@')}?{urlencode(params, quote_via=quote)}"
+    params = tuple((k, v) for k, v in request.args.items(multi=True) if k not in ("$skip", "$top"))
+    return _link(request_origin(), request.path, params, skip, top)
+
+
+@functools.lru_cache(maxsize=1024)
+def _link(origin: str, path: str, params: tuple[tuple[str, str], ...], skip: int, top: int) -> str:
+    query = urlencode([*params, ("$top", str(top)), ("$skip", str(skip))], quote_via=quote)
+    return f"{origin}{quote(path, safe='/@')}?{query}"
+
+
+# Query options parse the same way every time: daemons repeat the same few queries, so keep their parses.
+# The parsed values are never changed by the routes.
+_select = functools.lru_cache(maxsize=512)(odata.parse_select)
+_filter = functools.lru_cache(maxsize=512)(odata.parse_filter)
+_orderby = functools.lru_cache(maxsize=512)(odata.parse_orderby)
+_search = functools.lru_cache(maxsize=512)(odata.parse_search)
 
 
 def getter(message: Message) -> Callable[[str], Any]:
@@ -244,14 +264,14 @@ def list_folder_messages(user: str, folder_id: str) -> Response:
 
 
 def _message_page(req: MailboxRequest, folder: Folder | None, tail: str) -> Response:
-    args = request.args
-    select = odata.parse_select(args["$select"]) if "$select" in args else None
+    args = request.args.to_dict()
+    select = _select(args["$select"]) if "$select" in args else None
     top = odata.parse_top(args["$top"]) if "$top" in args else DEFAULT_PAGE
     skip = odata.parse_skip(args["$skip"]) if "$skip" in args else 0
     count = args.get("$count", "").lower() == "true"
-    flt = odata.parse_filter(args["$filter"]) if args.get("$filter") else None
-    orderby = odata.parse_orderby(args["$orderby"]) if args.get("$orderby") else []
-    search = odata.parse_search(args["$search"]) if args.get("$search") else None
+    flt = _filter(args["$filter"]) if args.get("$filter") else None
+    orderby = _orderby(args["$orderby"]) if args.get("$orderby") else []
+    search = _search(args["$search"]) if args.get("$search") else None
     if search is not None:
         if flt is not None:
             raise odata.SearchWithFilter()

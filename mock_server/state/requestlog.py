@@ -11,7 +11,7 @@ from typing import Any
 DEFAULT_CAPACITY = 10_000
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class LogRecord:
     at: float
     request_id: str
