@@ -1,0 +1,183 @@
+"""Graph listing throughput: the emulator next to "the limit", measured in one run.
+
+    python benchmarks/graph_throughput.py [--duration 8] [--connections 8] [--json]
+
+Two targets, loaded the same way (GET with a valid bearer token, 8 connections):
+
+- emulator: `m365-mock serve` on the demo tenant (HTTPS): GET /v1.0/users/support@.../messages?$top=10, which
+  checks the token, the access policy and the permission, reads the page and serializes it.
+- limit: a bare Flask route on the same server (granian, same TLS and threads) that returns the very same JSON
+  body, fetched from the emulator before the run and prepared in advance.
+
+Goal: emulator >= 0.6 x limit. See benchmarks/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if __package__ in (None, ""):  # run as `python benchmarks/graph_throughput.py`: make `benchmarks` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks import _harness as h
+
+if TYPE_CHECKING:
+    from flask import Flask
+
+MAILBOX = "support@contoso.onmicrosoft.com"
+PATH = f"/v1.0/users/{MAILBOX}/messages?$top=10"
+GOAL_VS_LIMIT = 0.6
+RATIOS = [
+    h.Ratio("emulator / limit", "emulator", "limit", GOAL_VS_LIMIT),
+    h.Ratio("emulator / limit, by server CPU per request", "emulator", "limit", GOAL_VS_LIMIT, by_cpu=True),
+]
+PREPARED = "prepared-page.json"
+
+
+def limit_app(state_dir: Path) -> Flask:
+    """The limit: the emulator's own answer for the page, returned as prepared bytes by a bare route."""
+    from flask import Flask, Response
+
+    body = (state_dir / PREPARED).read_bytes()
+    content_type = (
+        "application/json; odata.metadata=minimal; odata.streaming=true; IEEE754Compatible=false; charset=utf-8"
+    )
+    app = Flask("graph_limit")
+
+    @app.get(f"/v1.0/users/{MAILBOX}/messages")
+    def page() -> Response:
+        return Response(body, content_type=content_type)
+
+    return app
+
+
+def fetch_token(emulator: Any) -> str:
+    """A token for the demo app, from the emulator's own token endpoint."""
+    import requests
+
+    app = next(a for a in emulator.facts["apps"] if a.get("client_secret"))
+    response = requests.post(
+        emulator.tenant["token_endpoint"],
+        timeout=10,
+        verify=emulator.ca_file,
+        data={
+            "client_id": app["app_id"],
+            "client_secret": app["client_secret"],
+            "grant_type": "client_credentials",
+            "scope": "https://graph.microsoft.com/.default",
+        },
+    )
+    response.raise_for_status()
+    return response.json()["access_token"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from mock_server.cli import default_threads
+
+    parser = argparse.ArgumentParser(
+        prog="python benchmarks/graph_throughput.py",
+        description="GET messages req/s: the emulator vs a bare route with the same JSON.",
+    )
+    parser.add_argument("--duration", type=float, default=8.0, help="seconds of load per target (default 8)")
+    parser.add_argument("--connections", type=int, default=8, help="concurrent connections (default 8)")
+    parser.add_argument("--threads", type=int, default=default_threads(), help="request threads of both servers")
+    parser.add_argument("--warmup", type=float, default=2.0, help="seconds of discarded load before each target")
+    parser.add_argument("--rounds", type=int, default=1, help="measure each target N times, report the median")
+    parser.add_argument("--generator", choices=["auto", "wrk", "python"], default="auto")
+    parser.add_argument("--json", action="store_true", help="print machine-readable results instead of a table")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Start both servers, check they answer the same page, load each in turn, print the figures and ratio."""
+    args = build_parser().parse_args(argv)
+    from mock_server.identity.keys import ensure_tls_files
+    from mock_server.process import start_emulator
+
+    generator = h.choose_generator(args.generator)
+    load_before = os.getloadavg()[0]
+    servers: list[Any] = []
+    with tempfile.TemporaryDirectory(prefix="m365-bench-") as tmp:
+        state = Path(tmp)
+        ca_file = str(ensure_tls_files(state).ca_cert)
+        try:
+            h.log("starting the emulator ...")
+            emulator = start_emulator(state, "--threads", str(args.threads))
+            servers.append(emulator)
+            token = fetch_token(emulator)
+            headers = {"Authorization": f"Bearer {token}"}
+            target = h.Target(
+                "emulator", emulator.base_url + PATH, method="GET", headers=headers, server_pid=emulator.process.pid
+            )
+            status, body = h.send(target, ca_file)
+            if status != 200 or len(json.loads(body)["value"]) != 10:
+                print(f"error: the emulator answered {status}: {body[:300]!r}", file=sys.stderr)
+                return 1
+            (state / PREPARED).write_bytes(body)
+            h.log("starting the limit (bare route, same JSON) ...")
+            limit = h.start_flask_app(
+                "benchmarks.graph_throughput:limit_app", state, threads=args.threads, name="limit"
+            )
+            servers.append(limit)
+            targets = [
+                target,
+                h.Target("limit", limit.base_url + PATH, method="GET", headers=headers, server_pid=limit.process.pid),
+            ]
+            if h.send(targets[1], ca_file) != (200, body):
+                print("error: the limit does not answer the emulator's page", file=sys.stderr)
+                return 1
+            targets[0].note = f"m365-mock, policy + permission checks, page of 10 ({len(body):,} bytes)"
+            targets[1].note = "bare Flask route returning the same bytes"
+            runs: dict[str, list[h.LoadResult]] = {t.name: [] for t in targets}
+            for round_index in range(max(1, args.rounds)):
+                for t in targets[round_index % 2 :] + targets[: round_index % 2]:
+                    h.log(f"loading {t.name} for {args.duration:g} s ({args.connections} connections) ...")
+                    h.warm_up(t, generator, args.connections, args.warmup)
+                    result = h.run_load(t, args.duration, args.connections, generator)
+                    result.note = t.note
+                    h.log(f"  {result.requests_per_second:,.0f} req/s")
+                    runs[t.name].append(result)
+        finally:
+            for server in reversed(servers):
+                server.stop()
+    results = [sorted(runs[name], key=lambda r: r.requests_per_second)[len(runs[name]) // 2] for name in runs]
+    by_name = {r.name: r for r in results}
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "benchmark": "graph_throughput",
+                    "duration_seconds": args.duration,
+                    "connections": args.connections,
+                    "threads": args.threads,
+                    "rounds": args.rounds,
+                    "load_average_1min_before": load_before,
+                    "results": {r.name: r.as_dict() for r in results},
+                    "ratios": [ratio.as_dict(by_name) for ratio in RATIOS],
+                },
+                indent=2,
+            )
+        )
+    else:
+        h.print_table(
+            results,
+            RATIOS,
+            header=[
+                f"GET {PATH} with a valid token, HTTPS",
+                f"load generator: {results[0].generator}; {args.connections} connections; {args.duration:g} s per target "
+                f"after {args.warmup:g} s warm-up; {os.cpu_count()} CPUs shared with the load",
+                f"figures are comparable only within this run (1-min load average before the run: {load_before:.2f})",
+                "",
+            ],
+        )
+    return 1 if any(r.non_2xx for r in results) else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
