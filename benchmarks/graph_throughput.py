@@ -170,8 +170,9 @@ def main(argv: list[str] | None = None) -> int:
             RATIOS,
             header=[
                 f"GET {PATH} with a valid token, HTTPS",
-                f"load generator: {results[0].generator}; {args.connections} connections; {args.duration:g} s per target "
-                f"after {args.warmup:g} s warm-up; {os.cpu_count()} CPUs shared with the load",
+                f"load generator: {results[0].generator}; {args.connections} connections; "
+                f"{args.duration:g} s per target after {args.warmup:g} s warm-up; "
+                f"{os.cpu_count()} CPUs shared with the load",
                 f"figures are comparable only within this run (1-min load average before the run: {load_before:.2f})",
                 "",
             ],
