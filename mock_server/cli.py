@@ -65,16 +65,15 @@ def build_parser() -> argparse.ArgumentParser:
     ca_path = commands.add_parser("ca-path", help="print the path of the emulator's CA certificate (made if missing)")
     _add_state_dir(ca_path)
 
-    from mock_server import exo as exo_shell
+    from mock_server.control_client import add_exo_arguments
+    from mock_server.logview import add_arguments as add_log_arguments
 
     exo = commands.add_parser("exo", help="run Exchange Online PowerShell cmdlets against a running emulator")
-    exo_shell.add_arguments(exo)
+    add_exo_arguments(exo)
     _add_state_dir(exo)
 
-    from mock_server import logview
-
     log = commands.add_parser("log", help="show a running emulator's request log with each access decision")
-    logview.add_arguments(log)
+    add_log_arguments(log)
     _add_state_dir(log)
     return parser
 

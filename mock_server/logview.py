@@ -8,7 +8,13 @@ import sys
 from typing import Any, TextIO
 from urllib.parse import urlencode
 
-from mock_server.exo import CmdletError, ControlUnavailable, SetupError, add_connection_arguments, client_from_args
+from mock_server.control_client import (
+    CmdletError,
+    ControlUnavailable,
+    SetupError,
+    add_connection_arguments,
+    client_from_args,
+)
 
 COLUMNS = ("time", "status", "outcome", "app_id", "mailbox", "method", "path", "decision")
 

@@ -11,7 +11,7 @@ from typing import Any
 from mock_server.state.config import MailboxContent
 from mock_server.state.mailstore import Folder, MailboxStore, MailStore, recipient
 
-POOL_SIZE = 256
+POOL_SIZE = 96
 
 
 @dataclass(frozen=True)
