@@ -79,6 +79,7 @@ class Emulator:
                 if content is not None:
                     world.mail.append(MailboxContent(mailbox, content.messages, content.generate))
         self.load(world)
+        self.clock.reset()
 
     @classmethod
     def build(

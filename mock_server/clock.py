@@ -47,6 +47,11 @@ class Clock:
                 self._offset = self._frozen_at - time.time()
                 self._frozen_at = None
 
+    def reset(self) -> None:
+        """Back to real time: not frozen, no offset."""
+        with self._lock:
+            self._frozen_at, self._offset = None, 0.0
+
     @property
     def frozen(self) -> bool:
         return self._frozen_at is not None

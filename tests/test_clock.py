@@ -31,3 +31,11 @@ def test_resume_continues_from_the_frozen_instant():
     clock.resume()
     assert not clock.frozen
     assert 86_399 < clock.now() - time.time() < 86_401
+
+
+def test_reset_returns_to_real_time():
+    clock = Clock()
+    clock.freeze(1_000)
+    clock.advance(50)
+    clock.reset()
+    assert not clock.frozen and abs(clock.now() - time.time()) < 1

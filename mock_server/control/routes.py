@@ -217,7 +217,7 @@ def get_time() -> Response:
 
 @control.post("/time")
 def set_time() -> Response:
-    """`{"advance": seconds}`, `{"freeze": true | "<ISO time>"}` or `{"resume": true}`."""
+    """`{"advance": seconds}`, `{"freeze": true | "<ISO time>"}`, `{"resume": true}` or `{"reset": true}`."""
     payload = body_object()
     clock = current_emulator().clock
     if "freeze" in payload:
@@ -238,6 +238,8 @@ def set_time() -> Response:
         clock.advance(float(seconds))
     if payload.get("resume") is True:
         clock.resume()
+    if payload.get("reset") is True:
+        clock.reset()
     return json_response(_time_json())
 
 
@@ -282,7 +284,7 @@ def patch_settings() -> Response:
 
 @control.post("/reset")
 def reset() -> Response:
-    """Back to the tenant world loaded at start-up; mail, log and rules changes are gone."""
+    """Back to the tenant world loaded at start-up, in real time; mail, log and rule changes are gone."""
     current_emulator().reset()
     return json_response({"status": "reset"})
 

@@ -162,3 +162,14 @@ def test_export_and_import_round_trip(admin, demo_app):
     bad = admin.call("POST", "/_m365/import", {"tenants": [{"domains": []}]})
     assert bad.status_code == 400 and "domains" in bad.get_json()["error"]["message"]
     assert admin.call("GET", "/_m365/export").get_json() == exported
+
+
+def test_time_reset_and_reset_of_the_world_bring_back_real_time(admin):
+    import time as _time
+
+    admin.call("POST", "/_m365/time", {"advance": 86400}, expect=200)
+    body = admin.call("POST", "/_m365/time", {"reset": True}, expect=200).get_json()
+    assert body["frozen"] is False and body["now"][:13] == _time.strftime("%Y-%m-%dT%H", _time.gmtime())
+    admin.call("POST", "/_m365/time", {"freeze": "2030-01-01T00:00:00Z"}, expect=200)
+    admin.call("POST", "/_m365/reset", expect=200)
+    assert admin.call("GET", "/_m365/time").get_json()["frozen"] is False
