@@ -75,6 +75,24 @@ def build_parser() -> argparse.ArgumentParser:
     log = commands.add_parser("log", help="show a running emulator's request log with each access decision")
     add_log_arguments(log)
     _add_state_dir(log)
+
+    client = commands.add_parser(
+        "client", help="the reference client: token, folders, fetch, send", add_help=False, prefix_chars="\0"
+    )
+    client.add_argument("client_args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+
+    from scenarios.cli import add_arguments as add_scenario_arguments
+
+    scenario = commands.add_parser("scenario", help="run scenario files or the built-in library")
+    add_scenario_arguments(scenario)
+
+    demo = commands.add_parser(
+        "demo", help="serve the demo tenant, run the built-in scenarios against it, then keep serving"
+    )
+    demo.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    demo.add_argument("--port", type=int, default=8443, help="port (default 8443; 0 picks a free one)")
+    demo.add_argument("--no-serve", action="store_true", help="stop after the scenarios (exit 1 if one failed)")
+    _add_state_dir(demo)
     return parser
 
 
@@ -233,7 +251,37 @@ def cmd_log(args: argparse.Namespace) -> int:
     return log_main(args)
 
 
-COMMANDS = {"serve": cmd_serve, "ca-path": cmd_ca_path, "exo": cmd_exo, "log": cmd_log}
+def cmd_client(args: argparse.Namespace) -> int:
+    """The reference client's own command line (its parser loads only when it is used)."""
+    from client.cli import add_arguments
+    from client.cli import main as client_main
+
+    parser = argparse.ArgumentParser(prog="m365-mock client")
+    add_arguments(parser)
+    return client_main(parser.parse_args(args.client_args))
+
+
+def cmd_scenario(args: argparse.Namespace) -> int:
+    from scenarios.cli import main as scenario_main
+
+    return scenario_main(args)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from mock_server.demo import main as demo_main
+
+    return demo_main(args)
+
+
+COMMANDS = {
+    "serve": cmd_serve,
+    "ca-path": cmd_ca_path,
+    "exo": cmd_exo,
+    "log": cmd_log,
+    "scenario": cmd_scenario,
+    "client": cmd_client,
+    "demo": cmd_demo,
+}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,143 @@
+"""The JSON Schema of scenario files (also written to scenarios/schema.json for editors)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+STEP_KINDS = [
+    "token",
+    "fetch",
+    "read",
+    "mark_read",
+    "move",
+    "send",
+    "wait_for_delivery",
+    "process",
+    "folder",
+    "log",
+    "admin",
+]
+
+_ACTION: dict[str, Any] = {
+    "type": "object",
+    "description": "One admin action: exactly one of the properties.",
+    "minProperties": 1,
+    "maxProperties": 1,
+    "additionalProperties": False,
+    "properties": {
+        "exo": {"type": "string", "description": "Exchange Online PowerShell lines, as `m365-mock exo` runs them"},
+        "control": {
+            "type": "object",
+            "required": ["method", "path"],
+            "additionalProperties": False,
+            "properties": {
+                "method": {"enum": ["GET", "POST", "PATCH", "DELETE"]},
+                "path": {"type": "string", "description": "under /_m365, e.g. /tenants/{tenant}/accessPolicies"},
+                "body": {},
+                "status": {"type": "integer", "description": "expected status (default: any 2xx)"},
+            },
+        },
+        "deliver": {
+            "type": "object",
+            "required": ["mailbox"],
+            "additionalProperties": False,
+            "properties": {
+                "mailbox": {"type": "string"},
+                "count": {"type": "integer", "minimum": 1, "description": "this many generated messages"},
+                "unread_ratio": {"type": "number", "minimum": 0, "maximum": 1},
+                "message": {"type": "object", "description": "one message (control API fields)"},
+            },
+        },
+        "advance": {"type": "number", "description": "move the emulator's clock forward (seconds)"},
+        "settings": {"type": "object", "description": "PATCH /_m365/settings"},
+        "certificate": {
+            "type": "object",
+            "required": ["app"],
+            "additionalProperties": False,
+            "properties": {"app": {"type": "string"}},
+            "description": "make a certificate for the app and upload it; steps with `credential: certificate` use it",
+        },
+    },
+}
+
+_EXPECT: dict[str, Any] = {
+    "type": "object",
+    "description": "What the step must produce; without `error`, the step must succeed.",
+    "additionalProperties": False,
+    "properties": {
+        "ok": {"type": "boolean", "description": "true: the step succeeds (the default when no error is expected)"},
+        "error": {
+            "type": "object",
+            "description": "The step must fail with this error (a Graph or AADSTS error).",
+            "additionalProperties": False,
+            "properties": {
+                "status": {"type": "integer"},
+                "code": {"type": ["string", "integer"], "description": "Graph code or AADSTS number"},
+                "message": {"type": "string", "description": "exact message"},
+                "message_contains": {"type": "string"},
+            },
+        },
+        "count": {"type": "integer", "minimum": 0, "description": "number of messages returned or processed"},
+        "count_at_least": {"type": "integer", "minimum": 0},
+        "subjects": {"type": "array", "items": {"type": "string"}, "description": "exact subjects, in order"},
+        "contains_subject": {"type": "string"},
+        "body_visible": {"type": "boolean", "description": "read: whether the message body came back"},
+        "claims": {"type": "object", "description": "token: claims that must have these values"},
+        "no_claims": {"type": "array", "items": {"type": "string"}, "description": "token: claims that must be absent"},
+        "unread": {"type": "integer", "minimum": 0, "description": "folder/process: unread count afterwards"},
+        "total": {"type": "integer", "minimum": 0, "description": "folder/process: total count afterwards"},
+        "entries": {"type": "integer", "minimum": 0, "description": "log: number of matching log records"},
+        "decision_contains": {"type": "string", "description": "log: text every matching decision contains"},
+    },
+}
+
+_STEP: dict[str, Any] = {
+    "type": "object",
+    "required": ["do"],
+    "additionalProperties": False,
+    "properties": {
+        "do": {"enum": STEP_KINDS},
+        "name": {"type": "string"},
+        "as": {"type": "string", "description": "the app (display name or id); default: the tenant's first app"},
+        "credential": {"enum": ["secret", "secret_id", "certificate"], "description": "default: secret"},
+        "mailbox": {"type": "string"},
+        "folder": {"type": "string"},
+        "unread": {"type": "boolean"},
+        "subject": {"type": "string"},
+        "to": {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]},
+        "cc": {"type": "array", "items": {"type": "string"}},
+        "body": {"type": "string"},
+        "attachments": {"type": "array", "items": {"type": "string"}},
+        "mark_read": {"type": "boolean"},
+        "move_to": {"type": "string"},
+        "top": {"type": "integer", "minimum": 1, "maximum": 1000},
+        "timeout": {"type": "number", "minimum": 0},
+        "outcome": {"enum": ["granted", "denied", "error"]},
+        "action": {"$ref": "#/$defs/action", "description": "admin: the action to take between daemon steps"},
+        "expect": _EXPECT,
+    },
+}
+
+SCHEMA: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "$id": "https://m365-mock.example/scenario.schema.json",
+    "title": "m365-mock scenario",
+    "type": "object",
+    "required": ["name", "steps"],
+    "additionalProperties": False,
+    "properties": {
+        "name": {"type": "string", "minLength": 1},
+        "description": {"type": "string"},
+        "tenant": {
+            "description": "`demo` (default), a tenant file path (relative to the scenario), or an inline tenant file",
+            "oneOf": [{"type": "string"}, {"type": "object"}],
+        },
+        "setup": {
+            "type": "array",
+            "description": "Admin actions before the steps, in order.",
+            "items": {"$ref": "#/$defs/action"},
+        },
+        "steps": {"type": "array", "minItems": 1, "items": _STEP},
+    },
+    "$defs": {"action": _ACTION},
+}

@@ -1,0 +1,166 @@
+"""Scenario files, the runner and its reports: the built-in library passes, a wrong expectation fails clearly."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from scenarios.model import ScenarioError, builtin_scenarios, load_scenario, parse_scenario
+from scenarios.report import console, junit
+from scenarios.runner import EmulatorTarget, local_emulator, run_scenario
+from scenarios.schema import SCHEMA
+
+pytestmark = pytest.mark.slow
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def target() -> Iterator[EmulatorTarget]:
+    with local_emulator() as running:
+        yield running
+
+
+def test_schema_file_is_the_schema():
+    assert json.loads((REPO / "scenarios" / "schema.json").read_text()) == SCHEMA
+
+
+def test_library_has_the_situations_teams_hit():
+    names = [p.stem for p in builtin_scenarios()]
+    assert len(names) == 11 and names[0] == "01-restricted-mailbox" and names[-1] == "11-fetch-loop"
+
+
+@pytest.mark.parametrize("path", builtin_scenarios(), ids=lambda p: p.stem)
+def test_each_builtin_scenario_passes(target, path):
+    result = run_scenario(target, load_scenario(path))
+    assert result.passed, console([result])
+    assert result.steps and all(step.passed for step in result.steps)
+
+
+def test_a_wrong_expectation_fails_with_what_was_expected_and_what_came(target):
+    scenario = parse_scenario(
+        {
+            "name": "wrong on purpose",
+            "steps": [
+                {"do": "fetch", "mailbox": "support@{domain}", "expect": {"count": 99}},
+                {"do": "fetch", "mailbox": "sales@{domain}"},
+                {"do": "fetch", "mailbox": "support@{domain}", "expect": {"error": {"status": 403}}},
+                {"do": "token", "expect": {"claims": {"roles": ["Mail.Read"]}}},
+            ],
+        }
+    )
+    result = run_scenario(target, scenario)
+    assert not result.passed
+    details = [step.detail for step in result.steps]
+    assert details[0] == "count 13 (expected 99)"
+    assert details[1] == (
+        "expected success, got 403 ErrorAccessDenied: Access to OData is disabled: [RAOP] : "
+        "Blocked by tenant configured AppOnly AccessPolicy settings."
+    )
+    assert details[2] == "expected error 403, but the step succeeded"
+    assert details[3] == "claim roles = ['Mail.ReadWrite', 'Mail.Send'] (expected ['Mail.Read'])"
+    report = console([result])
+    assert "FAIL  wrong on purpose" in report and "0 passed, 1 failed" in report
+
+
+def test_a_failing_setup_stops_the_scenario(target):
+    scenario = parse_scenario(
+        {"name": "bad setup", "setup": [{"exo": "New-Nothing -Foo bar"}], "steps": [{"do": "token"}]}
+    )
+    result = run_scenario(target, scenario)
+    assert not result.passed and result.steps == []
+    assert result.error.startswith("setup failed: exo failed: New-Nothing : The term 'New-Nothing' is not recognized")
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"steps": [{"do": "token"}]}, "(top): 'name' is a required property"),
+        ({"name": "x", "steps": [{"do": "dance"}]}, "steps[0].do: 'dance' is not one of"),
+        (
+            {"name": "x", "steps": [{"do": "fetch", "expect": {"count": "many"}}]},
+            "steps[0].expect.count: 'many' is not of type 'integer'",
+        ),
+        (
+            {"name": "x", "steps": [{"do": "token", "colour": "red"}]},
+            "steps[0]: Additional properties are not allowed ('colour' was unexpected)",
+        ),
+        ({"name": "x", "setup": [{"exo": "a", "advance": 1}], "steps": [{"do": "token"}]}, "setup[0]: "),
+    ],
+)
+def test_invalid_scenarios_name_the_place(data, message):
+    with pytest.raises(ScenarioError) as info:
+        parse_scenario(data)
+    assert message in str(info.value)
+
+
+def test_junit_report(target, tmp_path):
+    good = run_scenario(target, load_scenario(builtin_scenarios()[4]))
+    bad = run_scenario(
+        target,
+        parse_scenario(
+            {"name": "bad", "steps": [{"do": "fetch", "mailbox": "support@{domain}", "expect": {"count": 1}}]}
+        ),
+    )
+    junit([good, bad], tmp_path / "junit.xml")
+    root = ET.parse(tmp_path / "junit.xml").getroot()
+    assert root.get("tests") == "2" and root.get("failures") == "1"
+    cases = root.findall("./testsuite/testcase")
+    assert [c.get("name") for c in cases] == [good.name, "bad"]
+    assert cases[0].find("failure") is None
+    assert cases[1].find("failure").get("message") == "1. fetch: count 13 (expected 1)"
+
+
+def run_cli(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "mock_server", *args], capture_output=True, text=True, timeout=300, cwd=cwd
+    )
+
+
+def test_cli_runs_files_and_writes_junit(tmp_path):
+    wrong = tmp_path / "wrong.yaml"
+    wrong.write_text("name: wrong\nsteps:\n  - do: fetch\n    mailbox: support@{domain}\n    expect: {count: 2}\n")
+    result = run_cli("scenario", "run", str(builtin_scenarios()[4]), str(wrong), "--junit", str(tmp_path / "j.xml"))
+    assert result.returncode == 1, result.stderr
+    assert "PASS  Wrong secret" in result.stdout and "FAIL  wrong" in result.stdout
+    assert "count 13 (expected 2)" in result.stdout and "1 passed, 1 failed" in result.stdout
+    assert ET.parse(tmp_path / "j.xml").getroot().get("failures") == "1"
+
+
+def test_cli_refuses_a_bad_file(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: bad\nsteps: []\n")
+    result = run_cli("scenario", "run", str(bad))
+    assert result.returncode == 2 and f"{bad}: steps: [] should be non-empty" in result.stderr
+
+
+def test_cli_against_a_running_emulator_by_url(tmp_path):
+    from mock_server.process import start_emulator
+
+    with start_emulator(tmp_path / "state") as running:
+        result = run_cli(
+            "scenario",
+            "run",
+            str(builtin_scenarios()[0]),
+            "--url",
+            running.base_url,
+            "--admin-key",
+            running.facts["admin_key"],
+            "--ca-file",
+            running.ca_file,
+            "--json",
+        )
+    assert result.returncode == 0, result.stdout + result.stderr
+    [report] = json.loads(result.stdout)
+    assert report["passed"] is True and report["name"].startswith("Restricted mailbox")
+
+
+def test_demo_runs_the_library_against_a_served_emulator(tmp_path):
+    result = run_cli("demo", "--no-serve", "--port", "0", "--state-dir", str(tmp_path))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "11 passed, 0 failed" in result.stdout
