@@ -23,6 +23,7 @@ from mock_server.state.config import (
     dump_mailbox,
     dump_secret,
 )
+from mock_server.state.content import seed_mailboxes
 from mock_server.state.directory import Application, Group, Mailbox, Tenant, canonical_permission
 
 
@@ -176,6 +177,8 @@ def add_certificate(tenant_key: str, app_key: str) -> Response:
     """Upload a public certificate (`pem`, `display_name`)."""
     tenant = tenant_for(tenant_key)
     payload = body_object()
+    if "file" in payload:
+        raise ControlError(400, "InvalidField", "Give the certificate as 'pem'; the control API reads no files.")
     with current_emulator().directory.lock:
         app = application_for(tenant, app_key)
         cert = read(lambda: reader().certificate(payload, app, "certificate"))
@@ -219,12 +222,15 @@ def list_mailboxes(tenant_key: str) -> Response:
 def create_mailbox(tenant_key: str) -> Response:
     tenant = tenant_for(tenant_key)
     payload = body_object()
-    with current_emulator().directory.lock:
-        mailbox = read(lambda: reader().mailbox(payload, tenant, "mailbox"))
+    emulator = current_emulator()
+    with emulator.directory.lock:
+        mail_reader = reader()
+        mailbox = read(lambda: mail_reader.mailbox(payload, tenant, "mailbox"))
         try:
             tenant.add_mailbox(mailbox)
         except ValueError as exc:
             raise ControlError(409, "MailboxExists", str(exc)) from None
+    seed_mailboxes(emulator.mail, mail_reader.mail, emulator.mail.now())
     return created(dump_mailbox(mailbox))
 
 

@@ -6,7 +6,8 @@ Every route but health needs the admin key; a Graph token is never accepted here
 from __future__ import annotations
 
 import hmac
-from datetime import datetime
+import math
+from datetime import UTC, datetime
 from typing import Any
 
 from flask import Blueprint, Response, request
@@ -160,9 +161,10 @@ def add_messages(address: str) -> Response:
         seed = payload.get("seed", 365)
         if not isinstance(seed, int):
             raise ControlError(400, "InvalidSeed", "'seed' must be a whole number.")
-        ids = generate_messages(
-            store, folder, count, seed=seed, now=now, unread_ratio=float(payload.get("unreadRatio", 0.3))
-        )
+        ratio = payload.get("unreadRatio", 0.3)
+        if isinstance(ratio, bool) or not isinstance(ratio, int | float) or not 0 <= ratio <= 1:
+            raise ControlError(400, "InvalidField", "'unreadRatio' must be a number from 0 to 1.")
+        ids = generate_messages(store, folder, count, seed=seed, now=now, unread_ratio=float(ratio))
         return json_response({"created": len(ids), "ids": ids[-100:]}, 201)
     received = payload.pop("receivedDateTime", None)
     fields: dict[str, Any] = graph_body.read_message_fields(payload)
@@ -191,7 +193,7 @@ def add_messages(address: str) -> Response:
 def request_log() -> Response:
     """Graph requests with their decisions, oldest first; filter by `app`, `mailbox`, `outcome`, `limit`."""
     limit = request.args.get("limit")
-    if limit is not None and (not limit.isdigit() or int(limit) == 0):
+    if limit is not None and (not (limit.isascii() and limit.isdigit()) or int(limit) == 0):
         raise ControlError(400, "InvalidField", "'limit' must be a positive whole number.")
     records = current_emulator().log.query(
         app=request.args.get("app"),
@@ -220,21 +222,30 @@ def set_time() -> Response:
     """`{"advance": seconds}`, `{"freeze": true | "<ISO time>"}`, `{"resume": true}` or `{"reset": true}`."""
     payload = body_object()
     clock = current_emulator().clock
-    if "freeze" in payload:
+    freeze_at: datetime | None = None
+    if "freeze" in payload and payload["freeze"] is not True:
         value = payload["freeze"]
-        if value is True:
-            clock.freeze()
-        elif isinstance(value, str):
-            try:
-                clock.freeze(datetime.fromisoformat(value.replace("Z", "+00:00")))
-            except ValueError:
-                raise ControlError(400, "InvalidField", f"'freeze' {value!r} is not an ISO 8601 time.") from None
-        else:
+        if not isinstance(value, str):
             raise ControlError(400, "InvalidField", "'freeze' must be true or an ISO 8601 time.")
-    if "advance" in payload:
-        seconds = payload["advance"]
-        if isinstance(seconds, bool) or not isinstance(seconds, int | float):
-            raise ControlError(400, "InvalidField", "'advance' must be a number of seconds.")
+        try:
+            freeze_at = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            raise ControlError(400, "InvalidField", f"'freeze' {value!r} is not an ISO 8601 time.") from None
+        if freeze_at.tzinfo is None:
+            freeze_at = freeze_at.replace(tzinfo=UTC)
+        if not TIME_FLOOR <= freeze_at <= TIME_CEILING:
+            raise ControlError(400, "InvalidField", "'freeze' must lie between the years 1971 and 2999.")
+    seconds = payload.get("advance", 0)
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not math.isfinite(seconds):
+        raise ControlError(400, "InvalidField", "'advance' must be a number of seconds.")
+    if abs(seconds) > MAX_ADVANCE_SECONDS:
+        raise ControlError(400, "InvalidField", f"'advance' must be within ±{MAX_ADVANCE_SECONDS} s (100 years).")
+    if "freeze" in payload:
+        clock.freeze(freeze_at)
+    if seconds:
+        landing = clock.now() + float(seconds)
+        if not TIME_FLOOR.timestamp() <= landing <= TIME_CEILING.timestamp():
+            raise ControlError(400, "InvalidField", "'advance' would move the clock outside the years 1971-2999.")
         clock.advance(float(seconds))
     if payload.get("resume") is True:
         clock.resume()
@@ -242,6 +253,11 @@ def set_time() -> Response:
         clock.reset()
     return json_response(_time_json())
 
+
+TIME_FLOOR = datetime(1971, 1, 1, tzinfo=UTC)
+TIME_CEILING = datetime(2999, 12, 31, tzinfo=UTC)
+MAX_ADVANCE_SECONDS = 100 * 365 * 86400
+SETTING_LIMITS = {"tokenLifetime": (1, 365 * 86400), "propagationDelay": (0, 10 * 365 * 86400)}
 
 SETTINGS_FIELDS = {
     "tokenLifetime": "token_lifetime",
@@ -271,11 +287,13 @@ def patch_settings() -> Response:
     emulator = current_emulator()
     if "nestedGroupMembership" in payload:
         bool_field(payload, "nestedGroupMembership", True)
-    for name in ("tokenLifetime", "propagationDelay"):
+    for name, (low, high) in SETTING_LIMITS.items():
         if name in payload:
             value = payload[name]
-            if isinstance(value, bool) or not isinstance(value, int) or value < (1 if name == "tokenLifetime" else 0):
-                raise ControlError(400, "InvalidField", f"'{name}' must be a whole number of seconds.")
+            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+                raise ControlError(
+                    400, "InvalidField", f"'{name}' must be a whole number of seconds from {low} to {high}."
+                )
     for name, value in payload.items():
         setattr(emulator.settings, SETTINGS_FIELDS[name], value)
     emulator.issuer.lifetime = emulator.settings.token_lifetime

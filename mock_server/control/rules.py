@@ -25,7 +25,10 @@ def _when(moment: float | None) -> str | None:
     """A rule's start or end as UTC text; None when it has none (rules loaded at start-up start at 0)."""
     if not moment:
         return None
-    return datetime.fromtimestamp(moment, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    try:
+        return datetime.fromtimestamp(moment, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    except (OverflowError, ValueError, OSError):
+        return None
 
 
 def policy_json(tenant: Tenant, policy: AccessPolicy) -> dict[str, Any]:
@@ -78,8 +81,11 @@ def create_policy(tenant_key: str) -> Response:
     payload = body_object()
     now, delay = _timing()
     with current_emulator().directory.lock:
-        payload.setdefault("id", str(uuid.uuid4()))
-        if any(p.identity == str(payload["id"]).lower() for p in tenant.rules.policies):
+        try:
+            payload["id"] = str(uuid.UUID(str(payload.get("id") or uuid.uuid4())))
+        except ValueError:
+            raise ControlError(400, "InvalidField", f"'id' {payload['id']!r} is not a GUID.") from None
+        if any(p.identity == payload["id"] for p in tenant.rules.policies):
             raise ControlError(409, "PolicyExists", f"Policy {payload['id']} already exists.")
         policy = read(lambda: reader().access_policy(payload, tenant, "policy", now=now, delay=delay))
     return created(policy_json(tenant, policy))

@@ -30,7 +30,7 @@ def json_body(*, allow_empty: bool = False) -> dict[str, Any]:
         raise errors.UnsupportedMediaType(request.content_type or "")
     try:
         value = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise errors.UnreadableJson() from None
     if not isinstance(value, dict):
         raise errors.UnreadableJson()
@@ -147,7 +147,11 @@ def read_flag(name: str, value: Any) -> dict[str, Any]:
         flag["flagStatus"] = expect_enum("flagStatus", fields["flagstatus"][1], FLAG_STATUSES)
     for key in ("startDateTime", "dueDateTime", "completedDateTime"):
         if key.lower() in fields and fields[key.lower()][1] is not None:
-            flag[key] = expect_object(key, fields[key.lower()][1])
+            moment = fold_keys(expect_object(key, fields[key.lower()][1]))
+            flag[key] = {
+                "dateTime": expect_string("dateTime", moment.get("datetime", ("dateTime", None))[1], nullable=False),
+                "timeZone": expect_string("timeZone", moment.get("timezone", ("timeZone", "UTC"))[1]) or "UTC",
+            }
     return flag
 
 

@@ -230,6 +230,16 @@ _orderby = functools.lru_cache(maxsize=512)(odata.parse_orderby)
 _search = functools.lru_cache(maxsize=512)(odata.parse_search)
 
 
+def message_size(message: Message) -> int:
+    """An estimate of the message's size in bytes, as KQL `size:` compares it (headers, body, attachments)."""
+    return (
+        512
+        + len(message.subject.encode())
+        + len(message.body_content.encode())
+        + sum(len(a["content"]) for a in message.attachments)
+    )
+
+
 def getter(message: Message) -> Callable[[str], Any]:
     """Property values for $filter/$orderby/$search, as Graph JSON with DateTimeOffsets as datetimes."""
 
@@ -242,7 +252,14 @@ def getter(message: Message) -> Callable[[str], Any]:
                 "lastModifiedDateTime": message.modified,
             }[path]
         head, *rest = path.split("/")
-        value = message_value(message, head, message_id=message.id)
+        if head == "attachments":
+            return [{"name": a["name"], "contentType": a["contentType"]} for a in message.attachments]
+        if head == "size":
+            return message_size(message)
+        try:
+            value = message_value(message, head, message_id=message.id)
+        except KeyError:
+            return None
         for part in rest:
             value = value.get(part) if isinstance(value, dict) else None
         return value
@@ -372,7 +389,10 @@ def update_message(user: str, message_id: str, folder_id: str | None = None) -> 
             elif name != "body_type":
                 setattr(target, name, value)
 
-    updated = req.store.update_message(message.id, apply)
+    try:
+        updated = req.store.update_message(message.id, apply)
+    except ItemNotFound:
+        raise errors.ItemNotFound() from None
     return _one(req, updated)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 
 import jwt
@@ -16,6 +17,8 @@ CLOCK_SKEW_SECONDS = 300
 
 
 def _aad_time(epoch: float) -> str:
+    """Entra's time format; instants outside what a date can hold are clamped to its ends."""
+    epoch = min(max(epoch, 0.0), 253402300799.0)
     return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%S.0000000Z")
 
 
@@ -95,7 +98,7 @@ def _check_time(claims: dict, now: float) -> None:
         value = claims.get(name)
         if value is None:
             return None
-        if isinstance(value, bool) or not isinstance(value, int | float):
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
             raise errors.InvalidAssertion(reason=f"The '{name}' claim is not a number.")
         return float(value)
 

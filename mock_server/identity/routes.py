@@ -347,8 +347,12 @@ def jwks_v1(tenant_segment: str) -> Response:
 def instance_discovery() -> Response:
     """Instance metadata for `instance_discovery=<url>` clients; only this emulator's host is a known instance."""
     authorize = request.args.get("authorization_endpoint") or f"{_origin()}/common/oauth2/authorize"
+    try:
+        hostname = urlsplit(authorize).hostname
+    except ValueError:
+        raise errors.UnknownInstance() from None
     parts = urlsplit(authorize)
-    if parts.hostname != _host_without_port().strip("[]"):
+    if hostname != _host_without_port().strip("[]"):
         raise errors.UnknownInstance()
     tenant_segment = next((s for s in parts.path.split("/") if s), "common")
     host = request.host

@@ -478,8 +478,8 @@ class TenantFileReader:
             end = self._date(item["expires"], f"{where}.expires")
         else:
             days = item.get("expires_in_days", DEFAULT_SECRET_DAYS)
-            if not isinstance(days, int | float) or isinstance(days, bool):
-                raise ConfigError(f"{where}.expires_in_days: expected a number of days")
+            if not isinstance(days, int | float) or isinstance(days, bool) or not -36500 <= days <= 36500:
+                raise ConfigError(f"{where}.expires_in_days: expected a number of days (at most 36500 either way)")
             end = self.now + timedelta(days=days)
         if "value" in item:
             value = self._text(item, "value", where)
@@ -498,7 +498,7 @@ class TenantFileReader:
             path = self.base_dir / self._text(item, "file", where)
             try:
                 pem = path.read_text(encoding="ascii")
-            except (OSError, UnicodeDecodeError) as exc:
+            except (OSError, UnicodeDecodeError, ValueError) as exc:
                 raise ConfigError(f"{where}.file: cannot read {path}: {exc}") from exc
         else:
             raise ConfigError(f"{where}: give the public certificate as 'pem' or 'file'")

@@ -448,6 +448,8 @@ def new_access_policy(
     apps = _app_ids(app_ids)
     kind, scope_id, scope_name = resolve_policy_scope(tenant, scope)
     identity = identity or str(uuid.uuid4())
+    if any(p.identity == identity for p in tenant.rules.policies):
+        raise RuleError(f"An application access policy with the identity '{identity}' already exists.")
     if description is None:
         description = (
             f"AppId: {','.join(apps)}; ScopeIdentitySid: {scope_sid(scope_id)}; ScopeIdentityOid: "
