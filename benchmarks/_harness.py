@@ -19,6 +19,7 @@ import http.client
 import importlib
 import json
 import os
+import resource
 import shutil
 import signal
 import ssl
@@ -37,6 +38,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 WRK_CANDIDATES = ("/usr/bin/wrk", "/usr/local/bin/wrk")
 WRK_MARKER = "@@wrk-summary@@"
 START_TIMEOUT_SECONDS = 30.0
+OTHER_LOAD_WARNING = 0.2  # cores used by other processes during a measurement before the table warns
 
 
 def log(message: str) -> None:
@@ -79,6 +81,7 @@ class LoadResult:
     latency_p50_ms: float | None = None
     latency_p99_ms: float | None = None
     server_cpu_us_per_request: float | None = None
+    other_load_cores: float | None = None  # CPU used meanwhile by processes other than server and load generator
     note: str = ""
 
     def as_dict(self) -> dict[str, Any]:
@@ -317,18 +320,29 @@ def ensure_npm_install(folder: Path, package: str, timeout: float = 300.0) -> st
 
 
 def start_node_server(
-    script: Path, args: list[str], *, name: str, timeout: float = START_TIMEOUT_SECONDS
+    script: Path,
+    args: list[str],
+    *,
+    name: str,
+    log_dir: Path | None = None,
+    timeout: float = START_TIMEOUT_SECONDS,
 ) -> ChildServer:
-    """Run `node script *args`; it must print one JSON line with `"ready": true` and `"url"` when listening."""
-    log_path = Path(tempfile.mkstemp(prefix=f"{name}-", suffix=".log")[1])
-    process = subprocess.Popen(
-        ["node", str(script), *args],
-        stdout=subprocess.PIPE,
-        stderr=open(log_path, "wb"),  # noqa: SIM115 - the child owns it for its lifetime
-        cwd=script.parent,
-        start_new_session=True,
-        text=True,
-    )
+    """Run `node script *args`; it must print one JSON line with `"ready": true` and `"url"` when listening.
+
+    Its stderr goes to `<log_dir>/<name>-*.log` (log_dir: the system's temporary folder unless given).
+    """
+    handle, log_name = tempfile.mkstemp(prefix=f"{name}-", suffix=".log", dir=log_dir)
+    os.close(handle)
+    log_path = Path(log_name)
+    with open(log_path, "wb") as stderr:
+        process = subprocess.Popen(
+            ["node", str(script), *args],
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            cwd=script.parent,
+            start_new_session=True,
+            text=True,
+        )
     found: dict[str, Any] = {}
 
     def read_ready_line() -> None:
@@ -558,18 +572,47 @@ def process_tree_cpu_seconds(pid: int) -> float | None:
     return total / tick
 
 
+def machine_busy_seconds() -> float | None:
+    """CPU seconds all cores have spent busy since boot (Linux /proc/stat); None elsewhere."""
+    try:
+        with open("/proc/stat", "rb") as handle:
+            fields = [int(x) for x in handle.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    # user nice system idle iowait irq softirq steal ...: everything but idle and iowait
+    return (sum(fields[:8]) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
+
+
+def _own_cpu_seconds() -> float:
+    """CPU seconds of this process and of its waited-for children (wrk runs as one)."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
 def run_load(target: Target, duration: float, connections: int, generator: tuple[str, str | None]) -> LoadResult:
-    """Load `target` with the generator from `choose_generator`; also the server's CPU per request if known."""
+    """Load `target` with the generator from `choose_generator`.
+
+    Besides the load generator's figures, measures (Linux) the server's CPU time per request, when
+    `target.server_pid` is set, and how many cores other processes kept busy meanwhile (`other_load_cores`).
+    """
     kind, wrk = generator
-    before = process_tree_cpu_seconds(target.server_pid) if target.server_pid else None
+    server_before = process_tree_cpu_seconds(target.server_pid) if target.server_pid else None
+    busy_before, own_before = machine_busy_seconds(), _own_cpu_seconds()
+    started = time.monotonic()
     if kind == "wrk" and wrk:
         result = run_wrk(target, duration, connections, wrk)
     else:
         result = run_python_load(target, duration, connections)
-    if before is not None and target.server_pid and result.requests:
-        after = process_tree_cpu_seconds(target.server_pid)
-        if after is not None:
-            result.server_cpu_us_per_request = (after - before) / result.requests * 1e6
+    elapsed = time.monotonic() - started
+    busy_after, own_after = machine_busy_seconds(), _own_cpu_seconds()
+    server_after = process_tree_cpu_seconds(target.server_pid) if target.server_pid else None
+    server_cpu = None if server_before is None or server_after is None else server_after - server_before
+    if server_cpu is not None and result.requests:
+        result.server_cpu_us_per_request = server_cpu / result.requests * 1e6
+    if busy_before is not None and busy_after is not None and server_cpu is not None and elapsed > 0:
+        other = (busy_after - busy_before) - server_cpu - (own_after - own_before)
+        result.other_load_cores = max(0.0, other / elapsed)
     return result
 
 
@@ -591,7 +634,7 @@ def format_table(
 ) -> str:
     """Results as an aligned text table, then each ratio with its goal and whether it is met."""
     lines = list(header or [])
-    rows = [("target", "req/s", "p50 ms", "p99 ms", "server CPU us/req", "non-2xx", "errors", "note")]
+    rows = [("target", "req/s", "p50 ms", "p99 ms", "server CPU us/req", "other load", "non-2xx", "errors", "note")]
     for r in results:
         rows.append(
             (
@@ -600,13 +643,14 @@ def format_table(
                 "-" if r.latency_p50_ms is None else f"{r.latency_p50_ms:.2f}",
                 "-" if r.latency_p99_ms is None else f"{r.latency_p99_ms:.2f}",
                 "-" if r.server_cpu_us_per_request is None else f"{r.server_cpu_us_per_request:,.0f}",
+                "-" if r.other_load_cores is None else f"{r.other_load_cores:.2f}",
                 str(r.non_2xx),
                 str(r.socket_errors),
                 r.note,
             )
         )
     for name, why in (skipped or {}).items():
-        rows.append((name, "skipped", "", "", "", "", "", why))
+        rows.append((name, "skipped", "", "", "", "", "", "", why))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
     for index, row in enumerate(rows):
         cells = [row[0].ljust(widths[0])] + [
@@ -629,6 +673,13 @@ def format_table(
     problems = [r for r in results if r.non_2xx or r.socket_errors]
     for r in problems:
         lines.append(f"WARNING: {r.name}: {r.non_2xx} non-2xx responses, {r.socket_errors} socket errors")
+    busy = [r for r in results if (r.other_load_cores or 0) > OTHER_LOAD_WARNING]
+    if busy:
+        named = ", ".join(f"{r.name} ({r.other_load_cores:.2f} cores)" for r in busy)
+        lines.append(
+            f"WARNING: other processes kept the CPUs busy while measuring {named}: the req/s figures are disturbed;"
+            " the CPU-based ratios are steadier; rerun on a quiet machine or with --rounds 3"
+        )
     return "\n".join(lines)
 
 

@@ -148,7 +148,7 @@ def _token_summary(target: h.Target, ca_file: str | None) -> str:
     return f"RS256, {len(token)} chars"
 
 
-def _start_peer(tls_key: Path, tls_cert: Path) -> tuple[h.ChildServer | None, str]:
+def _start_peer(tls_key: Path, tls_cert: Path, log_dir: Path | None = None) -> tuple[h.ChildServer | None, str]:
     """(server, note) for oauth2-mock-server over HTTPS, or over plain HTTP when HTTPS fails; (None, why) if skipped."""
     problem = h.ensure_npm_install(PEER_DIR, PEER_PACKAGE)
     if problem:
@@ -156,12 +156,13 @@ def _start_peer(tls_key: Path, tls_cert: Path) -> tuple[h.ChildServer | None, st
     script = PEER_DIR / "start-peer.mjs"
     base = ["--host", "127.0.0.1", "--port", "0"]
     try:
-        server = h.start_node_server(script, [*base, "--key", str(tls_key), "--cert", str(tls_cert)], name="peer")
+        tls_args = ["--key", str(tls_key), "--cert", str(tls_cert)]
+        server = h.start_node_server(script, [*base, *tls_args], name="peer", log_dir=log_dir)
         protocol = "HTTPS"
     except h.ServerStartError as exc:
         h.log(f"peer: HTTPS start failed, trying plain HTTP: {exc}")
         try:
-            server = h.start_node_server(script, base, name="peer")
+            server = h.start_node_server(script, base, name="peer", log_dir=log_dir)
         except h.ServerStartError as again:
             return None, f"oauth2-mock-server did not start: {again}"
         protocol = "plain HTTP (HTTPS did not start)"
@@ -178,6 +179,8 @@ def _median_result(runs: list[h.LoadResult]) -> h.LoadResult:
         chosen.requests_per_second = statistics.median(r.requests_per_second for r in runs)
         cpu = [r.server_cpu_us_per_request for r in runs if r.server_cpu_us_per_request is not None]
         chosen.server_cpu_us_per_request = statistics.median(cpu) if cpu else None
+        other = [r.other_load_cores for r in runs if r.other_load_cores is not None]
+        chosen.other_load_cores = max(other) if other else None
     return chosen
 
 
@@ -244,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
             peer_note = "--no-peer given"
             if not args.no_peer:
                 h.log("starting the peer (oauth2-mock-server) ...")
-                peer, peer_note = _start_peer(tls.leaf_key, tls.leaf_cert)
+                peer, peer_note = _start_peer(tls.leaf_key, tls.leaf_cert, log_dir=state)
             if peer is None:
                 skipped["peer"] = peer_note
                 h.log(f"peer skipped: {peer_note}")
@@ -318,8 +321,7 @@ def main(argv: list[str] | None = None) -> int:
             "Token endpoint, client credentials (client_secret in the form), scope https://graph.microsoft.com/.default",
             f"load generator: {generator_text}; {args.connections} connections; {args.duration:g} s per target "
             f"after {args.warmup:g} s warm-up; {args.rounds} round(s); {os.cpu_count()} CPUs shared with the load",
-            "figures are comparable only within this run"
-            + (f" (1-min load average before the run: {load_before:.2f})" if load_before is not None else ""),
+            "figures are comparable only within this run",
             "",
         ]
         h.print_table(results, RATIOS, skipped=skipped, header=header)
