@@ -122,6 +122,22 @@ def remove_connection_files(state_dir: Path) -> None:
         (state_dir / name).unlink(missing_ok=True)
 
 
+def whole_bodies(app: Callable) -> Callable:
+    """Hand granian each response body as one chunk: no route streams, and granian sends (and releases the
+    GIL) once per chunk of the iterator Flask returns (measured: +9-16 % requests/s on the token route)."""
+
+    def wsgi(environ: dict, start_response: Callable) -> list[bytes]:
+        body = app(environ, start_response)
+        try:
+            return [b"".join(body)]
+        finally:
+            close = getattr(body, "close", None)
+            if close is not None:
+                close()
+
+    return wsgi
+
+
 def serve(app: Flask, options: ServeOptions, on_ready: Callable[[], None]) -> None:
     """Serve `app` until interrupted; `on_ready` runs (in the parent) once the first request succeeds."""
     from granian.constants import Interfaces, SSLProtocols
@@ -163,4 +179,5 @@ def serve(app: Flask, options: ServeOptions, on_ready: Callable[[], None]) -> No
     )
     server.on_shutdown(lambda: remove_connection_files(options.state_dir))
     os.environ.setdefault("GRANIAN_PROCESS_NAME", "m365-mock")
-    server.serve(target_loader=lambda _target: app)
+    wsgi = whole_bodies(app)
+    server.serve(target_loader=lambda _target: wsgi)
