@@ -6,7 +6,6 @@ import json
 import logging
 import re
 import secrets
-import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +18,7 @@ from mock_server.graph import errors as graph_errors
 from mock_server.identity import errors as aad_errors
 from mock_server.identity.keys import SigningKey
 from mock_server.identity.tokens import TokenIssuer, TokenVerifier
+from mock_server.ids import new_uuid
 from mock_server.state.config import (
     LoadedWorld,
     MailboxContent,
@@ -169,7 +169,7 @@ def create_app(
 
     @app.before_request
     def assign_request_id() -> None:
-        g.request_id = str(uuid.uuid4())
+        g.request_id = new_uuid()
         g.client_request_id = request.headers.get("client-request-id") or g.request_id
 
     @app.after_request

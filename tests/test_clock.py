@@ -39,3 +39,19 @@ def test_reset_returns_to_real_time():
     clock.advance(50)
     clock.reset()
     assert not clock.frozen and abs(clock.now() - time.time()) < 1
+
+
+def test_ids_differ_in_a_forked_child():
+    """Identifiers come from a fast seeded generator; a fork reseeds it, so a worker never repeats its parent."""
+    import os
+
+    from mock_server.ids import new_uuid
+
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.write(write, new_uuid().encode())
+        os._exit(0)
+    os.waitpid(pid, 0)
+    child = os.read(read, 64).decode()
+    assert child != new_uuid() and len(child) == 36 and child[14] == "4"

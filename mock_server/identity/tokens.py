@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -11,6 +10,7 @@ import jwt
 
 from mock_server.clock import Clock
 from mock_server.identity.keys import SigningKey, b64url
+from mock_server.ids import random_bytes
 from mock_server.state.directory import GRAPH_APP_ID, GRAPH_RESOURCE, Application, Directory, Tenant
 
 # Scopes OpenID Connect reserves; Entra tolerates them beside a `/.default` scope.
@@ -88,17 +88,17 @@ class TokenIssuer:
             "iat": now,
             "nbf": now,
             "exp": now + self.lifetime,
-            "aio": b64url(os.urandom(48)),
+            "aio": b64url(random_bytes(48)),
             "app_displayname": app.display_name,
             "appid": app.app_id,
             "appidacr": appidacr,
             "idp": issuer,
             "idtyp": "app",
             "oid": app.service_principal_id,
-            "rh": "0." + b64url(os.urandom(40)) + ".",
+            "rh": "0." + b64url(random_bytes(40)) + ".",
             "sub": app.service_principal_id,
             "tid": tenant.id,
-            "uti": b64url(os.urandom(16)),
+            "uti": b64url(random_bytes(16)),
             "ver": "1.0",
         }
         roles = app.granted_roles()

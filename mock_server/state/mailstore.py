@@ -12,7 +12,6 @@ import base64
 import bisect
 import html
 import itertools
-import os
 import re
 import threading
 import uuid
@@ -21,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from mock_server.ids import new_uuid, random_bytes
 from mock_server.state.directory import Mailbox, Tenant
 
 # Well-known folders: name -> (display name, parent well-known name or None for the root's parent, listed).
@@ -70,7 +70,7 @@ class FolderExists(MailStoreError):
 
 def _graph_id(prefix: bytes, owner: str) -> str:
     """An id shaped like Exchange's: base64url of a fixed prefix, the owning mailbox's GUID and random bytes."""
-    raw = prefix + uuid.UUID(owner).bytes + os.urandom(22)
+    raw = prefix + uuid.UUID(owner).bytes + random_bytes(22)
     return base64.urlsafe_b64encode(raw).decode("ascii")
 
 
@@ -91,7 +91,7 @@ def normalise_id(value: str) -> str:
 
 
 def new_change_key() -> str:
-    return base64.b64encode(b"\x09\x00\x00\x00\x16\x00\x00\x00" + os.urandom(18)).decode("ascii")
+    return base64.b64encode(b"\x09\x00\x00\x00\x16\x00\x00\x00" + random_bytes(18)).decode("ascii")
 
 
 def text_of(content: str, content_type: str) -> str:
@@ -357,11 +357,11 @@ class MailboxStore:
         fields.setdefault("received", now)
         if not fields.get("internet_message_id"):
             domain = self.mailbox.address.split("@", 1)[1]
-            fields["internet_message_id"] = f"<{uuid.uuid4().hex.upper()}@{domain}>"
+            fields["internet_message_id"] = f"<{new_uuid().replace('-', '').upper()}@{domain}>"
         if not fields.get("conversation_id"):
             fields["conversation_id"] = _graph_id(_ID_PREFIX_CONVERSATION, self.mailbox.id)
         if not fields.get("conversation_index"):
-            fields["conversation_index"] = base64.b64encode(os.urandom(22)).decode("ascii")
+            fields["conversation_index"] = base64.b64encode(random_bytes(22)).decode("ascii")
         with self.lock:
             message = Message(
                 id=_graph_id(_ID_PREFIX_MESSAGE, self.mailbox.id),
@@ -542,7 +542,7 @@ class MailStore:
         """
         now = self._now()
         domain = sender.address.split("@", 1)[1]
-        internet_message_id = f"<{uuid.uuid4().hex.upper()}@{domain}>"
+        internet_message_id = f"<{new_uuid().replace('-', '').upper()}@{domain}>"
         conversation_id = _graph_id(_ID_PREFIX_MESSAGE, sender.id)
         sender_recipient = recipient(sender.address, sender.display_name)
         content = {
@@ -551,7 +551,7 @@ class MailStore:
             "from_": _clone(sender_recipient),
             "internet_message_id": internet_message_id,
             "conversation_id": conversation_id,
-            "conversation_index": base64.b64encode(os.urandom(22)).decode("ascii"),
+            "conversation_index": base64.b64encode(random_bytes(22)).decode("ascii"),
             "sent": now,
             "received": now,
             "is_draft": False,
