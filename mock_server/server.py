@@ -183,6 +183,5 @@ def serve(app: Flask, options: ServeOptions, on_ready: Callable[[], None]) -> No
     wsgi = whole_bodies(app)
     # Everything built so far (the tenant world, imported modules) lives as long as the server: keep the
     # garbage collector from walking it on every full collection in the worker.
-    gc.collect()
     gc.freeze()
     server.serve(target_loader=lambda _target: wsgi)
