@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import parse_qsl, unquote_plus, urlsplit
 
 from flask import Blueprint, Response, request
@@ -234,111 +235,105 @@ def _tenant_for_metadata(segment: str) -> tuple[str, str | None]:
     return _tenant(segment, discovery=True).id, "NA"
 
 
-@identity.get("/<tenant_segment>/v2.0/.well-known/openid-configuration")
-def openid_configuration_v2(tenant_segment: str) -> Response:
+_V2_CLAIMS = [
+    "sub",
+    "iss",
+    "cloud_instance_name",
+    "cloud_instance_host_name",
+    "cloud_graph_host_name",
+    "msgraph_host",
+    "aud",
+    "exp",
+    "iat",
+    "auth_time",
+    "acr",
+    "nonce",
+    "preferred_username",
+    "name",
+    "tid",
+    "ver",
+    "at_hash",
+    "c_hash",
+    "email",
+]
+_V1_CLAIMS = [
+    "sub",
+    "iss",
+    "cloud_instance_name",
+    "cloud_instance_host_name",
+    "cloud_graph_host_name",
+    "msgraph_host",
+    "aud",
+    "exp",
+    "iat",
+    "auth_time",
+    "acr",
+    "amr",
+    "nonce",
+    "email",
+    "given_name",
+    "family_name",
+    "nickname",
+]
+
+
+def _openid_configuration(tenant_segment: str, version: int) -> Response:
+    """The v2.0 or v1 discovery document: this emulator's absolute URLs under the tenant segment as called."""
     tid, region = _tenant_for_metadata(tenant_segment)
     base = f"{_origin()}/{tenant_segment}"
-    return json_response(
-        {
-            "token_endpoint": f"{base}/oauth2/v2.0/token",
-            "token_endpoint_auth_methods_supported": ["client_secret_post", "private_key_jwt", "client_secret_basic"],
-            "jwks_uri": f"{base}/discovery/v2.0/keys",
-            "response_modes_supported": ["query", "fragment", "form_post"],
-            "subject_types_supported": ["pairwise"],
-            "id_token_signing_alg_values_supported": ["RS256"],
+    v2 = "/v2.0" if version == 2 else ""
+    doc: dict[str, Any] = {
+        "token_endpoint": f"{base}/oauth2{v2}/token",
+        "token_endpoint_auth_methods_supported": ["client_secret_post", "private_key_jwt", "client_secret_basic"],
+        "jwks_uri": f"{base}/discovery{v2}/keys",
+        "response_modes_supported": ["query", "fragment", "form_post"],
+        "subject_types_supported": ["pairwise"],
+        "id_token_signing_alg_values_supported": ["RS256"],
+    }
+    if version == 2:
+        doc |= {
             "response_types_supported": ["code", "id_token", "code id_token", "id_token token"],
             "scopes_supported": ["openid", "profile", "email", "offline_access"],
             "issuer": f"{_origin()}/{tid}/v2.0",
             "request_uri_parameter_supported": False,
             "userinfo_endpoint": f"{_origin()}/oidc/userinfo",
-            "authorization_endpoint": f"{base}/oauth2/v2.0/authorize",
-            "device_authorization_endpoint": f"{base}/oauth2/v2.0/devicecode",
-            "http_logout_supported": True,
-            "frontchannel_logout_supported": True,
-            "end_session_endpoint": f"{base}/oauth2/v2.0/logout",
-            "claims_supported": [
-                "sub",
-                "iss",
-                "cloud_instance_name",
-                "cloud_instance_host_name",
-                "cloud_graph_host_name",
-                "msgraph_host",
-                "aud",
-                "exp",
-                "iat",
-                "auth_time",
-                "acr",
-                "nonce",
-                "preferred_username",
-                "name",
-                "tid",
-                "ver",
-                "at_hash",
-                "c_hash",
-                "email",
-            ],
-            "kerberos_endpoint": f"{base}/kerberos",
-            "tenant_region_scope": region,
-            "cloud_instance_name": "microsoftonline.com",
-            "cloud_graph_host_name": "graph.windows.net",
-            "msgraph_host": request.host,
-            "rbac_url": "https://pas.windows.net",
-        },
-        headers=DISCOVERY_HEADERS,
-    )
-
-
-@identity.get("/<tenant_segment>/.well-known/openid-configuration")
-def openid_configuration_v1(tenant_segment: str) -> Response:
-    tid, region = _tenant_for_metadata(tenant_segment)
-    base = f"{_origin()}/{tenant_segment}"
-    return json_response(
-        {
-            "token_endpoint": f"{base}/oauth2/token",
-            "token_endpoint_auth_methods_supported": ["client_secret_post", "private_key_jwt", "client_secret_basic"],
-            "jwks_uri": f"{base}/discovery/keys",
-            "response_modes_supported": ["query", "fragment", "form_post"],
-            "subject_types_supported": ["pairwise"],
-            "id_token_signing_alg_values_supported": ["RS256"],
+        }
+    else:
+        doc |= {
             "response_types_supported": ["code", "id_token", "code id_token", "token id_token", "token"],
             "scopes_supported": ["openid"],
             "issuer": sts_issuer(tid),
             "microsoft_multi_refresh_token": True,
-            "authorization_endpoint": f"{base}/oauth2/authorize",
-            "device_authorization_endpoint": f"{base}/oauth2/devicecode",
-            "http_logout_supported": True,
-            "frontchannel_logout_supported": True,
-            "end_session_endpoint": f"{base}/oauth2/logout",
-            "claims_supported": [
-                "sub",
-                "iss",
-                "cloud_instance_name",
-                "cloud_instance_host_name",
-                "cloud_graph_host_name",
-                "msgraph_host",
-                "aud",
-                "exp",
-                "iat",
-                "auth_time",
-                "acr",
-                "amr",
-                "nonce",
-                "email",
-                "given_name",
-                "family_name",
-                "nickname",
-            ],
-            "check_session_iframe": f"{base}/oauth2/checksession",
-            "userinfo_endpoint": f"{base}/openid/userinfo",
-            "kerberos_endpoint": f"{base}/kerberos",
-            "tenant_region_scope": region,
-            "cloud_instance_name": "microsoftonline.com",
-            "cloud_graph_host_name": "graph.windows.net",
-            "msgraph_host": request.host,
-            "rbac_url": "https://pas.windows.net",
-        },
-        headers=DISCOVERY_HEADERS,
-    )
+        }
+    doc |= {
+        "authorization_endpoint": f"{base}/oauth2{v2}/authorize",
+        "device_authorization_endpoint": f"{base}/oauth2{v2}/devicecode",
+        "http_logout_supported": True,
+        "frontchannel_logout_supported": True,
+        "end_session_endpoint": f"{base}/oauth2{v2}/logout",
+        "claims_supported": _V2_CLAIMS if version == 2 else _V1_CLAIMS,
+    }
+    if version == 1:
+        doc |= {"check_session_iframe": f"{base}/oauth2/checksession", "userinfo_endpoint": f"{base}/openid/userinfo"}
+    doc |= {
+        "kerberos_endpoint": f"{base}/kerberos",
+        "tenant_region_scope": region,
+        "cloud_instance_name": "microsoftonline.com",
+        "cloud_graph_host_name": "graph.windows.net",
+        "msgraph_host": request.host,
+        "rbac_url": "https://pas.windows.net",
+    }
+    return json_response(doc, headers=DISCOVERY_HEADERS)
+
+
+@identity.get("/<tenant_segment>/v2.0/.well-known/openid-configuration")
+def openid_configuration_v2(tenant_segment: str) -> Response:
+    return _openid_configuration(tenant_segment, 2)
+
+
+@identity.get("/<tenant_segment>/.well-known/openid-configuration")
+def openid_configuration_v1(tenant_segment: str) -> Response:
+    return _openid_configuration(tenant_segment, 1)
 
 
 def _jwks(tenant_segment: str) -> Response:

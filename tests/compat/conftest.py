@@ -6,6 +6,7 @@ Two emulators serve these tests: the session-wide `served` one on the demo tenan
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import secrets
 import socket
@@ -252,3 +253,47 @@ class TokenChecker:
 @pytest.fixture(scope="session")
 def tokens() -> TokenChecker:
     return TokenChecker()
+
+
+def contoso_without_mail(folder: Path) -> Path:
+    """A tenant file shaped like the demo tenant (its three shared mailboxes and the mail app) with empty mailboxes.
+
+    The built-in demo tenant starts with sample mail; tests that count messages want to know every one there is.
+    """
+    domain = "contoso.onmicrosoft.com"
+    mailboxes = (("support", "Customer Support"), ("sales", "Sales"), ("billing", "Billing"))
+    path = folder / "tenant.yaml"
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "tenants": [
+                    {
+                        "name": "Contoso",
+                        "domains": [domain],
+                        "mailboxes": [
+                            {"address": f"{local}@{domain}", "display_name": name, "type": "shared"}
+                            for local, name in mailboxes
+                        ],
+                        "applications": [
+                            {
+                                "display_name": "Contact Center Connector",
+                                "permissions": ["Mail.ReadWrite", "Mail.Send"],
+                                "admin_consent": True,
+                                "secrets": [{"display_name": "compat"}],
+                            }
+                        ],
+                    }
+                ]
+            }
+        )
+    )
+    return path
+
+
+@contextlib.contextmanager
+def empty_contoso(folder: Path) -> Iterator[RunningEmulator]:
+    """`m365-mock serve` on `contoso_without_mail`, for a module whose tests must not share mailboxes."""
+    with start_emulator(folder / "state", "--config", str(contoso_without_mail(folder))) as running:
+        assert running.facts.get("admin_key"), "connection.json is expected to carry the control API's admin key"
+        assert running.app["client_secret"], running.app
+        yield running

@@ -38,7 +38,8 @@ from msgraph.generated.users.item.mail_folders.item.messages.messages_request_bu
 from msgraph.generated.users.item.messages.messages_request_builder import MessagesRequestBuilder
 from msgraph.generated.users.item.send_mail.send_mail_post_request_body import SendMailPostRequestBody
 
-from mock_server.process import RunningEmulator, start_emulator
+from mock_server.process import RunningEmulator
+from tests.compat.conftest import empty_contoso
 
 pytestmark = [
     pytest.mark.compat,
@@ -60,46 +61,10 @@ T = TypeVar("T")
 # ---------------------------------------------------------------- fixtures and helpers
 
 
-def contoso_without_mail(folder: Path) -> Path:
-    """A tenant file shaped like the demo tenant (the three shared mailboxes, the mail app) but with empty mailboxes.
-
-    The built-in demo tenant starts with sample mail; these tests want to know every message that is there.
-    """
-    path = folder / "tenant.json"
-    path.write_text(
-        json.dumps(
-            {
-                "tenants": [
-                    {
-                        "name": "Contoso",
-                        "domains": [DOMAIN],
-                        "mailboxes": [
-                            {"address": address, "display_name": name, "type": "shared"}
-                            for address, name in ((SUPPORT, "Customer Support"), (SALES, "Sales"), (BILLING, "Billing"))
-                        ],
-                        "applications": [
-                            {
-                                "display_name": "Contact Center Connector",
-                                "permissions": ["Mail.ReadWrite", "Mail.Send"],
-                                "admin_consent": True,
-                                "secrets": [{"display_name": "compat"}],
-                            }
-                        ],
-                    }
-                ]
-            }
-        )
-    )
-    return path
-
-
 @pytest.fixture(scope="module")
 def emu(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningEmulator]:
-    """This module's own `m365-mock serve` with empty mailboxes that no other test writes to."""
-    folder = tmp_path_factory.mktemp("msgraph-sdk-emulator")
-    with start_emulator(folder / "state", "--config", str(contoso_without_mail(folder))) as running:
-        assert running.facts.get("admin_key"), "connection.json is expected to carry the control API's admin key"
-        assert running.app["client_secret"], running.app
+    """This module's own emulator with empty mailboxes that no other test writes to."""
+    with empty_contoso(tmp_path_factory.mktemp("msgraph-sdk-emulator")) as running:
         yield running
 
 

@@ -27,7 +27,8 @@ from O365.mailbox import Folder, MailBox
 from O365.message import Message
 from O365.utils.token import MemoryTokenBackend
 
-from mock_server.process import RunningEmulator, start_emulator
+from mock_server.process import RunningEmulator
+from tests.compat.conftest import empty_contoso
 
 pytestmark = pytest.mark.compat
 
@@ -42,41 +43,10 @@ INEFFICIENT = "The restriction or sort order is too complex for this operation."
 # ---------------------------------------------------------------- the emulator and an O365 account on it
 
 
-def contoso_without_mail(folder: Path) -> Path:
-    """A tenant file shaped like the demo tenant (the three shared mailboxes, the mail app) but with empty mailboxes."""
-    path = folder / "tenant.json"
-    mailboxes = ((SUPPORT, "Customer Support"), (SALES, "Sales"), (BILLING, "Billing"))
-    path.write_text(
-        json.dumps(
-            {
-                "tenants": [
-                    {
-                        "name": "Contoso",
-                        "domains": [DOMAIN],
-                        "mailboxes": [{"address": a, "display_name": n, "type": "shared"} for a, n in mailboxes],
-                        "applications": [
-                            {
-                                "display_name": "Contact Center Connector",
-                                "permissions": ["Mail.ReadWrite", "Mail.Send"],
-                                "admin_consent": True,
-                                "secrets": [{"display_name": "compat"}],
-                            }
-                        ],
-                    }
-                ]
-            }
-        )
-    )
-    return path
-
-
 @pytest.fixture(scope="module")
 def emu(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningEmulator]:
-    """This module's own `m365-mock serve` with empty mailboxes that no other test writes to."""
-    folder = tmp_path_factory.mktemp("o365-emulator")
-    with start_emulator(folder / "state", "--config", str(contoso_without_mail(folder))) as running:
-        assert running.facts.get("admin_key"), "connection.json is expected to carry the control API's admin key"
-        assert running.app["client_secret"], running.app
+    """This module's own emulator with empty mailboxes that no other test writes to."""
+    with empty_contoso(tmp_path_factory.mktemp("o365-emulator")) as running:
         yield running
 
 
