@@ -129,8 +129,18 @@ def is_graph_path(path: str) -> bool:
 _KEY_SEGMENT = re.compile(r"/([A-Za-z]+)\('([^'/]*)'\)")
 
 
-class KeySegments:
-    """WSGI middleware: Graph's key syntax `/mailFolders('Inbox')` becomes `/mailFolders/Inbox` for routing."""
+REQUEST_ID = "m365.request_id"
+CLIENT_REQUEST_ID = "m365.client_request_id"
+
+
+class RequestEnvelope:
+    """WSGI middleware around the Flask app, for what every response shares.
+
+    Gives each request its `request-id` (and echoes `client-request-id`, or repeats the request id when the
+    client sent none) as headers on every response, errors included; and rewrites Graph's key syntax
+    `/mailFolders('Inbox')` to `/mailFolders/Inbox` for routing. Doing this here rather than in Flask hooks
+    keeps it off Flask's per-request hook machinery.
+    """
 
     def __init__(self, app: Callable) -> None:
         self.app = app
@@ -139,7 +149,22 @@ class KeySegments:
         path = environ.get("PATH_INFO", "")
         if "('" in path and is_graph_path(path):
             environ["PATH_INFO"] = _KEY_SEGMENT.sub(r"/\1/\2", path)
-        return self.app(environ, start_response)
+        request_id = new_uuid()
+        client_request_id = environ.get("HTTP_CLIENT_REQUEST_ID") or request_id
+        environ[REQUEST_ID], environ[CLIENT_REQUEST_ID] = request_id, client_request_id
+
+        def with_ids(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Callable:
+            headers.append(("request-id", request_id))
+            headers.append(("client-request-id", client_request_id))
+            return start_response(status, headers, exc_info)
+
+        return self.app(environ, with_ids)
+
+
+def request_ids() -> tuple[str, str]:
+    """(request id, client request id) of the current request."""
+    environ = request.environ
+    return environ.get(REQUEST_ID, ""), environ.get(CLIENT_REQUEST_ID, "")
 
 
 def create_app(
@@ -162,20 +187,13 @@ def create_app(
     app = Flask("mock_server")
     app.config["MAX_CONTENT_LENGTH"] = world.settings.max_body_bytes
     app.extensions["m365"] = emulator
-    app.wsgi_app = KeySegments(app.wsgi_app)  # type: ignore[method-assign]
+    app.wsgi_app = RequestEnvelope(app.wsgi_app)  # type: ignore[method-assign]
     app.register_blueprint(control)
     app.register_blueprint(graph)
     app.register_blueprint(identity)
 
-    @app.before_request
-    def assign_request_id() -> None:
-        g.request_id = new_uuid()
-        g.client_request_id = request.headers.get("client-request-id") or g.request_id
-
     @app.after_request
-    def add_request_ids(response: Response) -> Response:
-        response.headers["request-id"] = g.get("request_id", "")
-        response.headers["client-request-id"] = g.get("client_request_id", "")
+    def log_graph_request(response: Response) -> Response:
         if is_graph_path(request.path):
             emulator.log.append(_log_record(response, emulator))
         return response
@@ -184,8 +202,8 @@ def create_app(
     def render_aadsts(exc: aad_errors.AadstsError) -> Response:
         body, status = aad_errors.render(
             exc,
-            trace_id=g.get("request_id", ""),
-            correlation_id=g.get("client_request_id", ""),
+            trace_id=request_ids()[0],
+            correlation_id=request_ids()[1],
             now=emulator.clock.now_datetime(),
         )
         return json_response(
@@ -197,8 +215,8 @@ def create_app(
     @app.errorhandler(graph_errors.GraphError)
     def render_graph(exc: graph_errors.GraphError) -> Response:
         body = exc.body(
-            request_id=g.get("request_id", ""),
-            client_request_id=g.get("client_request_id", ""),
+            request_id=request_ids()[0],
+            client_request_id=request_ids()[1],
             now=emulator.clock.now_datetime(),
         )
         return json_response(body, exc.status, content_type=GRAPH_JSON_TYPE, headers=exc.headers)
@@ -223,7 +241,7 @@ def create_app(
             "error": "server_error",
             "error_description": "An internal error occurred in the emulator.",
             "error_codes": [],
-            "correlation_id": g.get("client_request_id", ""),
+            "correlation_id": request_ids()[1],
         }
         return json_response(body, 500)
 
@@ -249,7 +267,7 @@ def _log_record(response: Response, emulator: Emulator) -> LogRecord:
         error_code = (body.get("error") or {}).get("code") if isinstance(body.get("error"), dict) else None
     return LogRecord(
         at=emulator.clock.now(),
-        request_id=g.get("request_id", ""),
+        request_id=request_ids()[0],
         method=request.method,
         path=request.path + (f"?{query}" if (query := request.environ.get("QUERY_STRING")) else ""),
         status=response.status_code,
