@@ -297,3 +297,18 @@ def empty_contoso(folder: Path) -> Iterator[RunningEmulator]:
         assert running.facts.get("admin_key"), "connection.json is expected to carry the control API's admin key"
         assert running.app["client_secret"], running.app
         yield running
+
+
+def seed(running: RunningEmulator, address: str, message: dict[str, Any]) -> list[str]:
+    """Deliver mail through the control API (`{"count": N}` or one message); the new message ids."""
+    import requests
+
+    response = requests.post(
+        f"{running.base_url}/_m365/mailboxes/{address}/messages",
+        headers={"X-M365-Admin-Key": running.facts["admin_key"]},
+        json=message,
+        verify=running.ca_file,
+        timeout=30,
+    )
+    assert response.status_code == 201, response.text
+    return response.json()["ids"]

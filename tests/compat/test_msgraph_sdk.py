@@ -21,7 +21,6 @@ from typing import Any, TypeVar
 
 import httpx
 import pytest
-import requests
 from azure.identity.aio import ClientSecretCredential
 from kiota_abstractions.base_request_configuration import RequestConfiguration
 from msgraph import GraphServiceClient
@@ -39,7 +38,7 @@ from msgraph.generated.users.item.messages.messages_request_builder import Messa
 from msgraph.generated.users.item.send_mail.send_mail_post_request_body import SendMailPostRequestBody
 
 from mock_server.process import RunningEmulator
-from tests.compat.conftest import empty_contoso
+from tests.compat.conftest import empty_contoso, seed
 
 pytestmark = [
     pytest.mark.compat,
@@ -118,19 +117,6 @@ def with_client(running: RunningEmulator, work: Callable[[GraphServiceClient], A
                 await inner.aclose()
 
     return asyncio.run(main())
-
-
-def seed(running: RunningEmulator, address: str, message: dict[str, Any]) -> list[str]:
-    """Deliver mail through the control API (`{"count": N}` or one message); the new message ids."""
-    response = requests.post(
-        f"{running.base_url}/_m365/mailboxes/{address}/messages",
-        headers={ADMIN_HEADER: running.facts["admin_key"]},
-        json=message,
-        verify=running.ca_file,
-        timeout=30,
-    )
-    assert response.status_code == 201, response.text
-    return response.json()["ids"]
 
 
 def incoming(subject: str, received: str, *, is_read: bool, sender: str = EXTERNAL) -> dict[str, Any]:

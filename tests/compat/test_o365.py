@@ -28,7 +28,7 @@ from O365.message import Message
 from O365.utils.token import MemoryTokenBackend
 
 from mock_server.process import RunningEmulator
-from tests.compat.conftest import empty_contoso
+from tests.compat.conftest import empty_contoso, seed
 
 pytestmark = pytest.mark.compat
 
@@ -104,19 +104,6 @@ def wire(monkeypatch: pytest.MonkeyPatch) -> list[requests.PreparedRequest]:
 
     monkeypatch.setattr(requests.Session, "send", spy)
     return seen
-
-
-def seed(running: RunningEmulator, address: str, message: dict[str, Any]) -> list[str]:
-    """Deliver mail through the control API; the new message ids."""
-    response = requests.post(
-        f"{running.base_url}/_m365/mailboxes/{address}/messages",
-        headers={ADMIN_HEADER: running.facts["admin_key"]},
-        json=message,
-        verify=running.ca_file,
-        timeout=30,
-    )
-    assert response.status_code == 201, response.text
-    return response.json()["ids"]
 
 
 def incoming(subject: str, received: str, *, is_read: bool = False) -> dict[str, Any]:
