@@ -120,6 +120,7 @@ class World:
     apps: list[dict[str, Any]]
     certificates: dict[str, str] = field(default_factory=dict)
     clients: dict[tuple[str, str], Any] = field(default_factory=dict)
+    base_dir: Path = field(default_factory=Path.cwd)
     workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="m365-scenario-")))
 
     def app(self, key: str | None) -> dict[str, Any]:
@@ -178,7 +179,7 @@ def prepare(target: EmulatorTarget, scenario: Scenario) -> World:
     if response.status_code != 200:
         raise ScenarioFailure(f"the tenant could not be loaded: {response.text[:300]}")
     first = target.control("GET", "/tenants").json()["value"][0]
-    world = World(target, first["id"], first["domains"][0], [])
+    world = World(target, first["id"], first["domains"][0], [], base_dir=scenario.base_dir)
     world.refresh_apps()
     return world
 
@@ -186,7 +187,7 @@ def prepare(target: EmulatorTarget, scenario: Scenario) -> World:
 # ---------------------------------------------------------------- setup actions
 
 
-def run_setup(world: World, action: dict[str, Any], base_dir: Path) -> str:
+def run_setup(world: World, action: dict[str, Any]) -> str:
     """One admin action; returns what it did, for the report."""
     kind, value = next(iter(action.items()))
     if kind == "exo":
@@ -324,7 +325,7 @@ def perform(world: World, step: Step) -> Outcome:
     outcome = Outcome()
     try:
         if step.do == "admin":
-            outcome.note = run_setup(world, step.options["action"], Path.cwd())
+            outcome.note = run_setup(world, step.options["action"])
             return outcome
         if step.do == "log":
             query = {
@@ -361,7 +362,7 @@ def perform(world: World, step: Step) -> Outcome:
             outcome.messages = [_call(mail.move, o["mailbox"], found["id"], o["move_to"], create=True)]
         elif step.do == "send":
             to = o["to"] if isinstance(o["to"], list) else [o["to"]]
-            attachments = [str(world_path(world, step, a)) for a in o.get("attachments", [])]
+            attachments = [str(attachment_path(world, a)) for a in o.get("attachments", [])]
             _call(
                 mail.send,
                 o["mailbox"],
@@ -392,8 +393,9 @@ def perform(world: World, step: Step) -> Outcome:
     return outcome
 
 
-def world_path(world: World, step: Step, name: str) -> Path:
-    return Path(name) if Path(name).is_absolute() else world.workdir / name
+def attachment_path(world: World, name: str) -> Path:
+    """A file a step attaches: absolute, or relative to the scenario file."""
+    return Path(name) if Path(name).is_absolute() else world.base_dir / name
 
 
 def _process(mail, o: dict[str, Any]) -> Outcome:
@@ -528,7 +530,7 @@ def run_scenario(target: EmulatorTarget, scenario: Scenario) -> ScenarioResult:
     try:
         world = prepare(target, scenario)
         for action in scenario.setup:
-            note = run_setup(world, action, scenario.base_dir)
+            note = run_setup(world, action)
             result.steps.append(StepResult(f"setup: {note}", True, "done"))
     except (ScenarioFailure, requests.RequestException) as exc:
         result.error = f"setup failed: {exc}"

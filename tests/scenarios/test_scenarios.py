@@ -164,3 +164,16 @@ def test_demo_runs_the_library_against_a_served_emulator(tmp_path):
     result = run_cli("demo", "--no-serve", "--port", "0", "--state-dir", str(tmp_path))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "11 passed, 0 failed" in result.stdout
+
+
+def test_attachments_are_found_next_to_the_scenario_file(target, tmp_path):
+    (tmp_path / "invoice.txt").write_text("amount due: 42")
+    path = tmp_path / "attach.yaml"
+    path.write_text(
+        "name: attach\nsteps:\n"
+        "  - do: send\n    mailbox: support@{domain}\n    to: billing@{domain}\n    subject: With file\n"
+        "    attachments: [invoice.txt]\n"
+        "  - do: wait_for_delivery\n    mailbox: billing@{domain}\n    subject: With file\n    expect: {count: 1}\n"
+    )
+    result = run_scenario(target, load_scenario(path))
+    assert result.passed, console([result])
