@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -77,7 +78,10 @@ class TokenIssuer:
         self.signing_key = signing_key
         self.clock = clock
         self.lifetime = lifetime
-        self._headers = {"typ": "JWT", "alg": "RS256", "x5t": signing_key.kid, "kid": signing_key.kid}
+        # The header never changes, so its segment is encoded once; PyJWT's RS256 makes the signature.
+        header = {"typ": "JWT", "alg": "RS256", "x5t": signing_key.kid, "kid": signing_key.kid}
+        self._header_segment = b64url(_compact_json(header)).encode("ascii")
+        self._rs256 = jwt.get_algorithm_by_name("RS256")
 
     def issue(self, tenant: Tenant, app: Application, audience: str, appidacr: str) -> IssuedToken:
         now = int(self.clock.now())
@@ -104,8 +108,17 @@ class TokenIssuer:
         roles = app.granted_roles()
         if roles:
             claims["roles"] = roles
-        token = jwt.encode(claims, self.signing_key.private_key, algorithm="RS256", headers=self._headers)
-        return IssuedToken(token, claims, self.lifetime)
+        return IssuedToken(self._sign(claims), claims, self.lifetime)
+
+    def _sign(self, claims: dict[str, Any]) -> str:
+        """The compact JWS `header.payload.signature` (RFC 7515 section 7.1)."""
+        signing_input = self._header_segment + b"." + b64url(_compact_json(claims)).encode("ascii")
+        signature = self._rs256.sign(signing_input, self.signing_key.private_key)
+        return f"{signing_input.decode('ascii')}.{b64url(signature)}"
+
+
+def _compact_json(value: dict[str, Any]) -> bytes:
+    return json.dumps(value, separators=(",", ":")).encode("utf-8")
 
 
 class TokenRejected(Exception):

@@ -295,6 +295,41 @@ def test_json_body_is_not_a_form(client, tenant, demo_app):
     assert_aadsts(response, 400, "invalid_request", 900144, "'grant_type'")
 
 
+def test_form_encoding_variants_are_decoded(client, tenant, demo_app):
+    """Percent-encoded names, `+` for spaces, empty pairs, charset parameter: all as a form decoder reads them."""
+    secret = quote_plus(demo_app.secrets[0].value)
+    raw = (
+        f"&grant%5Ftype=client_credentials&&client_id={demo_app.app_id}&client_secret={secret}"
+        "&scope=openid+https%3A%2F%2Fgraph.microsoft.com%2F.default+profile&claims="
+    )
+    response = client.post(
+        f"/{tenant.id}/oauth2/v2.0/token",
+        data=raw.encode(),
+        base_url=BASE,
+        content_type="Application/X-WWW-Form-Urlencoded; charset=utf-8",
+    )
+    assert response.status_code == 200, response.get_json()
+    assert decode_unverified(response.get_json()["access_token"])["aud"] == "https://graph.microsoft.com"
+
+
+def test_of_a_repeated_parameter_the_first_value_counts(client, tenant, demo_app):
+    secret = quote_plus(demo_app.secrets[0].value)
+    form = f"grant_type=client_credentials&client_id={demo_app.app_id}&client_secret={secret}&scope={GRAPH_SCOPE}"
+    raw = form + "&client_secret=wrong&grant_type=password"
+    response = client.post(
+        f"/{tenant.id}/oauth2/v2.0/token", data=raw, base_url=BASE, content_type="application/x-www-form-urlencoded"
+    )
+    assert response.status_code == 200, response.get_json()
+    reversed_raw = form.replace(f"client_secret={secret}", "client_secret=wrong&client_secret=" + secret)
+    response = client.post(
+        f"/{tenant.id}/oauth2/v2.0/token",
+        data=reversed_raw,
+        base_url=BASE,
+        content_type="application/x-www-form-urlencoded",
+    )
+    assert_aadsts(response, 401, "invalid_client", 7000215)
+
+
 @pytest.mark.parametrize("raw", [b"\xff\xfe\x00garbage", b"grant_type=%ZZ&&&==", b"=" * 10, b""])
 def test_garbled_form_bodies(client, tenant, raw):
     response = client.post(
