@@ -119,7 +119,11 @@ def json_response(
 
 def request_origin() -> str:
     """`https://host:port` of the current request, as the client addressed it (no IRI decoding, no slash)."""
-    return f"{request.scheme}://{request.host}"
+    environ = request.environ
+    origin = environ.get(_ORIGIN)
+    if origin is None:
+        origin = environ[_ORIGIN] = f"{request.scheme}://{request.host}"
+    return origin
 
 
 def is_graph_path(path: str) -> bool:
@@ -130,6 +134,7 @@ _KEY_SEGMENT = re.compile(r"/([A-Za-z]+)\('([^'/]*)'\)")
 
 
 REQUEST_ID = "m365.request_id"
+_ORIGIN = "m365.origin"
 CLIENT_REQUEST_ID = "m365.client_request_id"
 
 
@@ -259,24 +264,20 @@ def _graph_equivalent(exc: HTTPException, path: str) -> graph_errors.GraphError:
 
 
 def _log_record(response: Response, emulator: Emulator) -> LogRecord:
-    decision = g.get("decision")
-    token = g.get("token")
+    environ = request.environ
     error_code = None
     if response.status_code >= 400 and response.is_json:
         body = response.get_json(silent=True) or {}
         error_code = (body.get("error") or {}).get("code") if isinstance(body.get("error"), dict) else None
+    query = environ.get("QUERY_STRING")
     return LogRecord(
         at=emulator.clock.now(),
-        request_id=request_ids()[0],
-        method=request.method,
-        path=request.path + (f"?{query}" if (query := request.environ.get("QUERY_STRING")) else ""),
+        request_id=environ.get(REQUEST_ID, ""),
+        method=environ["REQUEST_METHOD"],
+        path=request.path + (f"?{query}" if query else ""),
         status=response.status_code,
-        tenant_id=token.tenant.id if token else None,
-        app_id=token.app_id if token else None,
-        mailbox=decision.mailbox if decision else None,
-        operation=decision.operation.label if decision else None,
-        outcome=("granted" if decision.allowed else "denied") if decision else "error",
-        decision=decision.describe() if decision else None,
+        token=g.get("token"),
+        access=g.get("decision"),
         error_code=error_code,
     )
 

@@ -4,33 +4,73 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mock_server.identity.tokens import VerifiedToken
+    from mock_server.state.access import Decision
 
 DEFAULT_CAPACITY = 10_000
 
 
 @dataclass(slots=True)
 class LogRecord:
+    """One Graph request. Kept as the facts the request had at hand; the texts are made when someone reads."""
+
     at: float
     request_id: str
     method: str
     path: str
     status: int
-    tenant_id: str | None
-    app_id: str | None
-    mailbox: str | None
-    operation: str | None
-    outcome: str  # granted, denied, or error (no decision was reached)
-    decision: str | None
+    token: VerifiedToken | None
+    access: Decision | None
     error_code: str | None
+
+    @property
+    def tenant_id(self) -> str | None:
+        return self.token.tenant.id if self.token else None
+
+    @property
+    def app_id(self) -> str | None:
+        return self.token.app_id if self.token else None
+
+    @property
+    def mailbox(self) -> str | None:
+        return self.access.mailbox if self.access else None
+
+    @property
+    def operation(self) -> str | None:
+        return self.access.operation.label if self.access else None
+
+    @property
+    def outcome(self) -> str:
+        """granted, denied, or error (no decision was reached)."""
+        if self.access is None:
+            return "error"
+        return "granted" if self.access.allowed else "denied"
+
+    @property
+    def decision(self) -> str | None:
+        return self.access.describe() if self.access else None
 
     def to_json(self) -> dict[str, Any]:
         """The record as the control API shows it: `time` in UTC ISO 8601 first, then the rest."""
-        fields = asdict(self)
-        moment = datetime.fromtimestamp(fields.pop("at"), UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-        return {"time": moment, **fields}
+        return {
+            "time": datetime.fromtimestamp(self.at, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            "request_id": self.request_id,
+            "method": self.method,
+            "path": self.path,
+            "status": self.status,
+            "tenant_id": self.tenant_id,
+            "app_id": self.app_id,
+            "mailbox": self.mailbox,
+            "operation": self.operation,
+            "outcome": self.outcome,
+            "decision": self.decision,
+            "error_code": self.error_code,
+        }
 
 
 class RequestLog:
