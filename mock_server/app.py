@@ -12,6 +12,7 @@ from typing import Any
 
 from flask import Flask, Response, current_app, g, request
 from werkzeug.exceptions import HTTPException
+from werkzeug.wrappers import Request as WerkzeugRequest
 
 from mock_server.clock import Clock
 from mock_server.graph import errors as graph_errors
@@ -117,13 +118,18 @@ def json_response(
     return Response(json.dumps(body, separators=(",", ":")), status=status, content_type=content_type, headers=headers)
 
 
-def request_origin() -> str:
-    """`https://host:port` of the current request, as the client addressed it (no IRI decoding, no slash)."""
-    environ = request.environ
+def origin_of(http: WerkzeugRequest) -> str:
+    """`https://host:port` of a request, as the client addressed it (no IRI decoding, no slash)."""
+    environ = http.environ
     origin = environ.get(_ORIGIN)
     if origin is None:
-        origin = environ[_ORIGIN] = f"{request.scheme}://{request.host}"
+        origin = environ[_ORIGIN] = f"{http.scheme}://{http.host}"
     return origin
+
+
+def request_origin() -> str:
+    """The origin of Flask's current request."""
+    return origin_of(request)
 
 
 def is_graph_path(path: str) -> bool:

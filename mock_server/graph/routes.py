@@ -13,8 +13,9 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 from flask import Blueprint, Response, g, request
+from werkzeug.wrappers import Request as WerkzeugRequest
 
-from mock_server.app import GRAPH_JSON_TYPE, current_emulator, json_response, request_origin
+from mock_server.app import GRAPH_JSON_TYPE, Emulator, current_emulator, json_response, origin_of
 from mock_server.graph import body, errors, odata
 from mock_server.graph.serializers import folder_json, message_fragment, message_json, message_value
 from mock_server.identity.tokens import TokenRejected, VerifiedToken
@@ -42,6 +43,7 @@ _DATETIME_PATHS = frozenset({"receivedDateTime", "sentDateTime", "createdDateTim
 class MailboxRequest:
     """An authorized request on one mailbox: who asks, for which mailbox, and the decision that let it in."""
 
+    http: WerkzeugRequest
     token: VerifiedToken
     mailbox: Mailbox
     store: MailboxStore
@@ -50,10 +52,10 @@ class MailboxRequest:
 
     @property
     def immutable_ids(self) -> bool:
-        return bool(_PREFER_IMMUTABLE.search(request.headers.get("Prefer", "")))
+        return bool(_PREFER_IMMUTABLE.search(self.http.headers.get("Prefer", "")))
 
     def context(self, tail: str) -> str:
-        return _context(request_origin(), self.user_segment, tail)
+        return _context(origin_of(self.http), self.user_segment, tail)
 
 
 @functools.lru_cache(maxsize=1024)
@@ -62,24 +64,28 @@ def _context(origin: str, user: str, tail: str) -> str:
     return f"{origin}/v1.0/$metadata#users('{quote(user, safe='')}')/{tail}"
 
 
-def bearer_token() -> VerifiedToken:
-    header = request.headers.get("Authorization", "")
+def verify_bearer(emulator: Emulator, http: WerkzeugRequest) -> VerifiedToken:
+    """The request's bearer token, verified; InvalidAuthenticationToken (401) otherwise."""
+    header = http.headers.get("Authorization", "")
     scheme, _, value = header.partition(" ")
     token = value.strip() if scheme.lower() == "bearer" else ""
     try:
-        return current_emulator().verifier.verify(token)
+        return emulator.verifier.verify(token)
     except TokenRejected as rejected:
         raise errors.InvalidAuthenticationToken(rejected.message) from None
 
 
-def authorize(user: str, operation: Operation) -> MailboxRequest:
-    """Token, then mailbox, then the access decision: the one gate of every mailbox route."""
-    token = bearer_token()
-    g.token = token
+def bearer_token() -> VerifiedToken:
+    return verify_bearer(current_emulator(), request._get_current_object())
+
+
+def mailbox_request(
+    emulator: Emulator, http: WerkzeugRequest, token: VerifiedToken, user: str, operation: Operation
+) -> MailboxRequest:
+    """The mailbox `user` names and the access decision for `operation` on it (allowed or not)."""
     mailbox = token.tenant.mailbox(user)
     if mailbox is None:
         raise errors.InvalidUser(user)
-    emulator = current_emulator()
     decision = access.decide(
         token.tenant,
         token.app_id,
@@ -89,10 +95,19 @@ def authorize(user: str, operation: Operation) -> MailboxRequest:
         now=emulator.clock.now(),
         nested_groups=emulator.settings.nested_group_membership,
     )
-    g.decision = decision
-    if not decision.allowed:
-        raise errors.AccessDenied(decision.message)
-    return MailboxRequest(token, mailbox, emulator.mail.store(mailbox), decision, user)
+    return MailboxRequest(http, token, mailbox, emulator.mail.store(mailbox), decision, user)
+
+
+def authorize(user: str, operation: Operation) -> MailboxRequest:
+    """Token, then mailbox, then the access decision: the one gate of every mailbox route."""
+    emulator = current_emulator()
+    http = request._get_current_object()
+    token = g.token = verify_bearer(emulator, http)
+    req = mailbox_request(emulator, http, token, user, operation)
+    g.decision = req.decision
+    if not req.decision.allowed:
+        raise errors.AccessDenied(req.decision.message)
+    return req
 
 
 def find_folder(req: MailboxRequest, key: str) -> Folder:
@@ -120,8 +135,8 @@ def graph_json(payload: Any, status: int = 200, headers: dict[str, str] | None =
     return json_response(payload, status, content_type=GRAPH_JSON_TYPE, headers=headers)
 
 
-def wants_text_body() -> dict[str, str]:
-    if _PREFER_TEXT.search(request.headers.get("Prefer", "")):
+def wants_text_body(http: WerkzeugRequest | None = None) -> dict[str, str]:
+    if _PREFER_TEXT.search((http or request).headers.get("Prefer", "")):
         return {"Preference-Applied": 'outlook.body-content-type="text"'}
     return {}
 
@@ -210,10 +225,11 @@ def _create_folder(req: MailboxRequest, parent: Folder) -> Response:
 # ---------------------------------------------------------------- message listing
 
 
-def next_link(skip: int, top: int) -> str:
+def next_link(skip: int, top: int, http: WerkzeugRequest | None = None) -> str:
     """The request's absolute URL with `$skip`/`$top` advanced; other parameters kept as sent."""
-    params = tuple((k, v) for k, v in request.args.items(multi=True) if k not in ("$skip", "$top"))
-    return _link(request_origin(), request.path, params, skip, top)
+    http = http or request._get_current_object()
+    params = tuple((k, v) for k, v in http.args.items(multi=True) if k not in ("$skip", "$top"))
+    return _link(origin_of(http), http.path, params, skip, top)
 
 
 @functools.lru_cache(maxsize=1024)
@@ -270,18 +286,28 @@ def getter(message: Message) -> Callable[[str], Any]:
 @graph.get("/users/<user>/messages")
 def list_messages(user: str) -> Response:
     req = authorize(user, Operation.READ_BASIC)
-    return _message_page(req, None, "messages")
+    return graph_page(*message_page(req, None, "messages"))
 
 
 @graph.get("/users/<user>/mailFolders/<folder_id>/messages")
 def list_folder_messages(user: str, folder_id: str) -> Response:
     req = authorize(user, Operation.READ_BASIC)
     folder = find_folder(req, folder_id)
-    return _message_page(req, folder, f"mailFolders('{folder_id}')/messages")
+    return graph_page(*message_page(req, folder, folder_messages_tail(folder_id)))
 
 
-def _message_page(req: MailboxRequest, folder: Folder | None, tail: str) -> Response:
-    args = request.args.to_dict()
+def folder_messages_tail(folder_id: str) -> str:
+    return f"mailFolders('{folder_id}')/messages"
+
+
+def graph_page(body: str, headers: dict[str, str]) -> Response:
+    return Response(body, content_type=GRAPH_JSON_TYPE, headers=headers)
+
+
+def message_page(req: MailboxRequest, folder: Folder | None, tail: str) -> tuple[str, dict[str, str]]:
+    """One page of messages (of a folder, or of the mailbox) as the JSON text and extra headers of the answer."""
+    http = req.http
+    args = http.args.to_dict()
     select = _select(args["$select"]) if "$select" in args else None
     top = odata.parse_top(args["$top"]) if "$top" in args else DEFAULT_PAGE
     skip = odata.parse_skip(args["$skip"]) if "$skip" in args else 0
@@ -316,8 +342,8 @@ def _message_page(req: MailboxRequest, folder: Folder | None, tail: str) -> Resp
     if count:
         payload["@odata.count"] = page.total
     if page.has_more:
-        payload["@odata.nextLink"] = next_link(skip + top, top)
-    headers = wants_text_body()
+        payload["@odata.nextLink"] = next_link(skip + top, top, http)
+    headers = wants_text_body(http)
     as_text, visible, immutable = bool(headers), req.decision.content_visible, req.immutable_ids
     with req.store.lock:
         items = ",".join(
@@ -325,7 +351,7 @@ def _message_page(req: MailboxRequest, folder: Folder | None, tail: str) -> Resp
             for m in page.items
         )
     head = json.dumps(payload, separators=(",", ":"))
-    return Response(f'{head[:-1]},"value":[{items}]}}', content_type=GRAPH_JSON_TYPE, headers=headers)
+    return f'{head[:-1]},"value":[{items}]}}', headers
 
 
 # ---------------------------------------------------------------- one message

@@ -8,8 +8,9 @@ from typing import Any
 from urllib.parse import unquote_plus, urlsplit
 
 from flask import Blueprint, Response, request
+from werkzeug.wrappers import Request as WerkzeugRequest
 
-from mock_server.app import Emulator, current_emulator, json_response, request_origin
+from mock_server.app import Emulator, current_emulator, json_response, origin_of, request_origin
 from mock_server.identity import errors
 from mock_server.identity.assertions import verify_client_assertion
 from mock_server.identity.tokens import (
@@ -34,22 +35,22 @@ def _origin() -> str:
     return request_origin()
 
 
-def _host_without_port() -> str:
+def _host_without_port(http: WerkzeugRequest) -> str:
     """The request's host name as it appears in a URL, port dropped (`[::1]` keeps its brackets)."""
-    host = request.host.lower()
+    host = http.host.lower()
     return host if host.endswith("]") or ":" not in host else host.rsplit(":", 1)[0]
 
 
-def _graph_aliases() -> frozenset[str]:
+def _graph_aliases(http: WerkzeugRequest) -> frozenset[str]:
     """The emulator's own origins, with and without port: it serves Graph there."""
-    scheme = request.scheme
-    return frozenset({f"{scheme}://{request.host.lower()}", f"{scheme}://{_host_without_port()}"})
+    scheme = http.scheme
+    return frozenset({f"{scheme}://{http.host.lower()}", f"{scheme}://{_host_without_port(http)}"})
 
 
-def _tenant(segment: str, *, discovery: bool = False) -> Tenant:
+def _discovery_tenant(segment: str) -> Tenant:
     tenant = current_emulator().directory.tenant(segment)
     if tenant is None:
-        raise (errors.TenantNotFoundForDiscovery if discovery else errors.TenantNotFound)(tenant=segment)
+        raise errors.TenantNotFoundForDiscovery(tenant=segment)
     return tenant
 
 
@@ -60,6 +61,7 @@ def _tenant(segment: str, *, discovery: bool = False) -> Tenant:
 class TokenRequest:
     """One call of a token endpoint: where it came in and what the form said."""
 
+    http: WerkzeugRequest
     emulator: Emulator
     tenant: Tenant
     tenant_segment: str
@@ -71,7 +73,7 @@ class TokenRequest:
     @property
     def endpoint_url(self) -> str:
         """The token endpoint as called: what a client assertion's `aud` must be."""
-        return f"{_origin()}{request.path}"
+        return f"{origin_of(self.http)}{self.http.path}"
 
     def param(self, name: str) -> str | None:
         value = self.form.get(name)
@@ -84,16 +86,16 @@ class TokenRequest:
         return value
 
 
-def _resolve(identifier: str) -> Resource | None:
+def _resolve(identifier: str, http: WerkzeugRequest) -> Resource | None:
     """Graph by URL or app id, else the emulator's own origins (computed only when needed)."""
-    return resolve_resource(identifier) or resolve_resource(identifier, _graph_aliases())
+    return resolve_resource(identifier) or resolve_resource(identifier, _graph_aliases(http))
 
 
 def _requested_resource(req: TokenRequest) -> Resource:
     """The resource of a v2 `scope` (`<resource>/.default`) or a v1 `resource` parameter."""
     if req.version == 1:
         identifier = req.require("resource")
-        resource = _resolve(identifier)
+        resource = _resolve(identifier, req.http)
         if resource is None:
             raise errors.ResourceNotFound(resource=identifier, tenant=req.tenant_segment)
         return resource
@@ -113,7 +115,7 @@ def _requested_resource(req: TokenRequest) -> Resource:
     if len(set(resources)) > 1:
         raise errors.InvalidScope(scope=" ".join(scopes))
     identifier = scopes[0][: -len("/.default")]
-    resource = _resolve(identifier)
+    resource = _resolve(identifier, req.http)
     if resource is None:
         raise errors.ResourceNotFound(resource=identifier, tenant=req.tenant_segment)
     return resource
@@ -188,59 +190,58 @@ def _is_form(environ: dict[str, Any]) -> bool:
     return mimetype.strip().lower() == "application/x-www-form-urlencoded"
 
 
-def _token_request(tenant_segment: str, version: int) -> TokenRequest:
+def _token_request(emulator: Emulator, http: WerkzeugRequest, tenant_segment: str, version: int) -> TokenRequest:
     if tenant_segment.lower() in MULTI_TENANT_SEGMENTS:
         raise errors.GrantNotSupportedOnCommon()
-    tenant = _tenant(tenant_segment)
-    environ = request.environ
-    form = parse_form(request.get_data(cache=False)) if _is_form(environ) else {}
-    req = TokenRequest(current_emulator(), tenant, tenant_segment, form, version)
-    auth = request.authorization if "HTTP_AUTHORIZATION" in environ else None
+    tenant = emulator.directory.tenant(tenant_segment)
+    if tenant is None:
+        raise errors.TenantNotFound(tenant=tenant_segment)
+    environ = http.environ
+    form = parse_form(http.get_data(cache=False)) if _is_form(environ) else {}
+    req = TokenRequest(http, emulator, tenant, tenant_segment, form, version)
+    auth = http.authorization if "HTTP_AUTHORIZATION" in environ else None
     if auth is not None and auth.type == "basic":
         req.basic_client_id = unquote_plus(auth.username or "") or None
         req.basic_secret = unquote_plus(auth.password or "") or None
     return req
 
 
-def _issue(tenant_segment: str, version: int) -> tuple[TokenRequest, IssuedToken, Resource]:
-    req = _token_request(tenant_segment, version)
+def token_answer(emulator: Emulator, http: WerkzeugRequest, tenant_segment: str, version: int) -> dict[str, Any]:
+    """The JSON body a token endpoint (v2.0 or v1) returns for this request, or the AadstsError it raises."""
+    req = _token_request(emulator, http, tenant_segment, version)
     grant_type = req.require("grant_type")
     handler = GRANT_HANDLERS.get(grant_type)
     if handler is None:
         raise errors.UnsupportedGrantType(grant_type=grant_type)
     token, resource = handler(req)
-    return req, token, resource
-
-
-@identity.post("/<tenant_segment>/oauth2/v2.0/token")
-def token_v2(tenant_segment: str) -> Response:
-    _, token, _ = _issue(tenant_segment, 2)
-    return json_response(
-        {
+    if version == 2:
+        return {
             "token_type": "Bearer",
             "expires_in": token.expires_in,
             "ext_expires_in": token.expires_in,
             "access_token": token.access_token,
-        },
-        headers=TOKEN_HEADERS,
-    )
+        }
+    return {
+        "token_type": "Bearer",
+        "expires_in": str(token.expires_in),
+        "ext_expires_in": str(token.expires_in),
+        "expires_on": str(token.expires_on),
+        "not_before": str(token.not_before),
+        "resource": resource.requested_as,
+        "access_token": token.access_token,
+    }
+
+
+@identity.post("/<tenant_segment>/oauth2/v2.0/token")
+def token_v2(tenant_segment: str) -> Response:
+    body = token_answer(current_emulator(), request._get_current_object(), tenant_segment, 2)
+    return json_response(body, headers=TOKEN_HEADERS)
 
 
 @identity.post("/<tenant_segment>/oauth2/token")
 def token_v1(tenant_segment: str) -> Response:
-    _, token, resource = _issue(tenant_segment, 1)
-    return json_response(
-        {
-            "token_type": "Bearer",
-            "expires_in": str(token.expires_in),
-            "ext_expires_in": str(token.expires_in),
-            "expires_on": str(token.expires_on),
-            "not_before": str(token.not_before),
-            "resource": resource.requested_as,
-            "access_token": token.access_token,
-        },
-        headers=TOKEN_HEADERS,
-    )
+    body = token_answer(current_emulator(), request._get_current_object(), tenant_segment, 1)
+    return json_response(body, headers=TOKEN_HEADERS)
 
 
 # ---------------------------------------------------------------- discovery
@@ -250,7 +251,7 @@ def _tenant_for_metadata(segment: str) -> tuple[str, str | None]:
     """(issuer tenant id, region) for a discovery document; multi-tenant segments keep the placeholder."""
     if segment.lower() in MULTI_TENANT_SEGMENTS:
         return "{tenantid}", None
-    return _tenant(segment, discovery=True).id, "NA"
+    return _discovery_tenant(segment).id, "NA"
 
 
 _V2_CLAIMS = [
@@ -379,7 +380,7 @@ def instance_discovery() -> Response:
     except ValueError:
         raise errors.UnknownInstance() from None
     parts = urlsplit(authorize)
-    if hostname != _host_without_port().strip("[]"):
+    if hostname != _host_without_port(request).strip("[]"):
         raise errors.UnknownInstance()
     tenant_segment = next((s for s in parts.path.split("/") if s), "common")
     host = request.host
