@@ -18,8 +18,9 @@ from mock_server.clock import Clock
 from mock_server.graph import errors as graph_errors
 from mock_server.identity import errors as aad_errors
 from mock_server.identity.keys import SigningKey
-from mock_server.identity.tokens import TokenIssuer, TokenVerifier
+from mock_server.identity.tokens import TokenIssuer, TokenVerifier, VerifiedToken
 from mock_server.ids import new_uuid
+from mock_server.state.access import Decision
 from mock_server.state.config import (
     LoadedWorld,
     MailboxContent,
@@ -190,6 +191,7 @@ def create_app(
     from mock_server.control import rules as _rules_routes  # noqa: F401 - registers routes
     from mock_server.control.routes import control
     from mock_server.graph.routes import graph
+    from mock_server.hotpaths import HotPaths
     from mock_server.identity.routes import identity
 
     world = world or load_demo_world()
@@ -198,7 +200,9 @@ def create_app(
     app = Flask("mock_server")
     app.config["MAX_CONTENT_LENGTH"] = world.settings.max_body_bytes
     app.extensions["m365"] = emulator
-    app.wsgi_app = RequestEnvelope(app.wsgi_app)  # type: ignore[method-assign]
+    hot_paths = HotPaths(app.wsgi_app, emulator, app.config)
+    app.extensions["m365_hot_paths"] = hot_paths
+    app.wsgi_app = RequestEnvelope(hot_paths)  # type: ignore[method-assign]
     app.register_blueprint(control)
     app.register_blueprint(graph)
     app.register_blueprint(identity)
@@ -270,20 +274,35 @@ def _graph_equivalent(exc: HTTPException, path: str) -> graph_errors.GraphError:
 
 
 def _log_record(response: Response, emulator: Emulator) -> LogRecord:
-    environ = request.environ
     error_code = None
     if response.status_code >= 400 and response.is_json:
         body = response.get_json(silent=True) or {}
         error_code = (body.get("error") or {}).get("code") if isinstance(body.get("error"), dict) else None
+    return graph_log_record(
+        emulator, request, response.status_code, g.get("token"), g.get("decision"), error_code=error_code
+    )
+
+
+def graph_log_record(
+    emulator: Emulator,
+    http: WerkzeugRequest,
+    status: int,
+    token: VerifiedToken | None,
+    decision: Decision | None,
+    *,
+    error_code: str | None = None,
+) -> LogRecord:
+    """The request-log record of one Graph request."""
+    environ = http.environ
     query = environ.get("QUERY_STRING")
     return LogRecord(
         at=emulator.clock.now(),
         request_id=environ.get(REQUEST_ID, ""),
         method=environ["REQUEST_METHOD"],
-        path=request.path + (f"?{query}" if query else ""),
-        status=response.status_code,
-        token=g.get("token"),
-        access=g.get("decision"),
+        path=http.path + (f"?{query}" if query else ""),
+        status=status,
+        token=token,
+        access=decision,
         error_code=error_code,
     )
 

@@ -1,0 +1,117 @@
+"""Hot paths: the two requests a mail daemon repeats most, answered without Flask's per-request machinery.
+
+Getting a token and listing a page of messages are what daemons (and their load tests) do in a loop, and for
+them Flask's request and application contexts, hooks and response objects cost about as much as the work
+itself. This WSGI layer sits in front of the Flask app and answers them with the very functions the Flask
+routes call (`token_answer`, `mailbox_request`, `message_page`).
+
+It makes only the plain success answer. Whenever anything would make an error (a bad token or secret, an
+unknown tenant or mailbox, a denied mailbox, bad OData, a body over the limit, an unexpected exception) it
+leaves the request to Flask unchanged, so every error is still answered, logged and formatted in one place.
+Nothing on these paths changes state before it succeeds, so answering twice is never visible.
+`tests/test_hotpaths.py` checks that both ways give the same answers.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from werkzeug.wrappers import Request as WerkzeugRequest
+
+from mock_server.app import GRAPH_JSON_TYPE, JSON_TYPE, Emulator, graph_log_record
+from mock_server.graph.routes import find_folder, folder_messages_tail, mailbox_request, message_page, verify_bearer
+from mock_server.identity.routes import MULTI_TENANT_SEGMENTS, TOKEN_HEADERS, token_answer
+from mock_server.state.access import Operation
+
+_TOKEN = re.compile(r"/([^/]+)/oauth2/(?:(v2\.0)/)?token")
+_MESSAGES = re.compile(r"/v1\.0/users/([^/]+)/(?:mailFolders/([^/]+)/)?messages")
+_TOKEN_HEADER_ITEMS = tuple(TOKEN_HEADERS.items())
+
+Answer = tuple[str, list[tuple[str, str]], bytes]
+
+
+class HotPaths:
+    """WSGI middleware: answer the token endpoints and message listings directly when they succeed.
+
+    `config` is the Flask app's config, read for `MAX_CONTENT_LENGTH` as Flask reads it. Set `enabled` to
+    False to send everything to Flask.
+    """
+
+    def __init__(self, app: Callable, emulator: Emulator, config: Mapping[str, Any]) -> None:
+        self.app = app
+        self.emulator = emulator
+        self.config = config
+        self.enabled = True
+
+    def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
+        answer = None
+        if self.enabled:
+            method = environ.get("REQUEST_METHOD")
+            if method == "GET":
+                answer = self._list_messages(environ)
+            elif method == "POST":
+                answer = self._token(environ)
+        if answer is None:
+            return self.app(environ, start_response)
+        status, headers, body = answer
+        start_response(status, headers)
+        return [body]
+
+    def _list_messages(self, environ: dict) -> Answer | None:
+        match = _MESSAGES.fullmatch(_path(environ))
+        if match is None:
+            return None
+        user, folder_id = match.groups()
+        http = WerkzeugRequest(environ)
+        try:
+            token = verify_bearer(self.emulator, http)
+            req = mailbox_request(self.emulator, http, token, user, Operation.READ_BASIC)
+            if not req.decision.allowed:
+                return None
+            if folder_id is None:
+                text, extra = message_page(req, None, "messages")
+            else:
+                text, extra = message_page(req, find_folder(req, folder_id), folder_messages_tail(folder_id))
+        except Exception:
+            return None
+        self.emulator.log.append(graph_log_record(self.emulator, http, 200, token, req.decision))
+        body = text.encode("utf-8")
+        return "200 OK", [("Content-Type", GRAPH_JSON_TYPE), ("Content-Length", str(len(body))), *extra.items()], body
+
+    def _token(self, environ: dict) -> Answer | None:
+        match = _TOKEN.fullmatch(_path(environ))
+        if match is None:
+            return None
+        segment, v2 = match.groups()
+        if segment.lower() in MULTI_TENANT_SEGMENTS:
+            return None
+        length = environ.get("CONTENT_LENGTH", "")
+        limit = self.config.get("MAX_CONTENT_LENGTH")
+        if not length.isdigit() or (limit is not None and int(length) > limit):
+            return None
+        http = WerkzeugRequest(environ)
+        data = http.get_data(cache=True)
+        try:
+            answer = token_answer(self.emulator, http, segment, 2 if v2 else 1)
+        except Exception:
+            environ["wsgi.input"] = io.BytesIO(data)
+            environ["CONTENT_LENGTH"] = str(len(data))
+            return None
+        body = json.dumps(answer, separators=(",", ":")).encode("utf-8")
+        headers = [("Content-Type", JSON_TYPE), ("Content-Length", str(len(body))), *_TOKEN_HEADER_ITEMS]
+        return "200 OK", headers, body
+
+
+def _path(environ: dict) -> str:
+    """PATH_INFO as Flask routes it (WSGI's latin-1 text of the UTF-8 bytes); "" when it is not plain UTF-8."""
+    raw = environ.get("PATH_INFO", "")
+    if raw.isascii():
+        return raw
+    try:
+        return raw.encode("latin-1").decode("utf-8")
+    except UnicodeError:
+        return ""
