@@ -200,9 +200,6 @@ def create_app(
     app = Flask("mock_server")
     app.config["MAX_CONTENT_LENGTH"] = world.settings.max_body_bytes
     app.extensions["m365"] = emulator
-    hot_paths = HotPaths(app.wsgi_app, emulator, app.config)
-    app.extensions["m365_hot_paths"] = hot_paths
-    app.wsgi_app = RequestEnvelope(hot_paths)  # type: ignore[method-assign]
     app.register_blueprint(control)
     app.register_blueprint(graph)
     app.register_blueprint(identity)
@@ -212,6 +209,10 @@ def create_app(
         if is_graph_path(request.path):
             emulator.log.append(_log_record(response, emulator))
         return response
+
+    hot_paths = HotPaths(app, emulator, request_log_hook=log_graph_request)
+    app.extensions["m365_hot_paths"] = hot_paths
+    app.wsgi_app = RequestEnvelope(hot_paths)  # type: ignore[method-assign]
 
     @app.errorhandler(aad_errors.AadstsError)
     def render_aadsts(exc: aad_errors.AadstsError) -> Response:

@@ -17,9 +17,9 @@ from __future__ import annotations
 import io
 import json
 import re
-from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from collections.abc import Callable, Iterable
 
+from flask import Flask
 from werkzeug.wrappers import Request as WerkzeugRequest
 
 from mock_server.app import GRAPH_JSON_TYPE, JSON_TYPE, Emulator, graph_log_record
@@ -35,21 +35,46 @@ Answer = tuple[str, list[tuple[str, str]], bytes]
 
 
 class HotPaths:
-    """WSGI middleware: answer the token endpoints and message listings directly when they succeed.
+    """WSGI middleware in front of `flask_app`: answer token requests and message listings when they succeed.
 
-    `config` is the Flask app's config, read for `MAX_CONTENT_LENGTH` as Flask reads it. Set `enabled` to
-    False to send everything to Flask.
+    `request_log_hook` is the app's after-request hook that writes the request log, which the hot paths do
+    themselves. Set `enabled` to False to send everything to Flask.
     """
 
-    def __init__(self, app: Callable, emulator: Emulator, config: Mapping[str, Any]) -> None:
-        self.app = app
+    def __init__(self, flask_app: Flask, emulator: Emulator, request_log_hook: Callable) -> None:
+        self.app = flask_app.wsgi_app
+        self.flask_app = flask_app
         self.emulator = emulator
-        self.config = config
+        self.request_log_hook = request_log_hook
         self.enabled = True
+        self._nothing_skipped: bool | None = None
+
+    def nothing_skipped(self) -> bool:
+        """Whether Flask runs nothing around these routes that the hot paths leave out.
+
+        Decided at the first request, after which Flask accepts no new hooks. A hook for every request added
+        later (throttling, faults) thus turns the hot paths off rather than being skipped by them.
+        """
+        if self._nothing_skipped is None:
+            flask_app, scopes = self.flask_app, (None, "graph", "identity")
+            hooks = [
+                hook
+                for registry in (
+                    flask_app.before_request_funcs,
+                    flask_app.after_request_funcs,
+                    flask_app.teardown_request_funcs,
+                    flask_app.url_value_preprocessors,
+                )
+                for scope in scopes
+                for hook in registry.get(scope, ())
+                if hook is not self.request_log_hook
+            ]
+            self._nothing_skipped = not hooks
+        return self._nothing_skipped
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         answer = None
-        if self.enabled:
+        if self.enabled and self.nothing_skipped():
             method = environ.get("REQUEST_METHOD")
             if method == "GET":
                 answer = self._list_messages(environ)
@@ -90,7 +115,7 @@ class HotPaths:
         if segment.lower() in MULTI_TENANT_SEGMENTS:
             return None
         length = environ.get("CONTENT_LENGTH", "")
-        limit = self.config.get("MAX_CONTENT_LENGTH")
+        limit = self.flask_app.config.get("MAX_CONTENT_LENGTH")
         if not length.isdigit() or (limit is not None and int(length) > limit):
             return None
         http = WerkzeugRequest(environ)

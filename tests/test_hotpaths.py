@@ -218,6 +218,23 @@ def test_other_methods_and_routes_are_not_touched(graph, hot, emulator, mailbox,
     assert flask_calls["graph.list_messages"] == 2  # HEAD, with and without hot paths
 
 
+def test_a_flask_hook_for_every_request_turns_the_hot_paths_off(app, graph, hot, mailbox, flask_calls):
+    """A hook added to the app (throttling, faults, ...) must run for hot requests too, so Flask answers them."""
+    seen = []
+    app.before_request(lambda: seen.append("hook"))
+    response = graph.get(f"/users/{SUPPORT}/messages")
+    assert response.status_code == 200
+    assert seen == ["hook"]
+    assert flask_calls["graph.list_messages"] == 1
+    assert not hot.nothing_skipped()
+
+
+def test_with_only_the_request_log_hook_the_hot_paths_stay_on(graph, hot, mailbox, flask_calls):
+    assert graph.get(f"/users/{SUPPORT}/messages").status_code == 200
+    assert hot.nothing_skipped()
+    assert flask_calls["graph.list_messages"] == 0
+
+
 # ---------------------------------------------------------------- token endpoints
 
 
