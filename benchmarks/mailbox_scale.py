@@ -53,16 +53,10 @@ def rss_kib(pid: int) -> int:
 
 
 def control(emulator: Any, method: str, path: str, body: Any = None) -> Any:
-    import requests
+    from mock_server.control_client import control_request
 
-    response = requests.request(
-        method,
-        f"{emulator.base_url}/_m365{path}",
-        json=body,
-        timeout=600,
-        headers={"X-M365-Admin-Key": emulator.facts["admin_key"]},
-        verify=emulator.ca_file,
-    )
+    admin_key = emulator.facts["admin_key"]
+    response = control_request(emulator.base_url, admin_key, method, path, body, ca_file=emulator.ca_file, timeout=600)
     response.raise_for_status()
     return response.json() if response.content else None
 

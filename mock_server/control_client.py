@@ -18,6 +18,34 @@ from urllib.parse import quote
 ADMIN_HEADER = "X-M365-Admin-Key"
 
 
+def control_request(
+    base_url: str,
+    admin_key: str,
+    method: str,
+    path: str,
+    body: Any = None,
+    *,
+    ca_file: str | None = None,
+    timeout: float = 30.0,
+    session: Any = None,
+) -> Any:
+    """`method <base_url>/_m365<path>` with the admin key and `body` as JSON; the raw `requests` response.
+
+    Every caller of the control API goes through here. `verify` is passed per request because
+    REQUESTS_CA_BUNDLE overrides a session-level setting; `session` defaults to `requests` itself.
+    """
+    if session is None:
+        import requests as session
+    return session.request(
+        method,
+        f"{base_url.rstrip('/')}/_m365{path}",
+        json=body,
+        headers={ADMIN_HEADER: admin_key},
+        verify=ca_file or True,
+        timeout=timeout,
+    )
+
+
 class CmdletError(Exception):
     """A failed statement, reported as `<Cmdlet> : <message>`."""
 
@@ -61,13 +89,15 @@ class ControlClient:
         if self.trace:
             self.trace(f"{method} /_m365{path}")
         try:
-            response = self.session.request(
+            response = control_request(
+                self.base_url,
+                self.admin_key,
                 method,
-                f"{self.base_url}/_m365{path}",
-                json=body,
-                headers={ADMIN_HEADER: self.admin_key},
-                verify=self.ca_file or True,
+                path,
+                body,
+                ca_file=self.ca_file,
                 timeout=self.timeout,
+                session=self.session,
             )
         except OSError as exc:  # requests' exceptions are OSErrors
             raise ControlUnavailable(f"Cannot reach the emulator at {self.base_url}: {_reason(exc)}") from None

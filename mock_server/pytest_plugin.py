@@ -22,6 +22,7 @@ from urllib.parse import quote, urlencode
 import pytest
 import requests
 
+from mock_server.control_client import control_request
 from mock_server.process import RunningEmulator, start_emulator
 
 GRAPH_SCOPE = "https://graph.microsoft.com/.default"
@@ -75,13 +76,8 @@ class M365:
 
     def control(self, method: str, path: str, body: Any = None, *, expect: int | None = None) -> Any:
         """`method /_m365<path>`; the JSON answer (None for 204). M365Error when it is not the expected status."""
-        response = requests.request(
-            method,
-            f"{self.base_url}/_m365{path}",
-            json=body,
-            timeout=60,
-            headers={"X-M365-Admin-Key": self.facts["admin_key"]},
-            verify=self.ca_file,
+        response = control_request(
+            self.base_url, self.facts["admin_key"], method, path, body, ca_file=self.ca_file, timeout=60
         )
         ok = response.status_code == expect if expect is not None else response.status_code < 300
         if not ok:

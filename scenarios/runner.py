@@ -23,9 +23,9 @@ from urllib.parse import quote, urlencode
 import jwt
 import requests
 
+from mock_server.control_client import control_request
 from scenarios.model import Scenario, Step
 
-ADMIN_HEADER = "X-M365-Admin-Key"
 _PLACEHOLDER = re.compile(r"\{(tenant|domain|app_id)(?::([^{}]+))?\}")
 
 
@@ -42,14 +42,7 @@ class EmulatorTarget:
     ca_file: str | None = None
 
     def control(self, method: str, path: str, body: Any = None) -> requests.Response:
-        return requests.request(
-            method,
-            f"{self.base_url}/_m365{path}",
-            json=body,
-            timeout=120,
-            headers={ADMIN_HEADER: self.admin_key},
-            verify=self.ca_file or True,
-        )
+        return control_request(self.base_url, self.admin_key, method, path, body, ca_file=self.ca_file, timeout=120)
 
     @classmethod
     def from_connection(cls, facts: dict[str, Any]) -> EmulatorTarget:

@@ -47,7 +47,6 @@ pytestmark = [
 ]
 
 GRAPH_SCOPE = "https://graph.microsoft.com/.default"
-ADMIN_HEADER = "X-M365-Admin-Key"
 DOMAIN = "contoso.onmicrosoft.com"
 SUPPORT = f"support@{DOMAIN}"
 SALES = f"sales@{DOMAIN}"

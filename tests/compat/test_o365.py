@@ -32,7 +32,6 @@ from tests.compat.conftest import empty_contoso, seed
 
 pytestmark = pytest.mark.compat
 
-ADMIN_HEADER = "X-M365-Admin-Key"
 DOMAIN = "contoso.onmicrosoft.com"
 SUPPORT = f"support@{DOMAIN}"
 SALES = f"sales@{DOMAIN}"
