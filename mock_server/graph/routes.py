@@ -135,8 +135,8 @@ def graph_json(payload: Any, status: int = 200, headers: dict[str, str] | None =
     return json_response(payload, status, content_type=GRAPH_JSON_TYPE, headers=headers)
 
 
-def wants_text_body(http: WerkzeugRequest | None = None) -> dict[str, str]:
-    if _PREFER_TEXT.search((http or request).headers.get("Prefer", "")):
+def wants_text_body(http: WerkzeugRequest) -> dict[str, str]:
+    if _PREFER_TEXT.search(http.headers.get("Prefer", "")):
         return {"Preference-Applied": 'outlook.body-content-type="text"'}
     return {}
 
@@ -176,7 +176,7 @@ def _folder_page(req: MailboxRequest, parent: Folder, tail: str) -> Response:
     if request.args.get("$count", "").lower() == "true":
         payload["@odata.count"] = len(folders)
     if skip + top < len(folders):
-        payload["@odata.nextLink"] = next_link(skip + top, top)
+        payload["@odata.nextLink"] = next_link(skip + top, top, req.http)
     with req.store.lock:
         payload["value"] = [folder_json(f, req.store) for f in folders[skip : skip + top]]
     return graph_json(payload)
@@ -225,9 +225,8 @@ def _create_folder(req: MailboxRequest, parent: Folder) -> Response:
 # ---------------------------------------------------------------- message listing
 
 
-def next_link(skip: int, top: int, http: WerkzeugRequest | None = None) -> str:
+def next_link(skip: int, top: int, http: WerkzeugRequest) -> str:
     """The request's absolute URL with `$skip`/`$top` advanced; other parameters kept as sent."""
-    http = http or request._get_current_object()
     params = tuple((k, v) for k, v in http.args.items(multi=True) if k not in ("$skip", "$top"))
     return _link(origin_of(http), http.path, params, skip, top)
 
@@ -395,7 +394,7 @@ def _one(req: MailboxRequest, message: Message, status: int = 200, headers: dict
 @_message_routes("", methods=["GET"])
 def get_message(user: str, message_id: str, folder_id: str | None = None) -> Response:
     req = authorize(user, Operation.READ_BASIC)
-    return _one(req, _message_in_scope(req, message_id, folder_id), headers=wants_text_body())
+    return _one(req, _message_in_scope(req, message_id, folder_id), headers=wants_text_body(req.http))
 
 
 @_message_routes("", methods=["PATCH"])
