@@ -19,7 +19,7 @@ import json
 import re
 from collections.abc import Callable, Iterable
 
-from flask import Flask
+from flask import Flask, signals
 from werkzeug.wrappers import Request as WerkzeugRequest
 
 from mock_server.app import GRAPH_JSON_TYPE, JSON_TYPE, Emulator, graph_log_record
@@ -30,6 +30,15 @@ from mock_server.state.access import Operation
 _TOKEN = re.compile(r"/([^/]+)/oauth2/(?:(v2\.0)/)?token")
 _MESSAGES = re.compile(r"/v1\.0/users/([^/]+)/(?:mailFolders/([^/]+)/)?messages")
 _TOKEN_HEADER_ITEMS = tuple(TOKEN_HEADERS.items())
+_SCOPES = (None, "graph", "identity")  # the app's own hooks and those of the blueprints the hot routes belong to
+_REQUEST_SIGNALS = (
+    signals.request_started,
+    signals.request_finished,
+    signals.request_tearing_down,
+    signals.appcontext_pushed,
+    signals.appcontext_popped,
+    signals.appcontext_tearing_down,
+)
 
 Answer = tuple[str, list[tuple[str, str]], bytes]
 
@@ -47,30 +56,31 @@ class HotPaths:
         self.emulator = emulator
         self.request_log_hook = request_log_hook
         self.enabled = True
-        self._nothing_skipped: bool | None = None
 
     def nothing_skipped(self) -> bool:
-        """Whether Flask runs nothing around these routes that the hot paths leave out.
+        """Whether Flask would do nothing for these routes that the hot paths leave out.
 
-        Decided at the first request, after which Flask accepts no new hooks. A hook for every request added
-        later (throttling, faults) thus turns the hot paths off rather than being skipped by them.
+        Checked on every request (a few dictionary lookups): a hook added at any time for every request
+        (throttling, faults), a signal receiver or host checking turns the hot paths off rather than being
+        skipped by them. The request-log hook is the one hook they stand in for.
         """
-        if self._nothing_skipped is None:
-            flask_app, scopes = self.flask_app, (None, "graph", "identity")
-            hooks = [
-                hook
-                for registry in (
-                    flask_app.before_request_funcs,
-                    flask_app.after_request_funcs,
-                    flask_app.teardown_request_funcs,
-                    flask_app.url_value_preprocessors,
-                )
-                for scope in scopes
-                for hook in registry.get(scope, ())
-                if hook is not self.request_log_hook
-            ]
-            self._nothing_skipped = not hooks
-        return self._nothing_skipped
+        flask_app = self.flask_app
+        for registry in (
+            flask_app.before_request_funcs,
+            flask_app.teardown_request_funcs,
+            flask_app.url_value_preprocessors,
+        ):
+            for scope in _SCOPES:
+                if registry.get(scope):
+                    return False
+        for scope in _SCOPES:
+            hooks = flask_app.after_request_funcs.get(scope)
+            if hooks and (scope is not None or hooks != [self.request_log_hook]):
+                return False
+        if flask_app.teardown_appcontext_funcs or any(signal.receivers for signal in _REQUEST_SIGNALS):
+            return False
+        config = flask_app.config
+        return not (config.get("TRUSTED_HOSTS") or config.get("SERVER_NAME"))
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         answer = None
@@ -105,7 +115,7 @@ class HotPaths:
             return None
         self.emulator.log.append(graph_log_record(self.emulator, http, 200, token, req.decision))
         body = text.encode("utf-8")
-        return "200 OK", [("Content-Type", GRAPH_JSON_TYPE), ("Content-Length", str(len(body))), *extra.items()], body
+        return "200 OK", [*extra.items(), *_json_headers(GRAPH_JSON_TYPE, body)], body
 
     def _token(self, environ: dict) -> Answer | None:
         match = _TOKEN.fullmatch(_path(environ))
@@ -116,19 +126,26 @@ class HotPaths:
             return None
         length = environ.get("CONTENT_LENGTH", "")
         limit = self.flask_app.config.get("MAX_CONTENT_LENGTH")
-        if not length.isdigit() or (limit is not None and int(length) > limit):
+        if not (length.isascii() and length.isdigit()) or (limit is not None and int(length) > limit):
             return None
         http = WerkzeugRequest(environ)
-        data = http.get_data(cache=True)
+        try:
+            data = http.get_data(cache=True)
+        except Exception:  # a body shorter than announced: Flask's read finds nothing more and answers 400
+            return None
         try:
             answer = token_answer(self.emulator, http, segment, 2 if v2 else 1)
-        except Exception:
+        except Exception:  # Flask's route answers it, the one way every error is answered
             environ["wsgi.input"] = io.BytesIO(data)
             environ["CONTENT_LENGTH"] = str(len(data))
             return None
         body = json.dumps(answer, separators=(",", ":")).encode("utf-8")
-        headers = [("Content-Type", JSON_TYPE), ("Content-Length", str(len(body))), *_TOKEN_HEADER_ITEMS]
-        return "200 OK", headers, body
+        return "200 OK", [*_TOKEN_HEADER_ITEMS, *_json_headers(JSON_TYPE, body)], body
+
+
+def _json_headers(content_type: str, body: bytes) -> list[tuple[str, str]]:
+    """The headers werkzeug's Response adds, after the route's own, as Flask sends them."""
+    return [("Content-Type", content_type), ("Content-Length", str(len(body)))]
 
 
 def _path(environ: dict) -> str:

@@ -10,9 +10,11 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlencode
 
 import jwt
 import pytest
+from flask import request_started
 
 from mock_server.state.directory import GRAPH_APP_ID
 from tests.helpers import GROUP, RAOP, SALES, SUPPORT, GraphClient
@@ -61,7 +63,16 @@ def mailbox(deliver, emulator, tenant):
     return store
 
 
-def _headers(response) -> dict[str, str]:
+def _headers(response) -> list[tuple[str, str]]:
+    """The headers in the order sent, request ids aside."""
+    return [
+        (k.lower(), v)
+        for k, v in response.headers.items()
+        if k.lower() not in ("request-id", "client-request-id", "x-ms-request-id")
+    ]
+
+
+def _header_map(response) -> dict[str, str]:
     return {
         k.lower(): v
         for k, v in response.headers.items()
@@ -229,6 +240,50 @@ def test_a_flask_hook_for_every_request_turns_the_hot_paths_off(app, graph, hot,
     assert not hot.nothing_skipped()
 
 
+def test_a_hook_added_after_hot_requests_still_runs(app, graph, hot, mailbox, flask_calls):
+    """Only hot requests so far: Flask has not seen its first request and still takes hooks."""
+    assert graph.get(f"/users/{SUPPORT}/messages").status_code == 200
+    assert flask_calls["graph.list_messages"] == 0
+    seen = []
+    app.before_request(lambda: seen.append("hook"))
+    assert graph.get(f"/users/{SUPPORT}/messages").status_code == 200
+    assert seen == ["hook"]
+    assert flask_calls["graph.list_messages"] == 1
+
+
+@pytest.mark.parametrize("kind", ["teardown_appcontext", "request_started signal", "after_request on graph"])
+def test_other_per_request_work_turns_the_hot_paths_off(app, graph, hot, mailbox, flask_calls, kind):
+    seen = []
+
+    def note(*args: Any, **kwargs: Any) -> Any:
+        seen.append(kind)
+        return args[0] if kind == "after_request on graph" else None
+
+    if kind == "teardown_appcontext":
+        app.teardown_appcontext(note)
+    elif kind == "request_started signal":
+        request_started.connect(note, app)
+    else:
+        app.after_request_funcs.setdefault("graph", []).append(note)
+    try:
+        assert graph.get(f"/users/{SUPPORT}/messages").status_code == 200
+    finally:
+        request_started.disconnect(note, app)
+    assert seen == [kind]
+    assert flask_calls["graph.list_messages"] == 1
+    assert hot.nothing_skipped() is False
+
+
+def test_trusted_hosts_are_checked_by_flask(app, graph, hot, emulator, mailbox):
+    app.config["TRUSTED_HOSTS"] = ["graph.emu.test"]
+    fast, slow = both_ways(
+        hot, emulator, lambda: graph.get(f"/users/{SUPPORT}/messages", headers={"Host": "evil.test"})
+    )
+    assert fast.status_code == 400
+    assert_same_answer(fast, slow)
+    assert graph.get(f"/users/{SUPPORT}/messages").status_code == 200
+
+
 def test_with_only_the_request_log_hook_the_hot_paths_stay_on(graph, hot, mailbox, flask_calls):
     assert graph.get(f"/users/{SUPPORT}/messages").status_code == 200
     assert hot.nothing_skipped()
@@ -245,7 +300,8 @@ def _claims(response) -> dict[str, Any]:
 
 def assert_same_token_answer(fast, slow) -> None:
     assert fast.status_code == slow.status_code == 200, (fast.get_json(), slow.get_json())
-    assert _headers(fast) == _headers(slow) | {"content-length": fast.headers["Content-Length"]}
+    assert [name for name, _ in _headers(fast)] == [name for name, _ in _headers(slow)]
+    assert _header_map(fast) == _header_map(slow) | {"content-length": fast.headers["Content-Length"]}
     fast_body, slow_body = fast.get_json(), slow.get_json()
     assert set(fast_body) == set(slow_body)
     assert {k: v for k, v in fast_body.items() if k != "access_token"} == {
@@ -333,6 +389,27 @@ def test_token_errors_are_left_to_flask_with_the_body_intact(
     assert fast.status_code >= 400
     assert_same_answer(fast, slow)
     assert flask_calls["identity.token_v2"] == 2
+
+
+@pytest.mark.parametrize("announced", ["+5", "\u00b2", "0", "-1"])
+def test_token_bodies_of_another_length_than_announced(client, hot, emulator, tenant, demo_app, announced):
+    """Content-Length longer than the body, or not a plain number: the answer Flask gives, never a crash."""
+    body = urlencode(secret_form(demo_app)).encode()
+    length = str(len(body) + 5) if announced == "+5" else announced
+
+    def send():
+        return client.post(
+            f"/{tenant.id}/oauth2/v2.0/token",
+            data=body,
+            base_url="https://emu.test",
+            content_type="application/x-www-form-urlencoded",
+            environ_overrides={"CONTENT_LENGTH": length},
+        )
+
+    fast, slow = both_ways(hot, emulator, send)
+    assert fast.status_code == 400
+    assert fast.get_json()["error"] == "invalid_request"
+    assert_same_answer(fast, slow)
 
 
 def test_a_secret_that_fails_on_the_hot_path_is_read_again_by_flask(client, hot, tenant, demo_app, flask_calls):
