@@ -10,6 +10,10 @@ unknown tenant or mailbox, a denied mailbox, bad OData, a body over the limit, a
 leaves the request to Flask unchanged, so every error is still answered, logged and formatted in one place.
 Nothing on these paths changes state before it succeeds, so answering twice is never visible.
 `tests/test_hotpaths.py` checks that both ways give the same answers.
+
+What a hot answer does not do: call a view function put into `app.view_functions` in place of the route's,
+or leave a request context behind for `with app.test_client():` to inspect. Hooks and signal receivers are
+honoured: with any of them present the hot paths step aside (`nothing_skipped`).
 """
 
 from __future__ import annotations
