@@ -23,6 +23,7 @@ import resource
 import shutil
 import signal
 import ssl
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -620,6 +621,59 @@ def warm_up(target: Target, generator: tuple[str, str | None], connections: int,
     """A short load whose figures are thrown away: lets threads start, JITs warm up, TLS sessions settle."""
     if seconds > 0:
         run_load(target, seconds, connections, generator)
+
+
+def add_load_arguments(parser: argparse.ArgumentParser, threads_help: str) -> None:
+    """The load options every throughput benchmark takes: duration, connections, threads, warm-up, rounds."""
+    from mock_server.cli import default_threads
+
+    parser.add_argument("--duration", type=float, default=8.0, help="seconds of load per target (default 8)")
+    parser.add_argument("--connections", type=int, default=8, help="concurrent connections (default 8)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=default_threads(),
+        help=f"{threads_help} (default {default_threads()}, as `m365-mock serve`)",
+    )
+    parser.add_argument(
+        "--warmup", type=float, default=2.0, help="seconds of discarded load before each target (default 2)"
+    )
+    parser.add_argument("--rounds", type=int, default=1, help="measure each target N times, report the median")
+    parser.add_argument(
+        "--generator", choices=["auto", "wrk", "python"], default="auto", help="load generator (default: wrk if any)"
+    )
+    parser.add_argument("--json", action="store_true", help="print machine-readable results instead of a table")
+
+
+def measure_rounds(
+    targets: list[Target], args: argparse.Namespace, generator: tuple[str, str | None]
+) -> list[LoadResult]:
+    """Load every target `args.rounds` times, in rotating order; per target the median run (see `median_result`)."""
+    runs: dict[str, list[LoadResult]] = {t.name: [] for t in targets}
+    for round_index in range(max(1, args.rounds)):
+        shift = round_index % len(targets)
+        for target in targets[shift:] + targets[:shift]:
+            log(f"loading {target.name} for {args.duration:g} s ({args.connections} connections) ...")
+            warm_up(target, generator, args.connections, args.warmup)
+            result = run_load(target, args.duration, args.connections, generator)
+            log(f"  {result.requests_per_second:,.0f} req/s")
+            runs[target.name].append(result)
+    return [median_result(runs[t.name]) for t in targets]
+
+
+def median_result(runs: list[LoadResult]) -> LoadResult:
+    """One result for several runs of a target: median req/s and CPU per request, the worst other load."""
+    ordered = sorted(runs, key=lambda r: r.requests_per_second)
+    chosen = ordered[len(ordered) // 2]
+    if len(runs) > 1:
+        figures = ", ".join(f"{r.requests_per_second:,.0f}" for r in runs)
+        chosen.note += f" [median of {len(runs)}: {figures}]"
+        chosen.requests_per_second = statistics.median(r.requests_per_second for r in runs)
+        cpu = [r.server_cpu_us_per_request for r in runs if r.server_cpu_us_per_request is not None]
+        chosen.server_cpu_us_per_request = statistics.median(cpu) if cpu else None
+        other = [r.other_load_cores for r in runs if r.other_load_cores is not None]
+        chosen.other_load_cores = max(other) if other else None
+    return chosen
 
 
 # ---------------------------------------------------------------- reporting

@@ -78,19 +78,11 @@ def fetch_token(emulator: Any) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from mock_server.cli import default_threads
-
     parser = argparse.ArgumentParser(
         prog="python benchmarks/graph_throughput.py",
         description="GET messages req/s: the emulator vs a bare route with the same JSON.",
     )
-    parser.add_argument("--duration", type=float, default=8.0, help="seconds of load per target (default 8)")
-    parser.add_argument("--connections", type=int, default=8, help="concurrent connections (default 8)")
-    parser.add_argument("--threads", type=int, default=default_threads(), help="request threads of both servers")
-    parser.add_argument("--warmup", type=float, default=2.0, help="seconds of discarded load before each target")
-    parser.add_argument("--rounds", type=int, default=1, help="measure each target N times, report the median")
-    parser.add_argument("--generator", choices=["auto", "wrk", "python"], default="auto")
-    parser.add_argument("--json", action="store_true", help="print machine-readable results instead of a table")
+    h.add_load_arguments(parser, "request threads of both servers")
     return parser
 
 
@@ -134,19 +126,10 @@ def main(argv: list[str] | None = None) -> int:
                 return 1
             targets[0].note = f"m365-mock, policy + permission checks, page of 10 ({len(body):,} bytes)"
             targets[1].note = "bare Flask route returning the same bytes"
-            runs: dict[str, list[h.LoadResult]] = {t.name: [] for t in targets}
-            for round_index in range(max(1, args.rounds)):
-                for t in targets[round_index % 2 :] + targets[: round_index % 2]:
-                    h.log(f"loading {t.name} for {args.duration:g} s ({args.connections} connections) ...")
-                    h.warm_up(t, generator, args.connections, args.warmup)
-                    result = h.run_load(t, args.duration, args.connections, generator)
-                    result.note = t.note
-                    h.log(f"  {result.requests_per_second:,.0f} req/s")
-                    runs[t.name].append(result)
+            results = h.measure_rounds(targets, args, generator)
         finally:
             for server in reversed(servers):
                 server.stop()
-    results = [sorted(runs[name], key=lambda r: r.requests_per_second)[len(runs[name]) // 2] for name in runs]
     by_name = {r.name: r for r in results}
     if args.json:
         print(

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import sys
 import tempfile
 import time
@@ -170,45 +169,14 @@ def _start_peer(tls_key: Path, tls_cert: Path, log_dir: Path | None = None) -> t
     return server, f"{PEER_PACKAGE} {info.get('version', '?')} on Node {info.get('node', '?')}, {protocol}"
 
 
-def _median_result(runs: list[h.LoadResult]) -> h.LoadResult:
-    ordered = sorted(runs, key=lambda r: r.requests_per_second)
-    chosen = ordered[len(ordered) // 2]
-    if len(runs) > 1:
-        figures = ", ".join(f"{r.requests_per_second:,.0f}" for r in runs)
-        chosen.note += f" [median of {len(runs)}: {figures}]"
-        chosen.requests_per_second = statistics.median(r.requests_per_second for r in runs)
-        cpu = [r.server_cpu_us_per_request for r in runs if r.server_cpu_us_per_request is not None]
-        chosen.server_cpu_us_per_request = statistics.median(cpu) if cpu else None
-        other = [r.other_load_cores for r in runs if r.other_load_cores is not None]
-        chosen.other_load_cores = max(other) if other else None
-    return chosen
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The command line of this benchmark."""
-    from mock_server.cli import default_threads
-
     parser = argparse.ArgumentParser(
         prog="python benchmarks/tokens.py",
         description="Token endpoint req/s: the emulator vs a bare signing route (the limit) vs oauth2-mock-server.",
     )
-    parser.add_argument("--duration", type=float, default=8.0, help="seconds of load per target (default 8)")
-    parser.add_argument("--connections", type=int, default=8, help="concurrent connections (default 8)")
-    parser.add_argument(
-        "--threads",
-        type=int,
-        default=default_threads(),
-        help=f"request threads of the emulator and the limit (default {default_threads()}, as `m365-mock serve`)",
-    )
-    parser.add_argument(
-        "--warmup", type=float, default=2.0, help="seconds of discarded load before each target (default 2)"
-    )
-    parser.add_argument("--rounds", type=int, default=1, help="measure each target N times, report the median")
-    parser.add_argument(
-        "--generator", choices=["auto", "wrk", "python"], default="auto", help="load generator (default: wrk if any)"
-    )
+    h.add_load_arguments(parser, "request threads of the emulator and the limit")
     parser.add_argument("--no-peer", action="store_true", help="skip oauth2-mock-server")
-    parser.add_argument("--json", action="store_true", help="print machine-readable results instead of a table")
     return parser
 
 
@@ -286,20 +254,11 @@ def main(argv: list[str] | None = None) -> int:
                 target.note = f"{notes[target.name]}; token {summary}"
                 h.log(f"{target.name}: 200 with an access_token ({summary}) at {target.url}")
 
-            runs: dict[str, list[h.LoadResult]] = {t.name: [] for t in targets}
-            for round_index in range(max(1, args.rounds)):
-                shift = round_index % len(targets)
-                for target in targets[shift:] + targets[:shift]:
-                    h.log(f"loading {target.name} for {args.duration:g} s ({args.connections} connections) ...")
-                    h.warm_up(target, generator, args.connections, args.warmup)
-                    result = h.run_load(target, args.duration, args.connections, generator)
-                    h.log(f"  {result.requests_per_second:,.0f} req/s")
-                    runs[target.name].append(result)
+            results = h.measure_rounds(targets, args, generator)
         finally:
             for server in reversed(servers):
                 server.stop()
 
-    results = [_median_result(runs[t.name]) for t in targets]
     by_name = {r.name: r for r in results}
     if args.json:
         report = {
