@@ -56,32 +56,33 @@ def _literal(value: Any) -> str:
     return "null" if value is None else str(value)
 
 
+def _unexpected_node(name: str, value: Any, expected: str) -> errors.RequestBodyRead:
+    """ODataLib's error for a JSON value of the wrong kind (`expected`: PrimitiveValue, StartObject, StartArray)."""
+    return errors.RequestBodyRead(
+        f"An unexpected '{_node(value)}' node was found for property named '{name}' when reading from the JSON "
+        f"reader. A '{expected}' node was expected."
+    )
+
+
+def _primitive(name: str, value: Any, kind: type, edm_type: str) -> Any:
+    """`value` when it is a `kind`; ODataLib's error for an object, array or other literal otherwise."""
+    if isinstance(value, dict | list):
+        raise _unexpected_node(name, value, "PrimitiveValue")
+    if not isinstance(value, kind):
+        raise errors.RequestBodyRead(
+            f"Cannot convert the literal '{_literal(value)}' to the expected type '{edm_type}'."
+        )
+    return value
+
+
 def expect_string(name: str, value: Any, *, nullable: bool = True) -> str | None:
     if value is None and nullable:
         return None
-    if isinstance(value, dict | list):
-        raise errors.RequestBodyRead(
-            f"An unexpected '{_node(value)}' node was found for property named '{name}' when reading from the JSON "
-            "reader. A 'PrimitiveValue' node was expected."
-        )
-    if not isinstance(value, str):
-        raise errors.RequestBodyRead(
-            f"Cannot convert the literal '{_literal(value)}' to the expected type 'Edm.String'."
-        )
-    return value
+    return _primitive(name, value, str, "Edm.String")
 
 
 def expect_bool(name: str, value: Any) -> bool:
-    if isinstance(value, dict | list):
-        raise errors.RequestBodyRead(
-            f"An unexpected '{_node(value)}' node was found for property named '{name}' when reading from the JSON "
-            "reader. A 'PrimitiveValue' node was expected."
-        )
-    if not isinstance(value, bool):
-        raise errors.RequestBodyRead(
-            f"Cannot convert the literal '{_literal(value)}' to the expected type 'Edm.Boolean'."
-        )
-    return value
+    return _primitive(name, value, bool, "Edm.Boolean")
 
 
 def expect_enum(name: str, value: Any, allowed: tuple[str, ...]) -> str:
@@ -94,10 +95,7 @@ def expect_enum(name: str, value: Any, allowed: tuple[str, ...]) -> str:
 
 def expect_object(name: str, value: Any) -> dict[str, Any]:
     if not isinstance(value, dict):
-        raise errors.RequestBodyRead(
-            f"An unexpected '{_node(value)}' node was found for property named '{name}' when reading from the JSON "
-            "reader. A 'StartObject' node was expected."
-        )
+        raise _unexpected_node(name, value, "StartObject")
     return value
 
 
@@ -105,10 +103,7 @@ def expect_list(name: str, value: Any) -> list[Any]:
     if value is None:
         return []
     if not isinstance(value, list):
-        raise errors.RequestBodyRead(
-            f"An unexpected '{_node(value)}' node was found for property named '{name}' when reading from the JSON "
-            "reader. A 'StartArray' node was expected."
-        )
+        raise _unexpected_node(name, value, "StartArray")
     return value
 
 
