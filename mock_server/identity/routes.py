@@ -31,10 +31,6 @@ TOKEN_HEADERS = {"Cache-Control": "no-store, no-cache", "Pragma": "no-cache", "x
 DISCOVERY_HEADERS = {"Cache-Control": "max-age=86400, private", "Access-Control-Allow-Origin": "*"}
 
 
-def _origin() -> str:
-    return request_origin()
-
-
 def _host_without_port(http: WerkzeugRequest) -> str:
     """The request's host name as it appears in a URL, port dropped (`[::1]` keeps its brackets)."""
     host = http.host.lower()
@@ -299,7 +295,7 @@ _V1_CLAIMS = [
 def _openid_configuration(tenant_segment: str, version: int) -> Response:
     """The v2.0 or v1 discovery document: this emulator's absolute URLs under the tenant segment as called."""
     tid, region = _tenant_for_metadata(tenant_segment)
-    base = f"{_origin()}/{tenant_segment}"
+    base = f"{request_origin()}/{tenant_segment}"
     v2 = "/v2.0" if version == 2 else ""
     doc: dict[str, Any] = {
         "token_endpoint": f"{base}/oauth2{v2}/token",
@@ -313,9 +309,9 @@ def _openid_configuration(tenant_segment: str, version: int) -> Response:
         doc |= {
             "response_types_supported": ["code", "id_token", "code id_token", "id_token token"],
             "scopes_supported": ["openid", "profile", "email", "offline_access"],
-            "issuer": f"{_origin()}/{tid}/v2.0",
+            "issuer": f"{request_origin()}/{tid}/v2.0",
             "request_uri_parameter_supported": False,
-            "userinfo_endpoint": f"{_origin()}/oidc/userinfo",
+            "userinfo_endpoint": f"{request_origin()}/oidc/userinfo",
         }
     else:
         doc |= {
@@ -357,7 +353,7 @@ def openid_configuration_v1(tenant_segment: str) -> Response:
 
 def _jwks(tenant_segment: str) -> Response:
     tid, _ = _tenant_for_metadata(tenant_segment)
-    key = current_emulator().signing_key.jwk(issuer=f"{_origin()}/{tid}/v2.0")
+    key = current_emulator().signing_key.jwk(issuer=f"{request_origin()}/{tid}/v2.0")
     return json_response({"keys": [key]}, headers=DISCOVERY_HEADERS)
 
 
@@ -374,7 +370,7 @@ def jwks_v1(tenant_segment: str) -> Response:
 @identity.get("/common/discovery/instance")
 def instance_discovery() -> Response:
     """Instance metadata for `instance_discovery=<url>` clients; only this emulator's host is a known instance."""
-    authorize = request.args.get("authorization_endpoint") or f"{_origin()}/common/oauth2/authorize"
+    authorize = request.args.get("authorization_endpoint") or f"{request_origin()}/common/oauth2/authorize"
     try:
         hostname = urlsplit(authorize).hostname
     except ValueError:
@@ -386,7 +382,7 @@ def instance_discovery() -> Response:
     host = request.host
     return json_response(
         {
-            "tenant_discovery_endpoint": f"{_origin()}/{tenant_segment}/v2.0/.well-known/openid-configuration",
+            "tenant_discovery_endpoint": f"{request_origin()}/{tenant_segment}/v2.0/.well-known/openid-configuration",
             "api-version": request.args.get("api-version", "1.1"),
             "metadata": [{"preferred_network": host, "preferred_cache": host, "aliases": [host]}],
         },
