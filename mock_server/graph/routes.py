@@ -168,12 +168,13 @@ def list_child_folders(user: str, folder_id: str) -> Response:
 
 
 def _folder_page(req: MailboxRequest, parent: Folder, tail: str) -> Response:
-    include_hidden = request.args.get("includeHiddenFolders", "").lower() == "true"
-    top = odata.parse_top(request.args["$top"]) if "$top" in request.args else DEFAULT_PAGE
-    skip = odata.parse_skip(request.args["$skip"]) if "$skip" in request.args else 0
+    args = req.http.args
+    include_hidden = args.get("includeHiddenFolders", "").lower() == "true"
+    top = odata.parse_top(args["$top"]) if "$top" in args else DEFAULT_PAGE
+    skip = odata.parse_skip(args["$skip"]) if "$skip" in args else 0
     folders = req.store.child_folders(parent, include_hidden)
     payload: dict[str, Any] = {"@odata.context": req.context(tail)}
-    if request.args.get("$count", "").lower() == "true":
+    if args.get("$count", "").lower() == "true":
         payload["@odata.count"] = len(folders)
     if skip + top < len(folders):
         payload["@odata.nextLink"] = next_link(skip + top, top, req.http)
