@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from flask import Flask, Response, current_app, g, request
+from flask.globals import request_ctx
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Request as WerkzeugRequest
 
@@ -141,6 +142,10 @@ _KEY_SEGMENT = re.compile(r"/([A-Za-z]+)\('([^'/]*)'\)")
 
 
 REQUEST_ID = "m365.request_id"
+# An HTTPException the server front decided before the app ran (a stalled or oversized body, a URL or header
+# block over the limit); the app raises it where routing errors are raised, so it is answered and logged as
+# every other error is.
+REFUSAL = "m365.refusal"
 _ORIGIN = "m365.origin"
 CLIENT_REQUEST_ID = "m365.client_request_id"
 
@@ -173,6 +178,16 @@ class RequestEnvelope:
         return self.app(environ, with_ids)
 
 
+class EmulatorFlask(Flask):
+    """Flask, raising the server front's refusal (if any) at dispatch, where routing errors are raised."""
+
+    def dispatch_request(self) -> Any:
+        refusal = request_ctx.request.environ.get(REFUSAL)
+        if refusal is not None:
+            raise refusal
+        return super().dispatch_request()
+
+
 def request_ids() -> tuple[str, str]:
     """(request id, client request id) of the current request."""
     environ = request.environ
@@ -197,7 +212,9 @@ def create_app(
     world = world or load_demo_world()
     emulator = Emulator.build(world, signing_key=signing_key, clock=clock, admin_key=admin_key)
     seed_mailboxes(emulator.mail, world.mail, emulator.mail.now())
-    app = Flask("mock_server")
+    app = EmulatorFlask("mock_server")
+    # Graph answers `//` in a path itself; werkzeug would redirect to the merged path with an HTML 308.
+    app.url_map.merge_slashes = False
     app.config["MAX_CONTENT_LENGTH"] = world.settings.max_body_bytes
     app.extensions["m365"] = emulator
     app.register_blueprint(control)
@@ -253,6 +270,9 @@ def create_app(
         log.exception("unhandled error on %s %s", request.method, request.path)
         if is_graph_path(request.path):
             return render_graph(graph_errors.InternalServerError())
+        if request.path.startswith(CONTROL_PREFIX + "/"):
+            message = "An internal error occurred in the emulator; its log has the details."
+            return json_response({"error": {"code": "InternalError", "message": message}}, 500)
         body = {
             "error": "server_error",
             "error_description": "An internal error occurred in the emulator.",

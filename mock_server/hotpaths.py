@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterable
 from flask import Flask, signals
 from werkzeug.wrappers import Request as WerkzeugRequest
 
-from mock_server.app import GRAPH_JSON_TYPE, JSON_TYPE, Emulator, graph_log_record
+from mock_server.app import GRAPH_JSON_TYPE, JSON_TYPE, REFUSAL, Emulator, graph_log_record
 from mock_server.graph.routes import find_folder, folder_messages_tail, mailbox_request, message_page, verify_bearer
 from mock_server.identity.routes import MULTI_TENANT_SEGMENTS, TOKEN_HEADERS, token_answer
 from mock_server.state.access import Operation
@@ -88,7 +88,7 @@ class HotPaths:
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         answer = None
-        if self.enabled and self.nothing_skipped():
+        if self.enabled and REFUSAL not in environ and self.nothing_skipped():
             method = environ.get("REQUEST_METHOD")
             if method == "GET":
                 answer = self._list_messages(environ)
