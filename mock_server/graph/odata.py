@@ -36,6 +36,7 @@ T = TypeVar("T")
 
 MAX_DEPTH = 64  # fidelity: chosen (ODataLib's own default is deeper; Graph's real limit is not published)
 TOP_MAX = 1000
+SKIP_MAX = 2**31 - 1  # Exchange pages with Int32 offsets; ODataLib itself reads $skip as Int64
 
 
 # --------------------------------------------------------------------------------------------- errors
@@ -1060,12 +1061,17 @@ def parse_top(text: str) -> int:
 
 
 def parse_skip(text: str) -> int:
-    """Parse $skip: a non-negative integer."""
+    """Parse $skip: a non-negative integer no larger than Int32's maximum (Exchange's paging offset)."""
     value = _parse_int64(text)
     if value is None or value < 0:
         raise InvalidQueryOptionValue(  # ODataLib's text; the code follows the observed $top error
             f"Invalid value '{text}' for $skip query option found. "
             "The $skip query option requires a non-negative integer value."
+        )
+    if value > SKIP_MAX:
+        raise InvalidQueryOptionValue(  # fidelity: chosen (Web API OData's MaxSkip text, as for $top)
+            f"The query specified in the URI is not valid. The limit of '{SKIP_MAX}' for Skip query has been "
+            f"exceeded. The value from the incoming request is '{value}'."
         )
     return value
 

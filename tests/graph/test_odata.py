@@ -617,6 +617,17 @@ def test_skip_errors(text):
     )
 
 
+@pytest.mark.parametrize("value", [2**31, 2**63 - 1])
+def test_skip_beyond_int32_is_refused_with_the_limit(value):
+    assert parse_skip("2147483647") == 2**31 - 1
+    err = error(parse_skip, str(value))
+    assert (err.status, err.code) == (400, "BadRequest")
+    assert err.message == (
+        "The query specified in the URI is not valid. The limit of '2147483647' for Skip query has been "
+        f"exceeded. The value from the incoming request is '{value}'."
+    )
+
+
 # ------------------------------------------------------------------------------------------ $search
 
 

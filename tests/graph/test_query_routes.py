@@ -160,3 +160,44 @@ def test_malformed_queries_are_400_not_500(graph, mailbox, query):
 
 def test_top_of_1000_is_accepted(graph, mailbox):
     assert len(subjects(graph, "$top=1000")) == 4
+
+
+SKIP_LIMIT = (
+    "The query specified in the URI is not valid. The limit of '2147483647' for Skip query has been exceeded. "
+    "The value from the incoming request is '{}'."
+)
+MESSAGE_QUERIES = [
+    "$filter=startswith(subject,'Invoice')",
+    "$filter=isRead eq true",
+    '$search="invoice"',
+    "$orderby=subject",
+    "$count=true",
+    "",
+]
+
+
+@pytest.mark.parametrize("query", MESSAGE_QUERIES)
+def test_skip_is_bounded_by_int32_on_message_lists(graph, mailbox, query):
+    for base in (f"/users/{SUPPORT}/messages", f"/users/{SUPPORT}/mailFolders/inbox/messages"):
+        last = graph.get(f"{base}?$skip=2147483647&$top=1000&{query}")
+        assert last.status_code == 200, last.get_json()
+        assert last.get_json()["value"] == [] and "@odata.nextLink" not in last.get_json()
+        for skip in (2**31, 2**63 - 1):
+            response = graph.get(f"{base}?$skip={skip}&{query}")
+            assert error_of(response) == (400, "BadRequest", SKIP_LIMIT.format(skip))
+
+
+@pytest.mark.parametrize("path", ["mailFolders", "mailFolders/inbox/childFolders"])
+def test_skip_and_top_are_bounded_on_folder_lists(graph, mailbox, path):
+    big = 2**63 - 1
+    assert error_of(graph.get(f"/users/{SUPPORT}/{path}?$skip={big}&$top=5")) == (
+        400,
+        "BadRequest",
+        SKIP_LIMIT.format(big),
+    )
+    assert error_of(graph.get(f"/users/{SUPPORT}/{path}?$top={big}")) == (
+        400,
+        "BadRequest",
+        "The query specified in the URI is not valid. The limit of '1000' for Top query has been exceeded. "
+        f"The value from the incoming request is '{big}'.",
+    )
