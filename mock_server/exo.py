@@ -815,6 +815,20 @@ def recipient_address(ctx: Context, identity: str) -> str:
     return found[1]["address"] if found else identity
 
 
+GUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.IGNORECASE)
+
+
+def app_ids(values: list[str], *, everyone: bool = False) -> list[str]:
+    """-AppId values as Exchange takes them: application ids (GUIDs), and `*` where the cmdlet allows it
+    (`everyone`). A display name is refused here, although the control API and tenant files resolve one."""
+    for value in values:
+        text = value.strip()
+        if not (GUID.fullmatch(text) or (everyone and text == "*")):
+            wanted = "application ids (GUIDs) or *" if everyone else "an application id (GUID)"
+            raise CmdletError(f"The AppId '{value}' isn't valid: give {wanted}.")
+    return [value.strip() for value in values]
+
+
 def _alias_from(name: str) -> str:
     alias = re.sub(r"[^A-Za-z0-9!#$%&'*+\-/=?^_`{|}~.]", "", name)
     if not alias:
@@ -928,7 +942,7 @@ def assignment_records(ctx: Context, assignments: list[dict[str, Any]]) -> list[
 )
 def new_application_access_policy(ctx: Context, args: dict[str, Any]) -> Output:
     body = {
-        "app_id": args["AppId"],
+        "app_id": app_ids(args["AppId"], everyone=True),
         "scope": recipient_address(ctx, args["PolicyScopeGroupId"]),
         "access_right": args["AccessRight"],
     }
@@ -961,8 +975,9 @@ def remove_application_access_policy(ctx: Context, args: dict[str, Any]) -> None
 
 @cmdlet("Test-ApplicationAccessPolicy", IDENTITY, Parameter("AppId", mandatory=True))
 def test_application_access_policy(ctx: Context, args: dict[str, Any]) -> Output:
+    [app_id] = app_ids([args["AppId"]])
     mailbox = find_mailbox(ctx, args["Identity"])
-    result = ctx.client.call("POST", "/accessPolicies/test", {"mailbox": mailbox["address"], "app_id": args["AppId"]})
+    result = ctx.client.call("POST", "/accessPolicies/test", {"mailbox": mailbox["address"], "app_id": app_id})
     ctx.note(f"m365-mock: {result['reason']}")
     record = {
         "AppId": result["app_id"],
@@ -1181,7 +1196,8 @@ def get_distribution_group_member(ctx: Context, args: dict[str, Any]) -> Output:
     target="AppId",
 )
 def new_service_principal(ctx: Context, args: dict[str, Any]) -> Output:
-    body = {"app_id": args["AppId"], "object_id": args["ObjectId"]}
+    [app_id] = app_ids([args["AppId"]])
+    body = {"app_id": app_id, "object_id": args["ObjectId"]}
     if args.get("DisplayName"):
         body["display_name"] = args["DisplayName"]
     sp = ctx.client.call("POST", "/servicePrincipals", body)

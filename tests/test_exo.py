@@ -490,7 +490,7 @@ def test_get_set_remove_application_access_policy(exo, control, tenant, app_id):
 
 def test_test_application_access_policy_names_and_reasons(exo, tenant, app_id):
     exo(f"New-ApplicationAccessPolicy -AppId {app_id} -PolicyScopeGroupId cctr_sec_group -AccessRight DenyAccess")
-    status, out, err = exo("Test-ApplicationAccessPolicy 'Customer Support' -AppId 'Contact Center Connector' -vb")
+    status, out, err = exo(f"Test-ApplicationAccessPolicy 'Customer Support' -AppId {app_id.upper()} -vb")
     assert status == 0
     assert out == test_output(app_id, tenant, "support", "Denied")
     assert err.splitlines()[-1].startswith("VERBOSE: m365-mock: DenyAccess policy ")
@@ -500,6 +500,39 @@ def test_test_application_access_policy_names_and_reasons(exo, tenant, app_id):
         "Test-ApplicationAccessPolicy : The operation couldn't be performed because object 'nobody' couldn't be "
         "found.\n",
     )
+
+
+def test_app_ids_are_guids_never_display_names(exo, control, app_id, demo_app):
+    """Exchange takes only application ids (or * where the cmdlet allows it); the control API and tenant files
+    also resolve display names, so a runbook written with an app's name must fail here as it would there."""
+    control.call("POST", "/applications", {"display_name": "Second Daemon"})
+    scope = f"-PolicyScopeGroupId {GROUP} -AccessRight RestrictAccess"
+    assert exo(f"New-ApplicationAccessPolicy -AppId 'Second Daemon' {scope}") == (
+        1,
+        "",
+        "New-ApplicationAccessPolicy : The AppId 'Second Daemon' isn't valid: give application ids (GUIDs) or *.\n",
+    )
+    assert exo(f"New-ApplicationAccessPolicy -AppId {app_id},'Contact Center Connector' {scope}")[2] == (
+        "New-ApplicationAccessPolicy : The AppId 'Contact Center Connector' isn't valid: give application ids "
+        "(GUIDs) or *.\n"
+    )
+    assert policies(control) == []
+    for name in ("'Second Daemon'", "'Contact Center Connector'", "*"):
+        shown = name.strip("'")
+        assert exo(f"Test-ApplicationAccessPolicy support -AppId {name}") == (
+            1,
+            "",
+            f"Test-ApplicationAccessPolicy : The AppId '{shown}' isn't valid: give an application id (GUID).\n",
+        )
+    assert exo(f"New-ServicePrincipal -AppId 'Contact Center Connector' -ObjectId {demo_app.service_principal_id}") == (
+        1,
+        "",
+        "New-ServicePrincipal : The AppId 'Contact Center Connector' isn't valid: give an application id (GUID).\n",
+    )
+    assert control.call("GET", "/servicePrincipals")["value"] == []
+
+    status, out, err = exo(f"New-ApplicationAccessPolicy -AppId * {scope} | select AppId")
+    assert (status, out, err) == (0, "AppId\n-----\n*\n\n", "")
 
 
 # ---------------------------------------------------------------- mailboxes and groups
