@@ -14,7 +14,7 @@ Installed with the package (entry point `pytest11`). Fixtures:
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -26,6 +26,9 @@ from mock_server.control_client import control_request
 from mock_server.process import RunningEmulator, start_emulator
 
 GRAPH_SCOPE = "https://graph.microsoft.com/.default"
+# How a test names an app, everywhere a helper takes one: the dict that `add_app()`, `app()` and `apps()` return,
+# an app id, or a display name (any case).
+AppRef = Mapping[str, Any] | str
 SYSTEM_BUNDLES = ("/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt", "/etc/ssl/cert.pem")
 
 
@@ -37,6 +40,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 class M365Error(AssertionError):
     """A control-API call the test relied on did not succeed; the message holds the emulator's answer."""
+
+
+def app_key(app: AppRef) -> str:
+    """The app id or display name an app reference stands for."""
+    if isinstance(app, Mapping):
+        for field in ("app_id", "appId", "display_name", "displayName"):
+            if app.get(field):
+                return str(app[field])
+        raise M365Error(f"{dict(app)!r} is not an app: it has no app_id or display_name")
+    if isinstance(app, str):
+        return app
+    raise TypeError(f"an app is an app dict, an app id or a display name, not {type(app).__name__}")
 
 
 class M365:
@@ -99,15 +114,19 @@ class M365:
     def apps(self) -> list[dict[str, Any]]:
         return self.control("GET", self.tenant_path("/applications"))["value"]
 
-    def app(self, name: str | None = None) -> dict[str, Any]:
-        """An app registration (default: the tenant's first) with its secrets' values."""
+    def app(self, name: AppRef | None = None) -> dict[str, Any]:
+        """An app registration as it is now, with its secrets' values (default: the tenant's first app).
+
+        `name`: an app dict (as `add_app()` returns), an app id or a display name.
+        """
         apps = self.apps()
         if name is None:
             return apps[0]
+        key = app_key(name).lower()
         for app in apps:
-            if name.lower() in (app["app_id"], app["display_name"].lower()):
+            if key in (app["app_id"].lower(), app["display_name"].lower()):
                 return app
-        raise M365Error(f"no app {name!r}; the tenant has {[a['display_name'] for a in apps]}")
+        raise M365Error(f"no app {key!r}; the tenant has {[a['display_name'] for a in apps]}")
 
     def add_app(self, display_name: str, permissions: list[str], *, consent: bool = True) -> dict[str, Any]:
         """A new app with a generated secret (its value is in `app["secrets"][0]["value"]`)."""
@@ -129,10 +148,13 @@ class M365:
     def add_to_group(self, group: str, member: str) -> None:
         self.control("POST", self.tenant_path(f"/groups/{quote(group)}/members"), {"member": member})
 
-    def add_policy(self, app: str, scope: str, access_right: str = "RestrictAccess") -> dict[str, Any]:
-        """New-ApplicationAccessPolicy: `app` is an app id, display name or `*`; `scope` a security group or user."""
+    def add_policy(self, app: AppRef, scope: str, access_right: str = "RestrictAccess") -> dict[str, Any]:
+        """New-ApplicationAccessPolicy: `app` is an app dict, app id, display name or `*`; `scope` a security group
+        or user."""
         return self.control(
-            "POST", self.tenant_path("/accessPolicies"), {"app_id": app, "scope": scope, "access_right": access_right}
+            "POST",
+            self.tenant_path("/accessPolicies"),
+            {"app_id": app_key(app), "scope": scope, "access_right": access_right},
         )
 
     def remove_policies(self) -> None:
@@ -188,16 +210,26 @@ class M365:
 
     # ------------------------------------------------------------ what happened
 
-    def log(self, **filters: str) -> list[dict[str, Any]]:
-        """The request log (filters: app, mailbox, outcome, limit), oldest first."""
+    def log(self, **filters: Any) -> list[dict[str, Any]]:
+        """The request log (filters: app, mailbox, outcome, limit), oldest first; `app` as elsewhere (dict, id or
+        display name)."""
+        if filters.get("app") is not None:
+            filters["app"] = self._app_id(filters["app"])
         query = urlencode({k: v for k, v in filters.items() if v is not None})
         return self.control("GET", "/log" + (f"?{query}" if query else ""))["value"]
+
+    def _app_id(self, app: AppRef) -> str:
+        """The id of a registered app; an unknown id as given (the log keeps requests of deleted apps)."""
+        try:
+            return self.app(app)["app_id"]
+        except M365Error:
+            return app_key(app)
 
     def outbound(self) -> list[dict[str, Any]]:
         """Mail sent to addresses outside the tenants."""
         return self.control("GET", "/outbound")["value"]
 
-    def token(self, app: str | None = None) -> str:
+    def token(self, app: AppRef | None = None) -> str:
         """An access token for the app (client credentials with its secret)."""
         entry = self.app(app)
         response = requests.post(
@@ -215,7 +247,7 @@ class M365:
             raise M365Error(f"token for {entry['display_name']}: {response.text[:300]}")
         return response.json()["access_token"]
 
-    def messages(self, mailbox: str, folder: str = "inbox", app: str | None = None) -> list[dict[str, Any]]:
+    def messages(self, mailbox: str, folder: str = "inbox", app: AppRef | None = None) -> list[dict[str, Any]]:
         """A folder's messages through Graph, as the app (default: the first) sees them."""
         response = requests.get(
             f"{self.graph_url}/users/{mailbox}/mailFolders/{folder}/messages?$top=1000",
@@ -229,7 +261,7 @@ class M365:
 
     # ------------------------------------------------------------ clients configured for the emulator
 
-    def client_settings(self, app: str | None = None):
+    def client_settings(self, app: AppRef | None = None):
         """`client.ClientSettings` for the app, pointed at this emulator."""
         from client import ClientSettings
 
@@ -243,13 +275,13 @@ class M365:
             ca_file=self.ca_file,
         )
 
-    def mail_client(self, app: str | None = None):
+    def mail_client(self, app: AppRef | None = None):
         """The reference `client.MailClient` for the app."""
         from client import MailClient
 
         return MailClient(self.client_settings(app))
 
-    def msal_kwargs(self, app: str | None = None) -> dict[str, Any]:
+    def msal_kwargs(self, app: AppRef | None = None) -> dict[str, Any]:
         """Arguments for `msal.ConfidentialClientApplication` (use with the `m365_trust` fixture)."""
         entry = self.app(app)
         return {
@@ -259,7 +291,7 @@ class M365:
             "instance_discovery": False,
         }
 
-    def azure_identity_kwargs(self, app: str | None = None) -> dict[str, Any]:
+    def azure_identity_kwargs(self, app: AppRef | None = None) -> dict[str, Any]:
         """Arguments for `azure.identity.ClientSecretCredential` (sync or aio)."""
         entry = self.app(app)
         return {

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import jwt
 import pytest
 
 pytest_plugins = ["pytester"]
@@ -19,7 +20,7 @@ def example_from_the_docs() -> str:
 def test_the_documented_example_passes(pytester: pytest.Pytester):
     pytester.makepyfile(test_daemon=example_from_the_docs())
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-q")
-    result.assert_outcomes(passed=3)
+    result.assert_outcomes(passed=4)
 
 
 def test_each_test_starts_from_a_reset_tenant(pytester: pytest.Pytester):
@@ -62,3 +63,27 @@ tenants:
     )
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-q", "--m365-tenant", "tenant.yaml")
     result.assert_outcomes(passed=1)
+
+
+def test_every_helper_takes_the_app_that_add_app_returns(m365):
+    """add_app()'s dict, the app id and the display name all name the same app, in every helper that takes one."""
+    from client import GraphError
+
+    reporting = m365.add_app("Reporting Daemon", ["Mail.Read"])
+    m365.add_policy(reporting, "cctr_sec_group@contoso.onmicrosoft.com")
+    client = m365.mail_client(reporting)
+    assert len(list(client.messages("support@contoso.onmicrosoft.com"))) == 13
+    with pytest.raises(GraphError) as denied:
+        list(client.messages("sales@contoso.onmicrosoft.com"))
+    assert denied.value.code == "ErrorAccessDenied"
+
+    app_id = reporting["app_id"]
+    for ref in (reporting, app_id, "reporting daemon"):
+        assert m365.app(ref)["app_id"] == app_id
+        assert m365.client_settings(ref).client_id == app_id
+        assert m365.msal_kwargs(ref)["client_id"] == app_id
+        assert m365.azure_identity_kwargs(ref)["client_id"] == app_id
+        assert jwt.decode(m365.token(ref), options={"verify_signature": False})["appid"] == app_id
+        assert len(m365.messages("billing@contoso.onmicrosoft.com", app=ref)) == 3
+        [entry] = m365.log(app=ref, outcome="denied")
+        assert entry["app_id"] == app_id and entry["mailbox"] == "sales@contoso.onmicrosoft.com"
