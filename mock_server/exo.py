@@ -89,6 +89,7 @@ class Token:
     parts: tuple[Part, ...] = ()
     quoted: bool = False
     colon: bool = False
+    raw: str = ""  # a param as written (its dash, name and colon)
 
 
 class _Lexer:
@@ -99,6 +100,7 @@ class _Lexer:
         self.statements: list[list[Token]] = []
         self.current: list[Token] = []
         self.depth = 0  # open @( )
+        self.dangling: set[int] = set()  # lines that end with a backtick followed by spaces
 
     def where(self, pos: int) -> tuple[int, int]:
         line = bisect.bisect_right(self.line_starts, pos)
@@ -110,14 +112,19 @@ class _Lexer:
     def add(self, kind: str, text: str, start: int, **extra: Any) -> None:
         self.current.append(Token(kind, text, *self.where(start), **extra))
 
-    def continuation(self, pos: int) -> int | None:
-        """After a backtick at `pos` that ends its line (spaces may follow): where the next line starts."""
-        end = pos + 1
-        while end < len(self.text) and self.text[end] in " \t":
+    def ends_line(self, pos: int) -> bool:
+        """Whether only spaces follow `pos` up to the end of its line."""
+        end = pos
+        while end < len(self.text) and self.text[end] in SPACES:
             end += 1
-        if end == len(self.text):
-            return end
-        return end + 1 if self.text[end] == "\n" else None
+        return end == len(self.text) or self.text[end] == "\n"
+
+    def escaped_space(self, pos: int) -> None:
+        """A backtick at `pos` followed by a space: PowerShell reads an escaped space, not a line continuation.
+        When only spaces follow to the end of the line, the statement ends there; the line is remembered for a hint.
+        """
+        if self.ends_line(pos + 1):
+            self.dangling.add(self.where(pos)[0])
 
     def end_statement(self, pos: int) -> None:
         if self.current:
@@ -144,14 +151,17 @@ class _Lexer:
             nxt = text[self.pos + 1] if self.pos + 1 < len(text) else ""
             if c in SPACES:
                 self.pos += 1
-            elif c == "`" and (after := self.continuation(self.pos)) is not None:
-                if not text[after:].strip():
+            elif c == "`" and nxt in ("\n", ""):
+                if not text[self.pos + 2 :].strip():
                     self.fail(
                         "The line continuation character (`) at the end of the input has no line to continue.",
                         start,
                         incomplete=True,
                     )
-                self.pos = after
+                self.pos += 2
+            elif c == "`" and nxt in SPACES:
+                self.escaped_space(self.pos)  # between tokens an escaped space is just a space
+                self.pos += 1
             elif c == "#":
                 end = text.find("\n", self.pos)
                 self.pos = len(text) if end < 0 else end
@@ -202,7 +212,7 @@ class _Lexer:
         while end < len(self.text) and self.text[end] not in WORD_END and self.text[end] != ":":
             end += 1
         colon = end < len(self.text) and self.text[end] == ":"
-        self.add("param", self.text[start + 1 : end], start, colon=colon)
+        self.add("param", self.text[start + 1 : end], start, colon=colon, raw=self.text[start : end + colon])
         self.pos = end + colon
 
     def word(self) -> None:
@@ -211,9 +221,12 @@ class _Lexer:
         while self.pos < len(text) and text[self.pos] not in WORD_END:
             c = text[self.pos]
             if c == "`":
-                if self.continuation(self.pos) is not None:
-                    break
-                buffer.append(ESCAPES.get(text[self.pos + 1], text[self.pos + 1]))
+                escaped = text[self.pos + 1 : self.pos + 2]
+                if escaped in ("\n", "") or (escaped in SPACES and text[start] in SINGLE_QUOTES + DOUBLE_QUOTES):
+                    break  # a line continuation, or a space after a string that ends its word: run() takes these
+                if escaped in SPACES:
+                    self.escaped_space(self.pos)
+                buffer.append(ESCAPES.get(escaped, escaped))
                 self.pos += 2
             elif c in SINGLE_QUOTES:
                 quoted = True
@@ -336,12 +349,18 @@ class Command:
 
 @dataclass
 class Statement:
-    """A pipeline of commands, or `$name = value`."""
+    """A pipeline of commands, or `$name = value`. `line` and `end_line` are its first and last lines; `dangling`
+    is a line ending with a backtick followed by spaces that ended it, `after_dangling` one that ended the statement
+    before it, and `after_line` the last line of the statement before it (for hints when a statement fails)."""
 
     pipeline: list[Command] = field(default_factory=list)
     assign: str | None = None
     value: Expr | None = None
     line: int = 1
+    end_line: int = 1
+    dangling: int | None = None
+    after_dangling: int | None = None
+    after_line: int | None = None
 
 
 class _Parser:
@@ -385,15 +404,17 @@ class _Parser:
     def command(self) -> Command:
         token = self.take()
         if token.kind == "param":
-            self.fail(
-                f"A statement cannot start with the parameter '-{token.text}'; "
-                "is a line continuation (`) missing at the end of the line before?",
-                token,
-            )
+            # PowerShell takes a parameter that starts a statement (a line whose continuation was lost) as the
+            # name of a command: no syntax error, but "The term '-AppId' is not recognized" when it runs.
+            return Command(token.raw, self.elements(), token.line, token.column)
         if token.kind != "word":
             self.fail(f"Unexpected token '{token.text}' in expression or statement.", token)
         if token.quoted or any(isinstance(p, Var) for p in token.parts):
             self.fail(f"m365-mock runs cmdlets: a statement must start with a cmdlet name, not {token.text}.", token)
+        name = "".join(p for p in token.parts if isinstance(p, str))
+        return Command(name, self.elements(), token.line, token.column)
+
+    def elements(self) -> list[ParamArg | Expr]:
         elements: list[ParamArg | Expr] = []
         while (nxt := self.peek()) is not None and nxt.kind != "pipe":
             if nxt.kind == "param":
@@ -404,7 +425,7 @@ class _Parser:
                 elements.append(ParamArg(nxt.text, nxt.colon, value))
             else:
                 elements.append(self.expression())
-        return Command("".join(p for p in token.parts if isinstance(p, str)), elements, token.line, token.column)
+        return elements
 
     def expression(self) -> Expr:
         items = [self.primary()]
@@ -449,7 +470,20 @@ def _is_variable(word: Word) -> bool:
 
 def parse(text: str) -> list[Statement]:
     """The statements of `text` (pipelines of commands, or assignments); ShellSyntaxError for malformed input."""
-    return [_Parser(tokens).statement() for tokens in tokenize(text)]
+    lexer = _Lexer(text)
+    statements: list[Statement] = []
+    for tokens in lexer.run():
+        statement = _Parser(tokens).statement()
+        statement.end_line = tokens[-1].line
+        if statement.end_line in lexer.dangling:
+            statement.dangling = statement.end_line
+        if statements:
+            before = statements[-1]
+            statement.after_line = before.end_line
+            if before.dangling is not None and before.dangling < statement.line:
+                statement.after_dangling = before.dangling
+        statements.append(statement)
+    return statements
 
 
 # ================================================================ values and formatting
@@ -1464,6 +1498,8 @@ class Shell:
             except CmdletError as exc:
                 ok = False
                 self.err.write(f"{exc.cmdlet} : {exc.message}\n" if exc.cmdlet else f"{exc.message}\n")
+                if (hint := continuation_hint(statement)) is not None:
+                    self.err.write(f"Hint: {hint}\n")
             except ControlUnavailable as exc:
                 self.err.write(f"m365-mock exo: {exc}\n")
                 return False
@@ -1523,6 +1559,31 @@ class Shell:
         if output is not None:
             self.out.write(render(output))
         self.out.flush()
+
+
+PASTED_SPACES = "Delete the spaces after that backtick (text pasted from a PDF often carries them)."
+
+
+def continuation_hint(statement: Statement) -> str | None:
+    """Why a failed statement may not be the statement its author meant: a line continuation that wasn't one."""
+    if statement.dangling is not None:
+        return (
+            f"line {statement.dangling} ends with a backtick followed by spaces, so the statement ends there: a "
+            "backtick continues a line only as its last character, and here it escapes the space after it. "
+            + PASTED_SPACES
+        )
+    if statement.after_dangling is not None:
+        return (
+            f"line {statement.line} starts a statement of its own, because line {statement.after_dangling} ends "
+            "with a backtick followed by spaces. " + PASTED_SPACES
+        )
+    first = statement.pipeline[0] if statement.pipeline else None
+    if first is not None and first.name[:1] in DASHES and statement.after_line is not None:
+        return (
+            "a statement can't start with a parameter: is the line continuation (`) missing at the end of line "
+            f"{statement.after_line}?"
+        )
+    return None
 
 
 def run(text: str, client: ControlClient, out: TextIO, err: TextIO) -> int:

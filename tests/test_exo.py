@@ -231,13 +231,12 @@ def test_parse_words_and_lists():
 
 
 def test_comments_blank_lines_and_semicolons(exo, control, tenant, app_id):
-    spaces = "   "  # after a continuation backtick: forgiven
     script = f"""
 # Restrict the connector to the security group
 <# a block comment
    over two lines #>
 
-New-ApplicationAccessPolicy -AppId {app_id} `{spaces}
+New-ApplicationAccessPolicy -AppId {app_id} `
     -PolicyScopeGroupId {GROUP} -AccessRight RestrictAccess -Description x | Select-Object AccessRight ; ;
 Test-ApplicationAccessPolicy billing -AppId {app_id} | fl AccessCheckResult; Get-ApplicationAccessPolicy | ft ScopeName
 """
@@ -295,20 +294,10 @@ def test_whatif_and_common_parameters(exo, control, app_id):
             "ParserError: line 1, char 13: The line continuation character (`) at the end of the input "
             "has no line to continue.",
         ),
-        (
-            "Get-Mailbox `  \n\n",
-            "ParserError: line 1, char 13: The line continuation character (`) at the end of the input "
-            "has no line to continue.",
-        ),
         ("<# never closed", "ParserError: line 1, char 1: The block comment is missing the terminator: #>."),
         (
             'New-ApplicationAccessPolicy -AppId "<app id>"\nNew-ServicePrincipal -AppId <app id>',
             "ParserError: line 2, char 29: The '<' operator is reserved for future use.",
-        ),
-        (
-            "New-ApplicationAccessPolicy -AppId x\n  -AccessRight RestrictAccess",
-            "ParserError: line 2, char 3: A statement cannot start with the parameter '-AccessRight'; "
-            "is a line continuation (`) missing at the end of the line before?",
         ),
         ("Get-Mailbox |", "ParserError: line 1, char 14: An empty pipe element is not allowed."),
         ("Get-Mailbox -Identity a,", "ParserError: line 1, char 25: Missing expression after ','."),
@@ -326,6 +315,71 @@ def test_whatif_and_common_parameters(exo, control, app_id):
 )
 def test_syntax_errors(exo, text, message):
     assert exo(text) == (1, "", message + "\n")
+
+
+PASTED_RUNBOOK = RUNBOOK.replace("New-ApplicationAccessPolicy `\n", "New-ApplicationAccessPolicy `  \n")
+
+
+def test_backtick_followed_by_spaces_ends_the_statement(exo, control, app_id):
+    """Pasted from a PDF, the runbook's first line ends with a backtick and two spaces. PowerShell reads the
+    backtick as escaping a space, so the statement ends on line 1 without its mandatory parameters, and line 2
+    starts a command named '-AppId'. Nothing is created; each error carries a hint naming line 1."""
+    status, out, err = exo(PASTED_RUNBOOK.format(app=app_id))
+    assert (status, out) == (1, "")
+    assert err == (
+        "New-ApplicationAccessPolicy : Cannot process command because of one or more missing mandatory parameters: "
+        "AccessRight AppId PolicyScopeGroupId.\n"
+        "Hint: line 1 ends with a backtick followed by spaces, so the statement ends there: a backtick continues a "
+        "line only as its last character, and here it escapes the space after it. Delete the spaces after that "
+        "backtick (text pasted from a PDF often carries them).\n"
+        "-AppId : The term '-AppId' is not recognized as the name of a cmdlet, function, script file, or operable "
+        "program.\n"
+        "Hint: line 2 starts a statement of its own, because line 1 ends with a backtick followed by spaces. Delete "
+        "the spaces after that backtick (text pasted from a PDF often carries them).\n"
+    )
+    assert policies(control) == []
+    # At the end of the input, too, a backtick and spaces are only spaces.
+    assert exo("Get-Mailbox -RecipientTypeDetails SharedMailbox `  \n\n") == (0, SHARED_TABLE, "")
+
+
+def test_backtick_followed_by_spaces_is_an_escaped_space():
+    """As PowerShell's tokenizer: between tokens a backtick and a space are a space; inside a bare word they are an
+    escaped space; only a backtick that is the last character of its line continues the statement."""
+    assert [[t.text for t in s] for s in tokenize("A `  \n  -b c\nA ` b\nA x`  \nA 'y'` \nA `\n  -b")] == [
+        ["A"],
+        ["b", "c"],
+        ["A", "b"],
+        ["A", "x` "],
+        ["A", "'y'"],
+        ["A", "b"],
+    ]
+    [first, second, third, fourth, fifth, last] = parse("A `  \n  -b c\nA ` b\nA x`  \nA 'y'` \nA `\n  -b")
+    assert (first.pipeline[0].name, first.dangling, second.pipeline[0].name, second.after_dangling) == (
+        "A",
+        1,
+        "-b",
+        1,
+    )
+    shell = Shell(None, io.StringIO(), io.StringIO())  # type: ignore[arg-type]
+    assert [shell.evaluate(s.pipeline[0].elements[0]) for s in (fourth, fifth)] == ["x ", "y"]
+    assert (third.dangling, fourth.dangling, fifth.dangling, last.dangling) == (None, 4, 5, None)
+    assert [s.after_dangling for s in (third, fourth, fifth, last)] == [None, None, 4, 5]
+
+
+def test_a_line_that_starts_with_a_parameter_is_a_command_of_its_own(exo, control, app_id):
+    """A missing backtick: PowerShell runs the first line alone and takes '-AccessRight' for a command name."""
+    status, out, err = exo(
+        f"New-ApplicationAccessPolicy -AppId {app_id} -PolicyScopeGroupId {GROUP}\n  -AccessRight RestrictAccess"
+    )
+    assert (status, out) == (1, "")
+    assert err == (
+        "New-ApplicationAccessPolicy : Cannot process command because of one or more missing mandatory parameters: "
+        "AccessRight.\n"
+        "-AccessRight : The term '-AccessRight' is not recognized as the name of a cmdlet, function, script file, "
+        "or operable program.\n"
+        "Hint: a statement can't start with a parameter: is the line continuation (`) missing at the end of line 1?\n"
+    )
+    assert policies(control) == []
 
 
 def test_incomplete_input_is_marked():
