@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -130,6 +131,7 @@ class TokenRejected(Exception):
     AUDIENCE = "audience"
     EXPIRED = "expired"
     TENANT = "tenant"
+    CLAIMS = "claims"
 
     def __init__(self, reason: str, message: str) -> None:
         super().__init__(message)
@@ -147,6 +149,38 @@ class VerifiedToken:
 
 SIGNATURE_CACHE_SIZE = 10_000
 MALFORMED_MESSAGE = "CompactToken parsing failed with error code: 80049217"
+INVALID_AUDIENCE = "Access token validation failure. Invalid audience."
+INVALID_ISSUER = "Access token validation failure. Invalid issuer."
+VALIDATION_FAILURE = "Access token validation failure."
+_INT64 = 2**63  # .NET reads the NumericDate claims (exp, nbf) as Int64 seconds
+
+
+def _is_numeric_date(value: Any) -> bool:
+    """A JSON number a NumericDate claim can hold: not a bool, finite, within Int64."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    return math.isfinite(value) and -_INT64 <= value < _INT64
+
+
+def _check_claim_types(claims: dict[str, Any]) -> None:
+    """Refuse, as Graph's 401s, a signed token whose claims have types Entra never issues.
+
+    Checked once per token, before its claims are remembered, in the order `verify` checks their values; the
+    audience, which never changes, is checked here too. What `verify` then reads has a known type. A JSON null
+    `roles` or `appid` counts as absent.
+    """
+    audience = claims.get("aud")
+    if not isinstance(audience, str) or audience not in GRAPH_AUDIENCES:  # fidelity: chosen (a list is refused)
+        raise TokenRejected(TokenRejected.AUDIENCE, INVALID_AUDIENCE)
+    if not _is_numeric_date(claims.get("exp")) or ("nbf" in claims and not _is_numeric_date(claims["nbf"])):
+        raise TokenRejected(TokenRejected.MALFORMED, MALFORMED_MESSAGE)
+    if not isinstance(claims.get("tid", ""), str) or not isinstance(claims.get("iss", ""), str):
+        raise TokenRejected(TokenRejected.TENANT, INVALID_ISSUER)
+    roles, app_id = claims.get("roles"), claims.get("appid")
+    if roles is not None and not (isinstance(roles, list) and all(isinstance(role, str) for role in roles)):
+        raise TokenRejected(TokenRejected.CLAIMS, VALIDATION_FAILURE)
+    if app_id is not None and not isinstance(app_id, str):
+        raise TokenRejected(TokenRejected.CLAIMS, VALIDATION_FAILURE)
 
 
 class TokenVerifier:
@@ -162,33 +196,28 @@ class TokenVerifier:
     def verify(self, token: str | None) -> VerifiedToken:
         """The token's tenant, app and roles, or TokenRejected with Graph's 401 message.
 
-        The signature check (the costly part) is remembered per token string; lifetime, audience and tenant
-        are checked on every call, so a cached token still expires and still fails for a removed tenant.
+        The signature, audience and claim-type checks are remembered per token string (only tokens that pass
+        them are); lifetime and tenant are checked on every call, so a cached token still expires and still
+        fails for a removed tenant.
         """
         if not token or not token.strip():
             raise TokenRejected(TokenRejected.EMPTY, "Access token is empty.")
         claims = self._signed_claims.get(token)
         if claims is None:
             claims = self._check_signature(token)
+            _check_claim_types(claims)
             if len(self._signed_claims) >= SIGNATURE_CACHE_SIZE:
                 self._signed_claims.clear()
             self._signed_claims[token] = claims
-        if claims.get("aud") not in GRAPH_AUDIENCES:
-            raise TokenRejected(TokenRejected.AUDIENCE, "Access token validation failure. Invalid audience.")
         now = self.clock.now()
-        try:
-            expires, not_before = float(claims["exp"]), float(claims.get("nbf", 0))
-        except (KeyError, TypeError, ValueError):
-            raise TokenRejected(TokenRejected.MALFORMED, MALFORMED_MESSAGE) from None
-        if now >= expires:
+        if now >= claims["exp"]:
             raise TokenRejected(TokenRejected.EXPIRED, "Lifetime validation failed, the token is expired.")
-        if now < not_before:
+        if now < claims.get("nbf", 0):
             raise TokenRejected(TokenRejected.EXPIRED, "Access token has expired or is not yet valid.")
-        tenant = self.directory.tenant(str(claims.get("tid", "")))
+        tenant = self.directory.tenant(claims.get("tid", ""))
         if tenant is None or claims.get("iss") != sts_issuer(tenant.id):
-            raise TokenRejected(TokenRejected.TENANT, "Access token validation failure. Invalid issuer.")
-        roles = claims.get("roles") or []
-        return VerifiedToken(tenant, str(claims.get("appid", "")), tuple(roles), claims)
+            raise TokenRejected(TokenRejected.TENANT, INVALID_ISSUER)
+        return VerifiedToken(tenant, claims.get("appid") or "", tuple(claims.get("roles") or ()), claims)
 
     def _check_signature(self, token: str) -> dict[str, Any]:
         try:
@@ -196,7 +225,7 @@ class TokenVerifier:
         except jwt.PyJWTError:
             raise TokenRejected(TokenRejected.MALFORMED, MALFORMED_MESSAGE) from None
         if header.get("alg") != "RS256" or header.get("kid") != self.kid:
-            raise TokenRejected(TokenRejected.SIGNATURE, "Access token validation failure.")
+            raise TokenRejected(TokenRejected.SIGNATURE, VALIDATION_FAILURE)
         try:
             return jwt.decode(
                 token,
@@ -205,6 +234,6 @@ class TokenVerifier:
                 options={"verify_aud": False, "verify_exp": False, "verify_nbf": False, "verify_iat": False},
             )
         except jwt.InvalidSignatureError:
-            raise TokenRejected(TokenRejected.SIGNATURE, "Access token validation failure.") from None
+            raise TokenRejected(TokenRejected.SIGNATURE, VALIDATION_FAILURE) from None
         except jwt.PyJWTError:
             raise TokenRejected(TokenRejected.MALFORMED, MALFORMED_MESSAGE) from None
