@@ -660,6 +660,33 @@ def test_new_mailbox_and_set_mailbox(exo, control):
     assert exo("Get-Mailbox helpdesk")[0] == 1
 
 
+def test_addresses_outside_the_accepted_domains_are_refused(exo, control):
+    """Exchange Online refuses an address in a domain the organisation hasn't accepted. The check is the
+    directory's (tenant files, the control API and the cmdlets share it); the shell shows its message after the
+    cmdlet's name. These assertions need that check in state/directory.py."""
+    refusal = "You can't use the domain fabrikam.com because it's not an accepted domain for your organization."
+    assert exo("New-Mailbox -Name Alex -PrimarySmtpAddress alex@fabrikam.com") == (1, "", f"New-Mailbox : {refusal}\n")
+    assert exo("New-Mailbox -Shared -Name Desk -MicrosoftOnlineServicesID desk@fabrikam.com") == (
+        1,
+        "",
+        f"New-Mailbox : {refusal}\n",
+    )
+    assert exo("New-DistributionGroup -Name Partners -Type Security -PrimarySmtpAddress partners@fabrikam.com") == (
+        1,
+        "",
+        f"New-DistributionGroup : {refusal}\n",
+    )
+    addresses = [m["address"] for m in control.call("GET", "/mailboxes")["value"]]
+    addresses += [g["address"] for g in control.call("GET", "/groups")["value"]]
+    assert not [a for a in addresses if a.endswith("@fabrikam.com")]
+    # Both of the tenant's domains are accepted.
+    status, _, err = exo(
+        "New-Mailbox -Name Alex -PrimarySmtpAddress alex@contoso.com; "
+        "New-DistributionGroup -Name Partners -Type Security -PrimarySmtpAddress partners@contoso.onmicrosoft.com"
+    )
+    assert (status, err) == (0, "")
+
+
 def test_security_group_as_the_policy_scope_for_shared_mailboxes(exo, control, tenant, app_id):
     """The documented way to scope shared mailboxes: put them in a mail-enabled security group."""
     status, out, err = exo(
