@@ -1,16 +1,22 @@
-"""Serving the app: granian (Rust HTTP server, WSGI threads, TLS) in one worker process holding the state.
+"""Serving the app: granian (Rust HTTP server, TLS) in one worker process holding the state.
 
-Granian forks its worker from this process, so the app built here (with its loaded tenant world) is what the
-worker serves. After the worker is up, a watcher in the parent waits until the emulator answers, then writes
-`connection.json` / `connection.env` and prints the banner.
+granian serves through its RSGI interface on uvloop, with `mock_server.front.Front` in front of the WSGI app:
+the event loop reads each request's body, then one of `threads` Python threads runs the app (see front.py
+for why not granian's WSGI interface). Granian forks its worker from this process, so the app built here
+(with its loaded tenant world) is what the worker serves; the worker exits when this process dies. After the
+worker is up, a watcher in the parent waits until the emulator answers, then runs `on_ready` (the banner and
+the connection files).
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import gc
 import http.client
 import json
 import os
+import signal
 import socket
 import ssl
 import sys
@@ -23,11 +29,17 @@ from typing import Any
 
 from flask import Flask
 
+from mock_server.front import DEFAULT_BODY_TIMEOUT, Front
 from mock_server.identity.keys import atomic_write
 
 READY_TIMEOUT_SECONDS = 30.0
 # Open HTTP/2 connections (msgraph-sdk keeps one) would hold a graceful stop forever.
 SHUTDOWN_GRACE_SECONDS = 2
+# What granian buffers of a request's line and headers (HTTP/1) or header list (HTTP/2): room for a header
+# block over the front's limit (front.MAX_HEADER_BYTES) to reach the front, which answers it with a 431.
+REQUEST_HEAD_BYTES = 2 * 1024 * 1024
+PARENT_POLL_SECONDS = 1.0
+PR_SET_PDEATHSIG = 1
 
 
 @dataclass
@@ -36,6 +48,7 @@ class ServeOptions:
     port: int = 8443
     use_tls: bool = True
     threads: int = 8
+    body_timeout: float = DEFAULT_BODY_TIMEOUT
     state_dir: Path = field(default_factory=lambda: Path.home() / ".m365-mock")
     cert_file: Path | None = None
     key_file: Path | None = None
@@ -118,38 +131,66 @@ def env_lines(facts: dict[str, Any]) -> dict[str, str]:
     return values
 
 
-def remove_connection_files(state_dir: Path) -> None:
+def remove_connection_files(state_dir: Path, pid: int | None = None) -> None:
+    """Remove the connection files; with `pid`, only when connection.json names that process."""
+    if pid is not None:
+        try:
+            named = json.loads((state_dir / "connection.json").read_text()).get("pid")
+        except (OSError, ValueError, AttributeError):
+            return
+        if named != pid:
+            return
     for name in ("connection.json", "connection.env"):
         (state_dir / name).unlink(missing_ok=True)
 
 
-def whole_bodies(app: Callable) -> Callable:
-    """Hand granian each response body as one chunk: no route streams, and granian sends (and releases the
-    GIL) once per chunk of the iterator Flask returns (measured: +9-16 % requests/s on the token route)."""
+class ServeError(RuntimeError):
+    """The server ran but could not be announced (its connection files could not be written)."""
 
-    def wsgi(environ: dict, start_response: Callable) -> list[bytes]:
-        body = app(environ, start_response)
-        try:
-            return [b"".join(body)]
-        finally:
-            close = getattr(body, "close", None)
-            if close is not None:
-                close()
 
-    return wsgi
+def exit_with_parent(parent_pid: int) -> None:
+    """In granian's worker: exit as soon as `parent_pid` (the serving process) is gone.
+
+    A worker outliving its parent (after `kill -9` of the pid in connection.json) would keep serving the old
+    world and hold the port. On Linux the kernel kills the worker with its parent (PR_SET_PDEATHSIG); a
+    thread watching `getppid()` does the same elsewhere, and covers a parent that died before this ran.
+    """
+    if sys.platform == "linux":
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent_pid:
+        os._exit(1)
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(PARENT_POLL_SECONDS)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="m365-parent-watch", daemon=True).start()
 
 
 def serve(app: Flask, options: ServeOptions, on_ready: Callable[[], None]) -> None:
-    """Serve `app` until interrupted; `on_ready` runs (in the parent) once the first request succeeds."""
-    from granian.constants import Interfaces, SSLProtocols
+    """Serve `app` until interrupted; `on_ready` runs (in the parent) once the first request succeeds.
+
+    When `on_ready` fails with OSError (connection files that cannot be written), the server stops and
+    ServeError says why: an emulator nobody can find is not left running.
+    """
+    from granian.constants import Interfaces, Loops, SSLProtocols
+    from granian.http import HTTP1Settings, HTTP2Settings
     from granian.log import LogLevels
     from granian.server import Server
 
-    def wait_until_answering() -> None:
+    failure: list[str] = []
+
+    def wait_until_answering(server: Server) -> None:
         deadline = time.monotonic() + READY_TIMEOUT_SECONDS
         while time.monotonic() < deadline:
             if probe(options, timeout=0.5):
-                on_ready()
+                try:
+                    on_ready()
+                except OSError as exc:
+                    failure.append(f"the emulator answered but could not be announced: {exc}")
+                    server.signal_handler_interrupt()
                 return
             time.sleep(0.02)
         print(
@@ -161,7 +202,7 @@ def serve(app: Flask, options: ServeOptions, on_ready: Callable[[], None]) -> No
     class EmulatorServer(Server):  # type: ignore[misc, valid-type]
         def startup(self, spawn_target, target_loader):  # type: ignore[no-untyped-def]
             super().startup(spawn_target, target_loader)
-            threading.Thread(target=wait_until_answering, name="m365-ready", daemon=True).start()
+            threading.Thread(target=wait_until_answering, args=(self,), name="m365-ready", daemon=True).start()
 
     tls: dict[str, Any] = {}
     if options.use_tls:
@@ -170,18 +211,38 @@ def serve(app: Flask, options: ServeOptions, on_ready: Callable[[], None]) -> No
         "mock_server.app:create_app",
         address=options.host,
         port=options.port,
-        interface=Interfaces.WSGI,
+        interface=Interfaces.RSGI,
+        loop=Loops.uvloop if _has_uvloop() else Loops.auto,
         workers=1,
-        blocking_threads=options.threads,
+        http1_settings=HTTP1Settings(max_buffer_size=REQUEST_HEAD_BYTES),
+        http2_settings=HTTP2Settings(max_headers_size=REQUEST_HEAD_BYTES),
         log_level=LogLevels.warning,
         log_access=False,
         workers_kill_timeout=SHUTDOWN_GRACE_SECONDS,
         **tls,
     )
-    server.on_shutdown(lambda: remove_connection_files(options.state_dir))
+    pid = os.getpid()
+    # Only this process's files: a start that failed must not remove those of an emulator already running.
+    server.on_shutdown(lambda: remove_connection_files(options.state_dir, pid))
     os.environ.setdefault("GRANIAN_PROCESS_NAME", "m365-mock")
-    wsgi = whole_bodies(app)
+    front = Front(
+        app,
+        threads=options.threads,
+        max_body=lambda: app.config.get("MAX_CONTENT_LENGTH"),
+        body_timeout=options.body_timeout,
+    )
+    front.on_start.append(lambda: exit_with_parent(pid))
     # Everything built so far (the tenant world, imported modules) lives as long as the server: keep the
     # garbage collector from walking it on every full collection in the worker.
     gc.freeze()
-    server.serve(target_loader=lambda _target: wsgi)
+    server.serve(target_loader=lambda _target: front)
+    if failure:
+        raise ServeError(failure[0])
+
+
+def _has_uvloop() -> bool:
+    try:
+        import uvloop  # noqa: F401
+    except ImportError:
+        return False
+    return True
