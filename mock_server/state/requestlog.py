@@ -1,10 +1,16 @@
-"""The request log: every Graph request with its app, mailbox, operation, status and access decision."""
+"""The request log: every Graph request with its app, mailbox, operation, status and access decision.
+
+Bounded twice: by records (`capacity`) and by an estimate of the memory they hold (`max_bytes`), the oldest
+going first. A record keeps at most `MAX_PATH_CHARS` of its path (and of its method); the rest is replaced by
+a marker saying how much was cut, so a flood of 64 KB URLs cannot grow the log past its bound.
+"""
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -13,6 +19,19 @@ if TYPE_CHECKING:
     from mock_server.state.access import Decision
 
 DEFAULT_CAPACITY = 10_000
+DEFAULT_MAX_BYTES = 32 * 1024 * 1024
+MAX_PATH_CHARS = 2048
+MAX_METHOD_CHARS = 32
+# The record object, its slots, its time and status, and its place in the deque; strings are added per record.
+_RECORD_OVERHEAD = 256
+_DECISION_OVERHEAD = 128
+
+
+def truncated(text: str, limit: int) -> str:
+    """`text` cut to `limit` characters with an ASCII marker of how many were dropped (ASCII keeps 1 byte/char)."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}...[{len(text) - limit} more characters]"
 
 
 @dataclass(slots=True)
@@ -27,6 +46,24 @@ class LogRecord:
     token: VerifiedToken | None
     access: Decision | None
     error_code: str | None
+    size: int = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self.path = truncated(self.path, MAX_PATH_CHARS)
+        self.method = truncated(self.method, MAX_METHOD_CHARS)
+        self.size = self._estimate()
+
+    def _estimate(self) -> int:
+        """Bytes this record holds on its own: its strings and, counted as if unshared, its decision's texts.
+
+        The token is shared with every request that presented it (the verifier remembers it), so it is not counted.
+        """
+        size = _RECORD_OVERHEAD + sys.getsizeof(self.path) + sys.getsizeof(self.method)
+        size += sys.getsizeof(self.request_id) + (sys.getsizeof(self.error_code) if self.error_code else 0)
+        if self.access is not None:
+            size += _DECISION_OVERHEAD + sys.getsizeof(self.access.reason) + sys.getsizeof(self.access.mailbox)
+            size += sys.getsizeof(self.access.app_id) + sys.getsizeof(self.access.message)
+        return size
 
     @property
     def tenant_id(self) -> str | None:
@@ -74,19 +111,39 @@ class LogRecord:
 
 
 class RequestLog:
-    """The newest records, oldest first; safe to append from many request threads."""
+    """The newest records, oldest first; safe to append from many request threads.
 
-    def __init__(self, capacity: int = DEFAULT_CAPACITY) -> None:
-        self._records: deque[LogRecord] = deque(maxlen=capacity)
+    At most `capacity` records and, by their estimated size, at most `max_bytes`; appending evicts the oldest
+    records until both hold (the newest record is always kept, even alone over `max_bytes`).
+    """
+
+    def __init__(self, capacity: int = DEFAULT_CAPACITY, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+        if capacity < 1 or max_bytes < 1:
+            raise ValueError("the request log needs room for at least one record")
+        self.capacity = capacity
+        self.max_bytes = max_bytes
+        self._records: deque[LogRecord] = deque()
+        self._bytes = 0
         self._lock = threading.Lock()
+
+    @property
+    def estimated_bytes(self) -> int:
+        """The estimated memory the kept records hold."""
+        with self._lock:
+            return self._bytes
 
     def append(self, record: LogRecord) -> None:
         with self._lock:
-            self._records.append(record)
+            records = self._records
+            records.append(record)
+            self._bytes += record.size
+            while len(records) > 1 and (len(records) > self.capacity or self._bytes > self.max_bytes):
+                self._bytes -= records.popleft().size
 
     def clear(self) -> None:
         with self._lock:
             self._records.clear()
+            self._bytes = 0
 
     def query(
         self,
