@@ -1009,9 +1009,15 @@ def remove_application_access_policy(ctx: Context, args: dict[str, Any]) -> None
 
 @cmdlet("Test-ApplicationAccessPolicy", IDENTITY, Parameter("AppId", mandatory=True))
 def test_application_access_policy(ctx: Context, args: dict[str, Any]) -> Output:
+    """-Identity is any recipient: a mailbox, or a group as in the cmdlet's own example. A group is tested as one
+    recipient (one result, its own ids), covered by a policy whose scope is the group or contains it."""
     [app_id] = app_ids([args["AppId"]])
-    mailbox = find_mailbox(ctx, args["Identity"])
-    result = ctx.client.call("POST", "/accessPolicies/test", {"mailbox": mailbox["address"], "app_id": app_id})
+    found = find_recipient(ctx, args["Identity"])
+    if found is None:
+        raise not_found(args["Identity"])
+    kind, recipient = found
+    body = {"mailbox" if kind == "mailbox" else "recipient": recipient["address"], "app_id": app_id}
+    result = ctx.client.call("POST", "/accessPolicies/test", body)
     ctx.note(f"m365-mock: {result['reason']}")
     record = {
         "AppId": result["app_id"],

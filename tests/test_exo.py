@@ -589,6 +589,50 @@ def test_app_ids_are_guids_never_display_names(exo, control, app_id, demo_app):
     assert (status, out, err) == (0, "AppId\n-----\n*\n\n", "")
 
 
+def group_test_output(app_id: str, group: dict[str, Any], result: str) -> str:
+    return (
+        f"AppId             : {app_id}\n"
+        f"Mailbox           : {group['address'].split('@')[0]}\n"
+        f"MailboxId         : {group['id']}\n"
+        f"MailboxSid        : {scope_sid(group['id'])}\n"
+        f"AccessCheckResult : {result}\n"
+        "\n"
+    )
+
+
+def test_test_application_access_policy_for_a_group(exo, control, app_id):
+    """The cmdlet's documented Example 1 tests a group ("Engineering Staff"). A group is tested as one recipient:
+    covered when a policy's scope is the group itself or a group that contains it.
+    Needs POST /_m365/tenants/{t}/accessPolicies/test to take `recipient` (a mailbox or a group)."""
+    status, _, err = exo(
+        "New-DistributionGroup -Name 'Engineering Staff' -Alias engineering -Type Security -Members sales\n"
+        f"New-ApplicationAccessPolicy -AppId {app_id} -PolicyScopeGroupId cctr_sec_group -AccessRight RestrictAccess"
+    )
+    assert (status, err) == (0, "")
+    scope, engineering = (control.call("GET", f"/groups/{name}@{DOMAIN}") for name in ("cctr_sec_group", "engineering"))
+    assert exo(f"Test-ApplicationAccessPolicy -Identity cctr_sec_group -AppId {app_id}") == (
+        0,
+        group_test_output(app_id, scope, "Granted"),
+        "",
+    )
+    assert exo(f'Test-ApplicationAccessPolicy -Identity "Engineering Staff" -AppID {app_id}') == (
+        0,
+        group_test_output(app_id, engineering, "Denied"),
+        "",
+    )
+    exo("Add-DistributionGroupMember cctr_sec_group -Member engineering")
+    assert exo(f"Test-ApplicationAccessPolicy engineering@{DOMAIN} -AppId {app_id} | select AccessCheckResult") == (
+        0,
+        "AccessCheckResult\n-----------------\nGranted\n\n",
+        "",
+    )
+    assert exo(f"Test-ApplicationAccessPolicy 'Engineering Staff' -AppId {OTHER_APP} | select AccessCheckResult") == (
+        0,
+        "AccessCheckResult\n-----------------\nGranted\n\n",
+        "",
+    )
+
+
 # ---------------------------------------------------------------- mailboxes and groups
 
 
