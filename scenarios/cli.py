@@ -1,4 +1,10 @@
-"""`m365-mock scenario run`: run scenario files (or the built-in library) and report each step."""
+"""`m365-mock scenario run`: run scenario files (or the built-in library) and report each step.
+
+Which emulator a run uses, first found wins: `--connection FILE` or `--url`, then `$M365_MOCK_BASE_URL`, then the
+running emulator of `<state dir>/connection.json` if it answers its health check, else a private emulator started
+for the run (`--local` asks for that one outright). The admin key and CA file are found as `m365-mock exo` and
+`m365-mock log` find them: options, then M365_MOCK_* variables, then connection.json.
+"""
 
 from __future__ import annotations
 
@@ -6,25 +12,43 @@ import argparse
 import json
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
+
+PROG = "m365-mock scenario run"
+RESET_NOTE = "; reset to its own tenant afterwards"
+
+
+def default_state_dir() -> Path:
+    return Path(os.environ.get("M365_MOCK_STATE_DIR") or Path.home() / ".m365-mock")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     verbs = parser.add_subparsers(dest="scenario_command", required=True)
-    run = verbs.add_parser("run", help="run scenarios against a fresh in-process emulator or a running one")
+    run = verbs.add_parser(
+        "run",
+        help="run scenarios against a running emulator or a private one",
+        description=__doc__.split("\n", 2)[2].strip(),
+    )
     run.add_argument("files", nargs="*", type=Path, help="scenario files (YAML or JSON)")
     run.add_argument("--builtin", action="store_true", help="run the built-in library (scenarios/library)")
-    run.add_argument("--url", help="a running emulator's base URL (default: start one in this process)")
+    run.add_argument("--url", help="a running emulator's base URL (default: $M365_MOCK_BASE_URL, then connection.json)")
+    run.add_argument("--admin-key", help="its control API key (default: $M365_MOCK_ADMIN_KEY, then connection.json)")
     run.add_argument(
-        "--admin-key",
-        default=os.environ.get("M365_MOCK_ADMIN_KEY"),
-        help="its control API key (default: $M365_MOCK_ADMIN_KEY)",
-    )
-    run.add_argument(
-        "--ca-file", default=os.environ.get("M365_MOCK_CA_FILE"), help="the CA that signed its certificate"
+        "--ca-file", help="the CA that signed its certificate (default: $M365_MOCK_CA_FILE, then connection.json)"
     )
     run.add_argument(
         "--connection", type=Path, help="a running emulator's connection.json (instead of --url/--admin-key/--ca-file)"
+    )
+    run.add_argument(
+        "--local", action="store_true", help="always start a private emulator for the run, even if one is running"
+    )
+    run.add_argument(
+        "--state-dir",
+        type=Path,
+        default=default_state_dir(),
+        help="where a running emulator's connection.json is (default: $M365_MOCK_STATE_DIR or ~/.m365-mock)",
     )
     run.add_argument("--junit", type=Path, help="write JUnit XML here")
     run.add_argument("--json", action="store_true", help="print results as JSON")
@@ -32,11 +56,53 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     listing.set_defaults(files=[])
 
 
+class Unusable(Exception):
+    """The emulator named cannot be used: exit status 2."""
+
+
+@contextmanager
+def chosen_emulator(args: argparse.Namespace) -> Iterator[tuple[object, str, bool]]:
+    """(target, one line saying which emulator the run uses, whether it is shared and so reset afterwards)."""
+    from mock_server.control_client import SetupError, client_from_args
+    from scenarios.runner import EmulatorTarget, local_emulator
+
+    if not args.local:
+        if args.connection:
+            try:
+                target = EmulatorTarget.from_connection(json.loads(args.connection.read_text()))
+            except (OSError, ValueError, KeyError, AttributeError) as exc:
+                raise Unusable(f"cannot use {args.connection}: {exc}") from None
+            yield target, f"the emulator at {target.base_url} (from {args.connection}){RESET_NOTE}", True
+            return
+        explicit = args.url or os.environ.get("M365_MOCK_BASE_URL")
+        connection = Path(args.state_dir).expanduser() / "connection.json"
+        why = f"no emulator is running (no {connection})"
+        if explicit or connection.exists():
+            try:
+                found = client_from_args(argparse.Namespace(**vars(args), tenant=None))
+            except SetupError as exc:
+                if explicit:
+                    raise Unusable(str(exc)) from None
+                found, why = None, str(exc)
+            if found is not None:
+                target = EmulatorTarget(found.base_url, found.admin_key, found.ca_file)
+                if explicit:
+                    source = "--url" if args.url else "$M365_MOCK_BASE_URL"
+                    yield target, f"the emulator at {target.base_url} (from {source}){RESET_NOTE}", True
+                    return
+                if target.healthy():
+                    yield target, f"the running emulator at {target.base_url} (from {connection}){RESET_NOTE}", True
+                    return
+                why = f"the emulator of {connection} does not answer at {target.base_url}"
+    else:
+        why = "--local"
+    with local_emulator() as target:
+        yield target, f"a private emulator at {target.base_url}, started for this run ({why})", False
+
+
 def main(args: argparse.Namespace) -> int:
     """0 when every scenario passed, 1 when one failed, 2 when the input or the emulator could not be used."""
     from scenarios.model import ScenarioError, builtin_scenarios, load_scenario
-    from scenarios.report import console, junit
-    from scenarios.runner import EmulatorTarget, dumps, local_emulator, run_scenario
 
     if args.scenario_command == "list":
         for path in builtin_scenarios():
@@ -45,29 +111,47 @@ def main(args: argparse.Namespace) -> int:
         return 0
     paths = list(args.files) + (builtin_scenarios() if args.builtin else [])
     if not paths:
-        print("m365-mock scenario run: give scenario files or --builtin", file=sys.stderr)
+        print(f"{PROG}: give scenario files or --builtin", file=sys.stderr)
+        return 2
+    scenarios, refused = [], []
+    for path in paths:
+        try:
+            scenarios.append(load_scenario(path))
+        except ScenarioError as exc:
+            refused.append((path, str(exc)))
+    if refused:
+        for _, problem in refused:
+            print(f"{PROG}: {problem}", file=sys.stderr)
+        print(f"{PROG}: nothing was run: fix the file(s) above", file=sys.stderr)
+        _write_refusals(args, refused)
         return 2
     try:
-        scenarios = [load_scenario(p) for p in paths]
-    except ScenarioError as exc:
-        print(f"m365-mock scenario run: {exc}", file=sys.stderr)
+        return _run(args, scenarios)
+    except Unusable as exc:
+        print(f"{PROG}: {exc}", file=sys.stderr)
         return 2
-    if args.connection:
-        try:
-            target = EmulatorTarget.from_connection(json.loads(args.connection.read_text()))
-        except (OSError, ValueError, KeyError) as exc:
-            print(f"m365-mock scenario run: cannot use {args.connection}: {exc}", file=sys.stderr)
-            return 2
-        results = [run_scenario(target, s) for s in scenarios]
-    elif args.url:
-        if not args.admin_key:
-            print("m365-mock scenario run: --url needs --admin-key (or M365_MOCK_ADMIN_KEY)", file=sys.stderr)
-            return 2
-        target = EmulatorTarget(args.url.rstrip("/"), args.admin_key, args.ca_file)
-        results = [run_scenario(target, s) for s in scenarios]
-    else:
-        with local_emulator() as target:
-            results = [run_scenario(target, s) for s in scenarios]
+    except KeyboardInterrupt:
+        print(f"\n{PROG}: interrupted", file=sys.stderr)
+        return 130
+
+
+def _run(args: argparse.Namespace, scenarios: list) -> int:
+    from mock_server.process import EmulatorStartError
+    from scenarios.report import console, junit
+    from scenarios.runner import dumps, run_scenario
+
+    try:
+        with chosen_emulator(args) as (target, which, shared):
+            print(f"{PROG}: using {which}", file=sys.stderr, flush=True)
+            try:
+                results = [run_scenario(target, s) for s in scenarios]
+            finally:
+                if shared:
+                    # Scenarios imported their own tenants; put the emulator back on the one it was started with.
+                    with suppress(OSError):
+                        target.control("POST", "/reset")
+    except EmulatorStartError as exc:
+        raise Unusable(f"the private emulator did not start: {exc}") from None
     if args.json:
         print(dumps(results))
     else:
@@ -75,3 +159,13 @@ def main(args: argparse.Namespace) -> int:
     if args.junit:
         junit(results, args.junit)
     return 0 if all(r.passed for r in results) else 1
+
+
+def _write_refusals(args: argparse.Namespace, refused: list[tuple[Path, str]]) -> None:
+    """With --junit, one failed test case per refused file, so CI shows why nothing ran."""
+    if not args.junit:
+        return
+    from scenarios.report import junit
+    from scenarios.runner import ScenarioResult
+
+    junit([ScenarioResult(path.stem, str(path), error=f"refused: {problem}") for path, problem in refused], args.junit)

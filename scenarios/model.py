@@ -41,17 +41,35 @@ class Scenario:
         return self.source.parent if self.source else Path.cwd()
 
 
-def _where(error: jsonschema.ValidationError) -> str:
-    return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path).lstrip(".") or "(top)"
+def _where(error: jsonschema.ValidationError, data: Any) -> str:
+    """Where a problem is, e.g. `steps[2].expect.count`; a step itself is named with its kind: `steps[2] (fetch)`."""
+    path = list(error.absolute_path)
+    where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path).lstrip(".") or "(top)"
+    if len(path) == 2 and path[0] == "steps" and isinstance(data, dict):
+        step = data["steps"][path[1]]
+        if isinstance(step, dict) and isinstance(step.get("do"), str):
+            where += f" ({step['do']})"
+    return where
+
+
+def _order(error: jsonschema.ValidationError) -> list[tuple[int, int, str]]:
+    """Errors in document order (list positions as numbers, so steps[10] comes after steps[2])."""
+    return [(0, p, "") if isinstance(p, int) else (1, 0, str(p)) for p in error.absolute_path]
+
+
+def _message(error: jsonschema.ValidationError) -> str:
+    if error.validator == "required":
+        return error.message.replace(" is a required property", " is required")
+    return error.message
 
 
 def parse_scenario(data: Any, source: Path | None = None) -> Scenario:
-    """Check `data` against the schema and read it; ScenarioError naming the first problem."""
+    """Check `data` against the schema and read it; ScenarioError naming the first place with problems."""
     label = str(source) if source else "scenario"
-    errors = sorted(jsonschema.Draft202012Validator(SCHEMA).iter_errors(data), key=lambda e: list(e.absolute_path))
+    errors = sorted(jsonschema.Draft202012Validator(SCHEMA).iter_errors(data), key=_order)
     if errors:
-        first = errors[0]
-        raise ScenarioError(f"{label}: {_where(first)}: {first.message}")
+        first = [e for e in errors if e.absolute_path == errors[0].absolute_path]
+        raise ScenarioError(f"{label}: {_where(first[0], data)}: " + "; ".join(dict.fromkeys(map(_message, first))))
     steps = []
     for index, raw in enumerate(data["steps"]):
         options = {k: v for k, v in raw.items() if k not in ("do", "name", "expect")}

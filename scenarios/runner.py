@@ -1,8 +1,9 @@
 """Runs scenarios: set the emulator's world up as the admin, then act as the daemon with the reference client.
 
-A run talks to an emulator over HTTPS like any daemon: one started in this process for the run
-(`local_emulator`) or a running one given by URL (`EmulatorTarget`). Each scenario first imports its tenant
-(the demo by default), so scenarios never see each other's changes.
+A run talks to an emulator over HTTPS like any daemon: a private one started for the run (`local_emulator`) or
+a running one (`EmulatorTarget`). Each scenario first imports its tenant (the demo by default) into that
+emulator, so scenarios never see each other's changes. Files a scenario makes (a certificate's private key) live
+in a temporary folder that is removed when the scenario ends, however it ends.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ import io
 import json
 import re
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -44,36 +44,32 @@ class EmulatorTarget:
     def control(self, method: str, path: str, body: Any = None) -> requests.Response:
         return control_request(self.base_url, self.admin_key, method, path, body, ca_file=self.ca_file, timeout=120)
 
+    def healthy(self, timeout: float = 3.0) -> bool:
+        """Whether it answers its health check (over TLS verified with its CA)."""
+        try:
+            response = requests.get(
+                f"{self.base_url}/_m365/health", verify=self.ca_file or True, timeout=timeout, allow_redirects=False
+            )
+        except (OSError, ValueError):  # requests' exceptions are OSErrors; a bad URL is a ValueError
+            return False
+        return response.status_code == 200
+
     @classmethod
     def from_connection(cls, facts: dict[str, Any]) -> EmulatorTarget:
-        return cls(facts["base_url"], facts["admin_key"], facts.get("ca_file"))
+        return cls(facts["base_url"].rstrip("/"), facts["admin_key"], facts.get("ca_file"))
 
 
 @contextmanager
 def local_emulator() -> Iterator[EmulatorTarget]:
-    """An emulator served over HTTPS from a thread of this process, for the length of a run."""
-    from werkzeug.serving import make_server
+    """A private emulator for the length of a run: `m365-mock serve` (the production server) on a free port of
+    127.0.0.1, with its CA, keys and access log in a temporary state folder; stopped and removed afterwards."""
+    from mock_server.process import start_emulator
 
-    from mock_server.app import create_app
-    from mock_server.identity.keys import ensure_tls_files
-
-    with tempfile.TemporaryDirectory(prefix="m365-scenarios-") as tmp:
-        tls = ensure_tls_files(Path(tmp))
-        admin_key = "scenario-runner"
-        server = make_server(
-            "127.0.0.1",
-            0,
-            create_app(admin_key=admin_key),
-            threaded=True,
-            ssl_context=(str(tls.leaf_cert), str(tls.leaf_key)),
-        )
-        thread = threading.Thread(target=server.serve_forever, name="m365-scenarios", daemon=True)
-        thread.start()
-        try:
-            yield EmulatorTarget(f"https://127.0.0.1:{server.server_port}", admin_key, str(tls.ca_cert))
-        finally:
-            server.shutdown()
-            thread.join(5)
+    with (
+        tempfile.TemporaryDirectory(prefix="m365-mock-run-", ignore_cleanup_errors=True) as tmp,
+        start_emulator(Path(tmp) / "state") as running,
+    ):
+        yield EmulatorTarget.from_connection(running.facts)
 
 
 # ---------------------------------------------------------------- results
@@ -114,7 +110,7 @@ class World:
     certificates: dict[str, str] = field(default_factory=dict)
     clients: dict[tuple[str, str], Any] = field(default_factory=dict)
     base_dir: Path = field(default_factory=Path.cwd)
-    workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="m365-scenario-")))
+    workdir: Path | None = None  # for files the scenario makes; run_scenario gives a temporary folder
 
     def app(self, key: str | None) -> dict[str, Any]:
         if key is None:
@@ -156,15 +152,18 @@ class World:
         self.apps = self.admin("GET", f"/tenants/{self.tenant_id}/applications")["value"]
 
 
-def prepare(target: EmulatorTarget, scenario: Scenario) -> World:
+def prepare(target: EmulatorTarget, scenario: Scenario, workdir: Path | None = None) -> World:
     """Import the scenario's tenant (demo, file or inline) and read back its apps and their secrets."""
-    from mock_server.state.config import demo_tenant_data, read_tenant_file
+    from mock_server.state.config import ConfigError, demo_tenant_data, read_tenant_file
 
     tenant = scenario.tenant
     if tenant == "demo":
         data = demo_tenant_data()
     elif isinstance(tenant, str):
-        data = read_tenant_file(scenario.base_dir / tenant)
+        try:
+            data = read_tenant_file(scenario.base_dir / tenant)
+        except ConfigError as exc:
+            raise ScenarioFailure(str(exc)) from None
     else:
         data = tenant
     target.control("POST", "/time", {"reset": True})
@@ -172,7 +171,7 @@ def prepare(target: EmulatorTarget, scenario: Scenario) -> World:
     if response.status_code != 200:
         raise ScenarioFailure(f"the tenant could not be loaded: {response.text[:300]}")
     first = target.control("GET", "/tenants").json()["value"][0]
-    world = World(target, first["id"], first["domains"][0], [], base_dir=scenario.base_dir)
+    world = World(target, first["id"], first["domains"][0], [], base_dir=scenario.base_dir, workdir=workdir)
     world.refresh_apps()
     return world
 
@@ -200,11 +199,14 @@ def run_setup(world: World, action: dict[str, Any]) -> str:
         return f"control: {value['method']} {world.fill(value['path'])}"
     if kind == "deliver":
         mailbox = world.fill(value["mailbox"])
-        body = value.get("message") or {}
         if "count" in value:
             body = {"count": value["count"], "unreadRatio": value.get("unread_ratio", 0.3)}
+        else:
+            body = control_message(world.fill(value.get("message") or {}))
         world.admin("POST", f"/mailboxes/{quote(mailbox)}/messages", body)
-        return f"deliver: {value.get('count', 1)} message(s) to {mailbox}"
+        if "count" in value:
+            return f"deliver: {value['count']} message(s) to {mailbox}"
+        return f"deliver: {body.get('subject', '(no subject)')!r} to {mailbox}"
     if kind == "advance":
         world.admin("POST", "/time", {"advance": value})
         return f"advance the clock {value} s"
@@ -219,6 +221,42 @@ def run_setup(world: World, action: dict[str, Any]) -> str:
     raise ScenarioFailure(f"unknown setup action {kind}")
 
 
+def control_message(message: dict[str, Any]) -> dict[str, Any]:
+    """A `deliver.message` written as in tenant files, as the control API's fields (Graph message properties)."""
+    names = {
+        "subject": "subject",
+        "received": "receivedDateTime",
+        "read": "isRead",
+        "folder": "folder",
+        "importance": "importance",
+        "categories": "categories",
+    }
+    body = {field_name: message[key] for key, field_name in names.items() if key in message}
+    if "from" in message:
+        body["from"] = _recipient(message["from"])
+    if "to" in message:
+        body["toRecipients"] = [_recipient(address) for address in _addresses(message["to"])]
+    if "body" in message or "body_type" in message:
+        body["body"] = {"contentType": message.get("body_type", "text"), "content": message.get("body", "")}
+    return body
+
+
+def _recipient(text: str) -> dict[str, Any]:
+    """`address` or `Name <address>` as a Graph recipient."""
+    if "<" in text:
+        name, _, address = text.rpartition("<")
+        address, name = address.rstrip().rstrip(">").strip(), name.strip().strip('"').strip()
+    else:
+        address, name = text.strip(), ""
+    return {"emailAddress": {"name": name or address, "address": address}}
+
+
+def _addresses(value: str | list[str] | None) -> list[str]:
+    if value is None:
+        return []
+    return [value] if isinstance(value, str) else list(value)
+
+
 def _make_certificate(world: World, app: dict[str, Any]) -> Path:
     from mock_server.identity.keys import certificate_pem, new_rsa_key, private_key_pem, self_signed_certificate
 
@@ -229,6 +267,8 @@ def _make_certificate(world: World, app: dict[str, Any]) -> Path:
         f"/tenants/{world.tenant_id}/applications/{app['app_id']}/certificates",
         {"pem": certificate_pem(cert), "display_name": "scenario"},
     )
+    if world.workdir is None:
+        raise ScenarioFailure("no folder to keep the certificate's private key in")
     path = world.workdir / f"{app['app_id']}.pem"
     path.write_bytes(private_key_pem(key) + certificate_pem(cert).encode())
     return path
@@ -354,13 +394,12 @@ def perform(world: World, step: Step) -> Outcome:
             found = _find(mail, o["mailbox"], o["subject"], o.get("folder"))
             outcome.messages = [_call(mail.move, o["mailbox"], found["id"], o["move_to"], create=True)]
         elif step.do == "send":
-            to = o["to"] if isinstance(o["to"], list) else [o["to"]]
             attachments = [str(attachment_path(world, a)) for a in o.get("attachments", [])]
             _call(
                 mail.send,
                 o["mailbox"],
-                to=to,
-                cc=o.get("cc", []),
+                to=_addresses(o["to"]),
+                cc=_addresses(o.get("cc")),
                 subject=o.get("subject", ""),
                 body=o.get("body", ""),
                 attachments=attachments,
@@ -517,28 +556,45 @@ def _summary(step: Step, outcome: Outcome) -> str:
 
 
 def run_scenario(target: EmulatorTarget, scenario: Scenario) -> ScenarioResult:
-    """Prepare the world, run the setup, then each step; a failed step does not stop the later ones."""
+    """Prepare the world, run the setup, then each step; a failed step does not stop the later ones.
+
+    Whatever goes wrong in a scenario is reported in its result, never raised (but Ctrl+C is); the files it made
+    are removed in every case.
+    """
     started = time.monotonic()
     result = ScenarioResult(scenario.name, str(scenario.source or "inline"))
+    with tempfile.TemporaryDirectory(prefix="m365-scenario-", ignore_cleanup_errors=True) as workdir:
+        try:
+            _run(target, scenario, Path(workdir), result)
+        finally:
+            result.seconds = time.monotonic() - started
+    return result
+
+
+def _run(target: EmulatorTarget, scenario: Scenario, workdir: Path, result: ScenarioResult) -> None:
     try:
-        world = prepare(target, scenario)
+        world = prepare(target, scenario, workdir)
         for action in scenario.setup:
             note = run_setup(world, action)
             result.steps.append(StepResult(f"setup: {note}", True, "done"))
-    except (ScenarioFailure, requests.RequestException) as exc:
-        result.error = f"setup failed: {exc}"
-        result.seconds = time.monotonic() - started
-        return result
+    except Exception as exc:
+        result.error = f"setup failed: {_explain(exc)}"
+        return
     for step in scenario.steps:
         began = time.monotonic()
         try:
             outcome = perform(world, step)
             passed, detail = check(step, outcome)
-        except (ScenarioFailure, requests.RequestException) as exc:
-            passed, detail = False, f"could not run: {exc}"
+        except Exception as exc:
+            passed, detail = False, f"could not run: {_explain(exc)}"
         result.steps.append(StepResult(step.name, passed, detail, time.monotonic() - began))
-    result.seconds = time.monotonic() - started
-    return result
+
+
+def _explain(exc: Exception) -> str:
+    """What went wrong, for the report: our own failures and HTTP errors as they are, anything else with its type."""
+    if isinstance(exc, ScenarioFailure | requests.RequestException):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"
 
 
 def result_json(result: ScenarioResult) -> dict[str, Any]:

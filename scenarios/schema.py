@@ -1,7 +1,12 @@
-"""The JSON Schema of scenario files (also written to scenarios/schema.json for editors)."""
+"""The JSON Schema of scenario files (also written to scenarios/schema.json for editors).
+
+`python -m scenarios.schema` writes scenarios/schema.json from SCHEMA.
+"""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 STEP_KINDS = [
@@ -17,6 +22,46 @@ STEP_KINDS = [
     "log",
     "admin",
 ]
+
+# The options each kind of step cannot do without; a step missing one is refused when the file is read.
+REQUIRED_OPTIONS: dict[str, list[str]] = {
+    "token": [],
+    "fetch": ["mailbox"],
+    "read": ["mailbox", "subject"],
+    "mark_read": ["mailbox", "subject"],
+    "move": ["mailbox", "subject", "move_to"],
+    "send": ["mailbox", "to"],
+    "wait_for_delivery": ["mailbox", "subject"],
+    "process": ["mailbox"],
+    "folder": ["mailbox"],
+    "log": [],
+    "admin": ["action"],
+}
+
+_ADDRESSES: dict[str, Any] = {
+    "oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}],
+    "description": "one address or a list of addresses",
+}
+
+# One message delivered by a `deliver` action, written as in tenant files (docs/tenant-file.md); the runner turns
+# it into the control API's Graph message fields.
+_MESSAGE: dict[str, Any] = {
+    "type": "object",
+    "description": "one message arriving from outside, written as in tenant files",
+    "additionalProperties": False,
+    "properties": {
+        "subject": {"type": "string"},
+        "from": {"type": "string", "description": '"address" or "Name <address>" (default: an external sender)'},
+        "to": {**_ADDRESSES, "description": "recipients shown on the message (default: the mailbox)"},
+        "body": {"type": "string", "description": "the body text"},
+        "body_type": {"enum": ["text", "html"], "description": "default text"},
+        "received": {"type": "string", "description": "ISO 8601 time (default: now on the emulator's clock)"},
+        "read": {"type": "boolean", "description": "default false"},
+        "folder": {"type": "string", "description": "well-known name or folder id (default inbox)"},
+        "importance": {"enum": ["low", "normal", "high"]},
+        "categories": {"type": "array", "items": {"type": "string"}},
+    },
+}
 
 _ACTION: dict[str, Any] = {
     "type": "object",
@@ -45,7 +90,7 @@ _ACTION: dict[str, Any] = {
                 "mailbox": {"type": "string"},
                 "count": {"type": "integer", "minimum": 1, "description": "this many generated messages"},
                 "unread_ratio": {"type": "number", "minimum": 0, "maximum": 1},
-                "message": {"type": "object", "description": "one message (control API fields)"},
+                "message": _MESSAGE,
             },
         },
         "advance": {"type": "number", "description": "move the emulator's clock forward (seconds)"},
@@ -104,8 +149,8 @@ _STEP: dict[str, Any] = {
         "folder": {"type": "string"},
         "unread": {"type": "boolean"},
         "subject": {"type": "string"},
-        "to": {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]},
-        "cc": {"type": "array", "items": {"type": "string"}},
+        "to": _ADDRESSES,
+        "cc": _ADDRESSES,
         "body": {"type": "string"},
         "attachments": {"type": "array", "items": {"type": "string"}},
         "mark_read": {"type": "boolean"},
@@ -116,6 +161,11 @@ _STEP: dict[str, Any] = {
         "action": {"$ref": "#/$defs/action", "description": "admin: the action to take between daemon steps"},
         "expect": _EXPECT,
     },
+    "allOf": [
+        {"if": {"properties": {"do": {"const": kind}}, "required": ["do"]}, "then": {"required": options}}
+        for kind, options in REQUIRED_OPTIONS.items()
+        if options
+    ],
 }
 
 SCHEMA: dict[str, Any] = {
@@ -141,3 +191,14 @@ SCHEMA: dict[str, Any] = {
     },
     "$defs": {"action": _ACTION},
 }
+
+SCHEMA_FILE = Path(__file__).resolve().parent / "schema.json"
+
+
+def schema_text() -> str:
+    """scenarios/schema.json as it must read."""
+    return json.dumps(SCHEMA, indent=2) + "\n"
+
+
+if __name__ == "__main__":
+    SCHEMA_FILE.write_text(schema_text(), encoding="utf-8")

@@ -3,31 +3,22 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from scenarios.model import ScenarioError, builtin_scenarios, load_scenario, parse_scenario
 from scenarios.report import console, junit
-from scenarios.runner import EmulatorTarget, local_emulator, run_scenario
-from scenarios.schema import SCHEMA
+from scenarios.runner import run_scenario
+from scenarios.schema import SCHEMA, SCHEMA_FILE, schema_text
+from tests.scenarios.conftest import clean_env, run_cli
 
 pytestmark = pytest.mark.slow
-REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="module")
-def target() -> Iterator[EmulatorTarget]:
-    with local_emulator() as running:
-        yield running
 
 
 def test_schema_file_is_the_schema():
-    assert json.loads((REPO / "scenarios" / "schema.json").read_text()) == SCHEMA
+    assert json.loads(SCHEMA_FILE.read_text()) == SCHEMA
+    assert SCHEMA_FILE.read_text() == schema_text(), "run: python -m scenarios.schema"
 
 
 def test_library_has_the_situations_teams_hit():
@@ -80,15 +71,15 @@ def test_a_failing_setup_stops_the_scenario(target):
 @pytest.mark.parametrize(
     ("data", "message"),
     [
-        ({"steps": [{"do": "token"}]}, "(top): 'name' is a required property"),
+        ({"steps": [{"do": "token"}]}, "(top): 'name' is required"),
         ({"name": "x", "steps": [{"do": "dance"}]}, "steps[0].do: 'dance' is not one of"),
         (
-            {"name": "x", "steps": [{"do": "fetch", "expect": {"count": "many"}}]},
+            {"name": "x", "steps": [{"do": "fetch", "mailbox": "a@b.example", "expect": {"count": "many"}}]},
             "steps[0].expect.count: 'many' is not of type 'integer'",
         ),
         (
             {"name": "x", "steps": [{"do": "token", "colour": "red"}]},
-            "steps[0]: Additional properties are not allowed ('colour' was unexpected)",
+            "steps[0] (token): Additional properties are not allowed ('colour' was unexpected)",
         ),
         ({"name": "x", "setup": [{"exo": "a", "advance": 1}], "steps": [{"do": "token"}]}, "setup[0]: "),
     ],
@@ -116,16 +107,18 @@ def test_junit_report(target, tmp_path):
     assert cases[1].find("failure").get("message") == "1. fetch: count 13 (expected 1)"
 
 
-def run_cli(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "mock_server", *args], capture_output=True, text=True, timeout=300, cwd=cwd
-    )
-
-
 def test_cli_runs_files_and_writes_junit(tmp_path):
     wrong = tmp_path / "wrong.yaml"
     wrong.write_text("name: wrong\nsteps:\n  - do: fetch\n    mailbox: support@{domain}\n    expect: {count: 2}\n")
-    result = run_cli("scenario", "run", str(builtin_scenarios()[4]), str(wrong), "--junit", str(tmp_path / "j.xml"))
+    result = run_cli(
+        "scenario",
+        "run",
+        str(builtin_scenarios()[4]),
+        str(wrong),
+        "--junit",
+        str(tmp_path / "j.xml"),
+        env=clean_env(tmp_path / "state"),
+    )
     assert result.returncode == 1, result.stderr
     assert "PASS  Wrong secret" in result.stdout and "FAIL  wrong" in result.stdout
     assert "count 13 (expected 2)" in result.stdout and "1 passed, 1 failed" in result.stdout
@@ -135,7 +128,7 @@ def test_cli_runs_files_and_writes_junit(tmp_path):
 def test_cli_refuses_a_bad_file(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: bad\nsteps: []\n")
-    result = run_cli("scenario", "run", str(bad))
+    result = run_cli("scenario", "run", str(bad), env=clean_env(tmp_path / "state"))
     assert result.returncode == 2 and f"{bad}: steps: [] should be non-empty" in result.stderr
 
 
@@ -154,6 +147,7 @@ def test_cli_against_a_running_emulator_by_url(tmp_path):
             "--ca-file",
             running.ca_file,
             "--json",
+            env=clean_env(tmp_path / "nothing-here"),
         )
     assert result.returncode == 0, result.stdout + result.stderr
     [report] = json.loads(result.stdout)
@@ -161,7 +155,7 @@ def test_cli_against_a_running_emulator_by_url(tmp_path):
 
 
 def test_demo_runs_the_library_against_a_served_emulator(tmp_path):
-    result = run_cli("demo", "--no-serve", "--port", "0", "--state-dir", str(tmp_path))
+    result = run_cli("demo", "--no-serve", "--port", "0", "--state-dir", str(tmp_path), env=clean_env(tmp_path))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "11 passed, 0 failed" in result.stdout
 
