@@ -1584,10 +1584,11 @@ def continuation_hint(statement: Statement) -> str | None:
             "with a backtick followed by spaces. " + PASTED_SPACES
         )
     first = statement.pipeline[0] if statement.pipeline else None
-    if first is not None and first.name[:1] in DASHES and statement.after_line is not None:
+    after = statement.after_line
+    if first is not None and first.name[:1] in DASHES and after is not None and after < statement.line:
         return (
             "a statement can't start with a parameter: is the line continuation (`) missing at the end of line "
-            f"{statement.after_line}?"
+            f"{after}?"
         )
     return None
 

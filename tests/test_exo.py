@@ -380,6 +380,12 @@ def test_a_line_that_starts_with_a_parameter_is_a_command_of_its_own(exo, contro
         "Hint: a statement can't start with a parameter: is the line continuation (`) missing at the end of line 1?\n"
     )
     assert policies(control) == []
+    assert exo("Get-Mailbox sales | select -ExpandProperty Alias; -Identity x") == (  # after `;`: no hint
+        1,
+        "sales\n",
+        "-Identity : The term '-Identity' is not recognized as the name of a cmdlet, function, script file, or "
+        "operable program.\n",
+    )
 
 
 def test_incomplete_input_is_marked():
