@@ -62,23 +62,22 @@ class Emulator:
 
     def load(self, world: LoadedWorld) -> None:
         """Make `world` the emulator's world: its tenants, settings and start-up mail; the log starts over."""
-        with self.directory.lock:
-            self.directory.replace_with(world.directory)
-            self.settings.__dict__.update(world.settings.__dict__)
-            self.issuer.lifetime = world.settings.token_lifetime
-            self.mail.reset()
-            seed_mailboxes(self.mail, world.mail, self.mail.now())
-            self.log.clear()
+        self.mail.reset()
+        self.directory.replace_with(world.directory)
+        self.settings.__dict__.update(world.settings.__dict__)
+        self.issuer.lifetime = world.settings.token_lifetime
+        seed_mailboxes(self.mail, world.mail, self.mail.now())
+        self.log.clear()
 
     def reset(self) -> None:
         """Back to the world loaded at start-up (the same ids and secrets, the start-up mail)."""
         data, mail = self.initial
         world = load_world(data)
-        by_address = {(c.mailbox.address): c for c in mail}
+        by_key = {c.mailbox.store_key: c for c in mail}
         world.mail = []
         for tenant in world.directory.tenants:
             for mailbox in tenant.mailboxes.values():
-                content = by_address.get(mailbox.address)
+                content = by_key.get(mailbox.store_key)
                 if content is not None:
                     world.mail.append(MailboxContent(mailbox, content.messages, content.generate))
         self.load(world)

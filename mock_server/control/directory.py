@@ -95,11 +95,11 @@ def create_application(tenant_key: str) -> Response:
     """A new app registration (tenant-file fields); secrets left without a value are generated and returned."""
     tenant = tenant_for(tenant_key)
     payload = body_object()
-    with current_emulator().directory.lock:
-        app = read(lambda: reader().application(payload, tenant, "application"))
-        if tenant.application(app.app_id) is not None:
+    with current_emulator().directory.edit(tenant) as draft:
+        app = read(lambda: reader().application(payload, draft, "application"))
+        if draft.application(app.app_id) is not None:
             raise ControlError(409, "ApplicationExists", f"Application {app.app_id} already exists.")
-        tenant.add_application(app)
+        draft.add_application(app)
     return created(dump_application(app))
 
 
@@ -120,8 +120,8 @@ def update_application(tenant_key: str, app_key: str) -> Response:
             "UnknownField",
             f"Fields that can change: permissions, admin_consent, enabled, display_name; not {sorted(unknown)}.",
         )
-    with current_emulator().directory.lock:
-        app = application_for(tenant, app_key)
+    with current_emulator().directory.edit(tenant) as draft:
+        app = application_for(draft, app_key)
         permissions = (
             [canonical_permission(p) for p in list_field(payload, "permissions")]
             if "permissions" in payload
@@ -140,9 +140,8 @@ def update_application(tenant_key: str, app_key: str) -> Response:
 @control.delete("/tenants/<tenant_key>/applications/<app_key>")
 def delete_application(tenant_key: str, app_key: str) -> Response:
     tenant = tenant_for(tenant_key)
-    with current_emulator().directory.lock:
-        app = application_for(tenant, app_key)
-        del tenant.applications[app.app_id]
+    with current_emulator().directory.edit(tenant) as draft:
+        draft.remove_application(application_for(draft, app_key))
     return no_content()
 
 
@@ -151,9 +150,9 @@ def add_secret(tenant_key: str, app_key: str) -> Response:
     """A new client secret (`value`, `expires` or `expires_in_days`, `starts`, `display_name`)."""
     tenant = tenant_for(tenant_key)
     payload = body_object()
-    with current_emulator().directory.lock:
-        app = application_for(tenant, app_key)
-        secret = read(lambda: reader().secret(payload, tenant, app, "secret"))
+    with current_emulator().directory.edit(tenant) as draft:
+        app = application_for(draft, app_key)
+        secret = read(lambda: reader().secret(payload, draft, app, "secret"))
         if any(s.key_id == secret.key_id for s in app.secrets):
             raise ControlError(409, "SecretExists", f"Secret {secret.key_id} already exists.")
         app.secrets.append(secret)
@@ -163,8 +162,8 @@ def add_secret(tenant_key: str, app_key: str) -> Response:
 @control.delete("/tenants/<tenant_key>/applications/<app_key>/secrets/<secret_id>")
 def remove_secret(tenant_key: str, app_key: str, secret_id: str) -> Response:
     tenant = tenant_for(tenant_key)
-    with current_emulator().directory.lock:
-        app = application_for(tenant, app_key)
+    with current_emulator().directory.edit(tenant) as draft:
+        app = application_for(draft, app_key)
         kept = [s for s in app.secrets if s.key_id != secret_id.lower()]
         if len(kept) == len(app.secrets):
             raise ControlError(404, "SecretNotFound", f"App {app.app_id} has no secret {secret_id}.")
@@ -179,8 +178,8 @@ def add_certificate(tenant_key: str, app_key: str) -> Response:
     payload = body_object()
     if "file" in payload:
         raise ControlError(400, "InvalidField", "Give the certificate as 'pem'; the control API reads no files.")
-    with current_emulator().directory.lock:
-        app = application_for(tenant, app_key)
+    with current_emulator().directory.edit(tenant) as draft:
+        app = application_for(draft, app_key)
         cert = read(lambda: reader().certificate(payload, app, "certificate"))
         if any(c.sha1 == cert.sha1 for c in app.certificates):
             raise ControlError(409, "CertificateExists", f"App {app.app_id} already has that certificate.")
@@ -191,8 +190,8 @@ def add_certificate(tenant_key: str, app_key: str) -> Response:
 @control.delete("/tenants/<tenant_key>/applications/<app_key>/certificates/<cert_id>")
 def remove_certificate(tenant_key: str, app_key: str, cert_id: str) -> Response:
     tenant = tenant_for(tenant_key)
-    with current_emulator().directory.lock:
-        app = application_for(tenant, app_key)
+    with current_emulator().directory.edit(tenant) as draft:
+        app = application_for(draft, app_key)
         kept = [c for c in app.certificates if cert_id.lower() not in (c.key_id, c.thumbprint.lower())]
         if len(kept) == len(app.certificates):
             raise ControlError(404, "CertificateNotFound", f"App {app.app_id} has no certificate {cert_id}.")
@@ -223,13 +222,15 @@ def create_mailbox(tenant_key: str) -> Response:
     tenant = tenant_for(tenant_key)
     payload = body_object()
     emulator = current_emulator()
-    with emulator.directory.lock:
+    with emulator.directory.edit(tenant) as draft:
         mail_reader = reader()
-        mailbox = read(lambda: mail_reader.mailbox(payload, tenant, "mailbox"))
+        mailbox = read(lambda: mail_reader.mailbox(payload, draft, "mailbox"))
         try:
-            tenant.add_mailbox(mailbox)
+            draft.add_mailbox(mailbox)
         except ValueError as exc:
-            raise ControlError(409, "MailboxExists", str(exc)) from None
+            if "clashes" in str(exc) or "already" in str(exc):
+                raise ControlError(409, "MailboxExists", str(exc)) from None
+            raise ControlError(400, "InvalidMailbox", str(exc)) from None
     seed_mailboxes(emulator.mail, mail_reader.mail, emulator.mail.now())
     return created(dump_mailbox(mailbox))
 
@@ -249,8 +250,8 @@ def update_mailbox(tenant_key: str, key: str) -> Response:
         raise ControlError(
             400, "UnknownField", f"Fields that can change: display_name, custom_attributes; not {sorted(unknown)}."
         )
-    with current_emulator().directory.lock:
-        mailbox = mailbox_for(tenant, key)
+    with current_emulator().directory.edit(tenant) as draft:
+        mailbox = mailbox_for(draft, key)
         attributes = read(lambda: reader()._custom_attributes(payload.get("custom_attributes"), "custom_attributes"))
         if "display_name" in payload:
             if not isinstance(payload["display_name"], str) or not payload["display_name"].strip():
@@ -265,12 +266,12 @@ def update_mailbox(tenant_key: str, key: str) -> Response:
 def delete_mailbox(tenant_key: str, key: str) -> Response:
     tenant = tenant_for(tenant_key)
     emulator = current_emulator()
-    with emulator.directory.lock:
-        mailbox = mailbox_for(tenant, key)
-        if any(p.scope_id == mailbox.id for p in tenant.rules.configured_policies()):
+    with emulator.directory.edit(tenant) as draft:
+        mailbox = mailbox_for(draft, key)
+        if any(p.scope_id == mailbox.id for p in draft.rules.configured_policies()):
             raise ControlError(409, "MailboxInUse", f"{mailbox.address} is the scope of an access policy.")
-        tenant.remove_mailbox(mailbox)
-        emulator.mail.forget(mailbox)
+        draft.remove_mailbox(mailbox)
+    emulator.mail.forget(mailbox)
     return no_content()
 
 
@@ -294,10 +295,10 @@ def create_group(tenant_key: str) -> Response:
     """A mail-enabled security group (`address`, `display_name`, `members`)."""
     tenant = tenant_for(tenant_key)
     payload = body_object()
-    with current_emulator().directory.lock:
-        group = read(lambda: reader().group(payload, tenant, "group"))
+    with current_emulator().directory.edit(tenant) as draft:
+        group = read(lambda: reader().group(payload, draft, "group"))
         try:
-            tenant.add_group(group)
+            draft.add_group(group)
         except ValueError as exc:
             raise ControlError(409 if "exists" in str(exc) else 400, "InvalidGroup", str(exc)) from None
     return created(dump_group(group))
@@ -311,13 +312,11 @@ def get_group(tenant_key: str, key: str) -> Response:
 @control.delete("/tenants/<tenant_key>/groups/<key>")
 def delete_group(tenant_key: str, key: str) -> Response:
     tenant = tenant_for(tenant_key)
-    with current_emulator().directory.lock:
-        group = group_for(tenant, key)
-        if any(p.scope_id == group.id for p in tenant.rules.configured_policies()):
+    with current_emulator().directory.edit(tenant) as draft:
+        group = group_for(draft, key)
+        if any(p.scope_id == group.id for p in draft.rules.configured_policies()):
             raise ControlError(409, "GroupInUse", f"{group.address} is the scope of an access policy.")
-        del tenant.groups[group.id]
-        for other in tenant.groups.values():
-            other.members = [m for m in other.members if tenant.group(m) is not group]
+        draft.remove_group(group)
     return no_content()
 
 
@@ -329,9 +328,9 @@ def add_group_member(tenant_key: str, key: str) -> Response:
     member = payload.get("member")
     if not isinstance(member, str) or not member.strip():
         raise ControlError(400, "MissingField", "'member' is required.")
-    with current_emulator().directory.lock:
-        group = group_for(tenant, key)
-        target = tenant.mailbox(member) or tenant.group(member)
+    with current_emulator().directory.edit(tenant) as draft:
+        group = group_for(draft, key)
+        target = draft.recipient(member)
         if target is None:
             raise ControlError(
                 404,
@@ -342,7 +341,7 @@ def add_group_member(tenant_key: str, key: str) -> Response:
         if target is group:
             raise ControlError(400, "InvalidMember", "A group can't be a member of itself.")
         address = target.address
-        if any((tenant.mailbox(m) or tenant.group(m)) is target for m in group.members):
+        if any(draft.recipient(m) is target for m in group.members):
             raise ControlError(
                 409,
                 "MemberAlreadyExists",
@@ -355,10 +354,10 @@ def add_group_member(tenant_key: str, key: str) -> Response:
 @control.delete("/tenants/<tenant_key>/groups/<key>/members/<member>")
 def remove_group_member(tenant_key: str, key: str, member: str) -> Response:
     tenant = tenant_for(tenant_key)
-    with current_emulator().directory.lock:
-        group = group_for(tenant, key)
-        target = tenant.mailbox(member) or tenant.group(member)
-        kept = [m for m in group.members if target is None or (tenant.mailbox(m) or tenant.group(m)) is not target]
+    with current_emulator().directory.edit(tenant) as draft:
+        group = group_for(draft, key)
+        target = draft.recipient(member)
+        kept = [m for m in group.members if target is None or draft.recipient(m) is not target]
         if target is None or len(kept) == len(group.members):
             raise ControlError(
                 404, "MemberNotFound", f'The recipient "{member}" isn\'t a member of the group "{group.display_name}".'

@@ -18,7 +18,7 @@ from mock_server.control.routes import ControlError, body_object, control, tenan
 from mock_server.state import policies
 from mock_server.state.config import dump_assignment, dump_policy, dump_scope, dump_service_principal
 from mock_server.state.directory import Tenant
-from mock_server.state.policies import AccessPolicy, RoleAssignment
+from mock_server.state.rules import AccessPolicy, AccessRules, RoleAssignment, scope_sid
 
 
 def _when(moment: float | None) -> str | None:
@@ -34,10 +34,10 @@ def _when(moment: float | None) -> str | None:
 def policy_json(tenant: Tenant, policy: AccessPolicy) -> dict[str, Any]:
     """The tenant-file fields plus what Get-ApplicationAccessPolicy shows."""
     now = current_emulator().clock.now()
-    sid = policies.scope_sid(policy.scope_id)
+    sid = scope_sid(policy.scope_id)
     return {
         **dump_policy(tenant, policy),
-        "identity": policies.policy_display_identity(policy),
+        "identity": policy.display_identity,
         "scope_name": policy.scope_name,
         "scope_identity": policy.scope_name,
         "scope_identity_raw": f"{sid};{policy.scope_id}",
@@ -80,15 +80,15 @@ def create_policy(tenant_key: str) -> Response:
     tenant = tenant_for(tenant_key)
     payload = body_object()
     now, delay = _timing()
-    with current_emulator().directory.lock:
-        try:
-            payload["id"] = str(uuid.UUID(str(payload.get("id") or uuid.uuid4())))
-        except ValueError:
-            raise ControlError(400, "InvalidField", f"'id' {payload['id']!r} is not a GUID.") from None
-        if any(p.identity == payload["id"] for p in tenant.rules.policies):
+    try:
+        payload["id"] = str(uuid.UUID(str(payload.get("id") or uuid.uuid4())))
+    except ValueError:
+        raise ControlError(400, "InvalidField", f"'id' {payload['id']!r} is not a GUID.") from None
+    with current_emulator().directory.edit(tenant) as draft:
+        if any(p.identity == payload["id"] for p in draft.rules.policies):
             raise ControlError(409, "PolicyExists", f"Policy {payload['id']} already exists.")
-        policy = read(lambda: reader().access_policy(payload, tenant, "policy", now=now, delay=delay))
-    return created(policy_json(tenant, policy))
+        policy = read(lambda: reader().access_policy(payload, draft, "policy", now=now, delay=delay))
+    return created(policy_json(draft, policy))
 
 
 @control.get("/tenants/<tenant_key>/accessPolicies/<identity>")
@@ -104,18 +104,18 @@ def update_policy(tenant_key: str, identity: str) -> Response:
     payload = body_object()
     if set(payload) - {"description"}:
         raise ControlError(400, "UnknownField", "Only 'description' can change on an application access policy.")
-    with current_emulator().directory.lock:
-        policy = tenant.rules.policy(identity)
+    with current_emulator().directory.edit(tenant) as draft:
+        policy = draft.rules.policy(identity)
         policy.description = text_field(payload, "description") or ""
-    return json_response(policy_json(tenant, policy))
+    return json_response(policy_json(draft, policy))
 
 
 @control.delete("/tenants/<tenant_key>/accessPolicies/<identity>")
 def delete_policy(tenant_key: str, identity: str) -> Response:
     tenant = tenant_for(tenant_key)
     now, delay = _timing()
-    with current_emulator().directory.lock:
-        policies.remove_access_policy(tenant, identity, now=now, delay=delay)
+    with current_emulator().directory.edit(tenant) as draft:
+        policies.remove_access_policy(draft, identity, now=now, delay=delay)
     return no_content()
 
 
@@ -134,7 +134,7 @@ def test_policy(tenant_key: str) -> Response:
             "app_id": app_id,
             "mailbox": mailbox.address.split("@")[0],
             "mailbox_id": mailbox.id,
-            "mailbox_sid": policies.scope_sid(mailbox.id),
+            "mailbox_sid": scope_sid(mailbox.id),
             "access_check_result": "Denied" if verdict.allowed is False else "Granted",
             "reason": verdict.reason,
         }
@@ -157,19 +157,19 @@ def create_service_principal(tenant_key: str) -> Response:
     """New-ServicePrincipal: `app_id`, `object_id` (default: the app's service principal), `display_name`."""
     tenant = tenant_for(tenant_key)
     payload = body_object()
-    with current_emulator().directory.lock:
-        sp = read(lambda: reader().service_principal(payload, tenant, "service_principal"))
+    with current_emulator().directory.edit(tenant) as draft:
+        sp = read(lambda: reader().service_principal(payload, draft, "service_principal"))
     return created(dump_service_principal(sp) | {"identity": sp.identity})
 
 
 @control.delete("/tenants/<tenant_key>/servicePrincipals/<key>")
 def delete_service_principal(tenant_key: str, key: str) -> Response:
     tenant = tenant_for(tenant_key)
-    with current_emulator().directory.lock:
-        sp = tenant.rules.service_principal(key)
-        if any(a.app_id == sp.app_id for a in tenant.rules.configured_assignments()):
+    with current_emulator().directory.edit(tenant) as draft:
+        sp = draft.rules.service_principal(key)
+        if any(a.app_id == sp.app_id for a in draft.rules.configured_assignments()):
             raise ControlError(409, "ServicePrincipalInUse", f"{sp.display_name} still has role assignments.")
-        tenant.rules.service_principals.remove(sp)
+        draft.rules.service_principals.remove(sp)
     return no_content()
 
 
@@ -201,8 +201,8 @@ def test_authorization(tenant_key: str, key: str) -> Response:
     return json_response({"value": rows})
 
 
-def _only(tenant: Tenant, assignment: RoleAssignment) -> policies.AccessRules:
-    return policies.AccessRules(scopes=tenant.rules.scopes, assignments=[assignment])
+def _only(tenant: Tenant, assignment: RoleAssignment) -> AccessRules:
+    return AccessRules(scopes=tenant.rules.scopes, assignments=[assignment])
 
 
 @control.get("/tenants/<tenant_key>/managementScopes")
@@ -215,16 +215,16 @@ def create_scope(tenant_key: str) -> Response:
     """New-ManagementScope: `name`, `filter` (a RecipientRestrictionFilter)."""
     tenant = tenant_for(tenant_key)
     payload = body_object()
-    with current_emulator().directory.lock:
-        scope = read(lambda: reader().management_scope(payload, tenant, "management_scope"))
+    with current_emulator().directory.edit(tenant) as draft:
+        scope = read(lambda: reader().management_scope(payload, draft, "management_scope"))
     return created(dump_scope(scope))
 
 
 @control.delete("/tenants/<tenant_key>/managementScopes/<name>")
 def delete_scope(tenant_key: str, name: str) -> Response:
     tenant = tenant_for(tenant_key)
-    with current_emulator().directory.lock:
-        policies.remove_management_scope(tenant, name)
+    with current_emulator().directory.edit(tenant) as draft:
+        policies.remove_management_scope(draft, name)
     return no_content()
 
 
@@ -240,8 +240,8 @@ def create_assignment(tenant_key: str) -> Response:
     tenant = tenant_for(tenant_key)
     payload = body_object()
     now, delay = _timing()
-    with current_emulator().directory.lock:
-        assignment = read(lambda: reader().role_assignment(payload, tenant, "role_assignment", now=now, delay=delay))
+    with current_emulator().directory.edit(tenant) as draft:
+        assignment = read(lambda: reader().role_assignment(payload, draft, "role_assignment", now=now, delay=delay))
     return created(assignment_json(assignment))
 
 
@@ -249,6 +249,6 @@ def create_assignment(tenant_key: str) -> Response:
 def delete_assignment(tenant_key: str, name: str) -> Response:
     tenant = tenant_for(tenant_key)
     now, delay = _timing()
-    with current_emulator().directory.lock:
-        policies.remove_role_assignment(tenant, name, now=now, delay=delay)
+    with current_emulator().directory.edit(tenant) as draft:
+        policies.remove_role_assignment(draft, name, now=now, delay=delay)
     return no_content()

@@ -522,8 +522,7 @@ def _iso(moment: datetime) -> str:
 
 def dump_world(directory: Directory, settings: Settings) -> dict[str, Any]:
     """The whole directory as tenant-file data; `load_world(dump_world(...))` rebuilds the same world."""
-    with directory.lock:
-        tenants = [dump_tenant(tenant) for tenant in directory.tenants]
+    tenants = [dump_tenant(tenant) for tenant in directory.tenants]
     return {"settings": settings.to_dict(), "tenants": tenants}
 
 

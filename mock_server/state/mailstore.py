@@ -503,7 +503,7 @@ class MailStore:
     def __init__(self, clock: Callable[[], datetime] | None = None) -> None:
         self._now = clock or (lambda: datetime.now(UTC).replace(microsecond=0))
         self._lock = threading.Lock()
-        self._stores: dict[str, MailboxStore] = {}
+        self._stores: dict[tuple[str, str], MailboxStore] = {}
         self._outbound: list[OutboundMail] = []
 
     def now(self) -> datetime:
@@ -517,16 +517,22 @@ class MailStore:
 
     def forget(self, mailbox: Mailbox) -> None:
         with self._lock:
-            self._stores.pop(mailbox.id, None)
+            self._stores.pop(mailbox.store_key, None)
 
     def store(self, mailbox: Mailbox) -> MailboxStore:
-        """The mailbox's store, created with its well-known folders on first use."""
-        store = self._stores.get(mailbox.id)
+        """The mailbox's store, created with its well-known folders on first use.
+
+        Stores are filed per tenant and mailbox id: two tenants never share mail, whatever ids they use.
+        """
+        key = mailbox.store_key
+        if not key[0]:
+            raise ValueError(f"mailbox {mailbox.address} belongs to no tenant")
+        store = self._stores.get(key)
         if store is None:
             with self._lock:
-                store = self._stores.get(mailbox.id)
+                store = self._stores.get(key)
                 if store is None:
-                    store = self._stores[mailbox.id] = MailboxStore(mailbox, self._now)
+                    store = self._stores[key] = MailboxStore(mailbox, self._now)
         return store
 
     def outbound(self) -> list[OutboundMail]:
@@ -607,16 +613,5 @@ def resolve_recipient(tenant: Tenant, address: str) -> list[Mailbox] | None:
     group = tenant.group(address) if "@" in address else None
     if group is None or group.address.lower() != address.strip().lower():
         return None
-    found: dict[str, Mailbox] = {}
-    pending, seen = [group], {group.id}
-    while pending:
-        for member in pending.pop().members:
-            box = tenant.mailbox(member)
-            if box is not None:
-                found.setdefault(box.id, box)
-                continue
-            nested = tenant.group(member)
-            if nested is not None and nested.id not in seen:
-                seen.add(nested.id)
-                pending.append(nested)
-    return list(found.values())
+    members = tenant.group_members(group, nested=True)
+    return [box for box in tenant.mailboxes.values() if box.id in members]

@@ -10,9 +10,21 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from mock_server.state.directory import DirectoryError, Group, Mailbox, Tenant
+from mock_server.state.directory import Group, Mailbox, Tenant
+from mock_server.state.errors import RuleError, not_found
+from mock_server.state.rules import (
+    AccessPolicy,
+    AccessRules,
+    Lifetime,
+    ManagementScope,
+    RoleAssignment,
+    ServicePrincipal,
+    scope_sid,
+)
+
+__all__ = ["AccessRules", "RuleError", "scope_sid"]  # re-exported for callers of the rules' evaluation
 
 ACCESS_RIGHTS = ("RestrictAccess", "DenyAccess")
 NOT_A_SECURITY_PRINCIPAL = "The identity of the policy scope is not a security principal."
@@ -31,115 +43,6 @@ RBAC_ROLES: dict[str, tuple[str, ...]] = {
 _ROLE_BY_LOWER = {name.lower(): name for name in RBAC_ROLES}
 
 
-class RuleError(DirectoryError):
-    """A policy, scope or assignment change that Exchange would refuse; the message is Exchange's."""
-
-
-@dataclass
-class Lifetime:
-    """When a rule counts: from `effective_at` until `removed_at` (clock seconds; None = still configured)."""
-
-    effective_at: float = 0.0
-    removed_at: float | None = None
-
-    def active(self, now: float) -> bool:
-        return self.effective_at <= now and (self.removed_at is None or now < self.removed_at)
-
-    @property
-    def configured(self) -> bool:
-        return self.removed_at is None
-
-
-@dataclass
-class AccessPolicy:
-    identity: str
-    app_ids: list[str]
-    access_right: str
-    scope_kind: str  # "group" or "mailbox"
-    scope_id: str
-    scope_name: str
-    description: str
-    lifetime: Lifetime = field(default_factory=Lifetime)
-
-    def applies_to(self, app_id: str) -> bool:
-        return "*" in self.app_ids or app_id.lower() in self.app_ids
-
-
-@dataclass
-class ServicePrincipal:
-    """Exchange's pointer to an Entra service principal (`New-ServicePrincipal`)."""
-
-    identity: str
-    app_id: str
-    object_id: str
-    display_name: str
-
-
-@dataclass
-class ManagementScope:
-    name: str
-    filter_text: str
-    matches: Callable[[Tenant, Mailbox], bool] = field(repr=False)
-    identity: str = field(default_factory=lambda: str(uuid.uuid4()))
-
-
-@dataclass
-class RoleAssignment:
-    name: str
-    role: str
-    app_id: str
-    scope_name: str | None  # None: the whole organisation
-    lifetime: Lifetime = field(default_factory=Lifetime)
-
-
-@dataclass
-class AccessRules:
-    """A tenant's policies, service principals, management scopes and role assignments."""
-
-    policies: list[AccessPolicy] = field(default_factory=list)
-    service_principals: list[ServicePrincipal] = field(default_factory=list)
-    scopes: list[ManagementScope] = field(default_factory=list)
-    assignments: list[RoleAssignment] = field(default_factory=list)
-
-    def configured_policies(self) -> list[AccessPolicy]:
-        return [p for p in self.policies if p.lifetime.configured]
-
-    def configured_assignments(self) -> list[RoleAssignment]:
-        return [a for a in self.assignments if a.lifetime.configured]
-
-    def policy(self, identity: str) -> AccessPolicy:
-        key = identity.strip().lower()
-        for policy in self.configured_policies():
-            if key in (policy.identity.lower(), policy_display_identity(policy).lower()):
-                return policy
-        raise RuleError(f"The operation couldn't be performed because object '{identity}' couldn't be found.")
-
-    def scope(self, name: str) -> ManagementScope:
-        for scope in self.scopes:
-            if name.strip().lower() in (scope.name.lower(), scope.identity):
-                return scope
-        raise RuleError(f"The operation couldn't be performed because object '{name}' couldn't be found.")
-
-    def service_principal(self, key: str) -> ServicePrincipal:
-        key = key.strip().lower()
-        for sp in self.service_principals:
-            if key in (sp.app_id, sp.object_id, sp.identity, sp.display_name.lower()):
-                return sp
-        raise RuleError(f"The operation couldn't be performed because object '{key}' couldn't be found.")
-
-
-def policy_display_identity(policy: AccessPolicy) -> str:
-    """`<tenant-ish guid>\\<AppId>:<scope SID>;<scope object id>` as Get-ApplicationAccessPolicy shows it."""
-    return f"{policy.identity}\\{','.join(policy.app_ids)}:{scope_sid(policy.scope_id)};{policy.scope_id}"
-
-
-def scope_sid(object_id: str) -> str:
-    """A stable, SID-shaped identifier for a directory object."""
-    parts = uuid.UUID(object_id).int
-    sub = [(parts >> shift) & 0xFFFFFFFF for shift in (96, 64, 32, 0)]
-    return "S-1-5-21-" + "-".join(str(v) for v in sub)
-
-
 def canonical_role(name: str) -> str:
     try:
         return _ROLE_BY_LOWER[name.strip().lower()]
@@ -152,18 +55,7 @@ def canonical_role(name: str) -> str:
 
 def is_member(tenant: Tenant, group: Group, mailbox: Mailbox, *, nested: bool) -> bool:
     """Whether `mailbox` is in `group`, directly or (with `nested`) through member groups."""
-    pending, seen = [group], {group.id}
-    while pending:
-        current = pending.pop()
-        for member in current.members:
-            if tenant.mailbox(member) is mailbox:
-                return True
-            if nested:
-                inner = tenant.group(member)
-                if inner is not None and inner.id not in seen:
-                    seen.add(inner.id)
-                    pending.append(inner)
-    return False
+    return mailbox.id in tenant.group_members(group, nested=nested)
 
 
 def resolve_policy_scope(tenant: Tenant, identity: str) -> tuple[str, str, str]:
@@ -173,7 +65,7 @@ def resolve_policy_scope(tenant: Tenant, identity: str) -> tuple[str, str, str]:
         return "group", group.id, group.display_name
     mailbox = tenant.mailbox(identity)
     if mailbox is None:
-        raise RuleError(f"The operation couldn't be performed because object '{identity}' couldn't be found.")
+        raise not_found(identity)
     if mailbox.kind != "user":
         raise RuleError(NOT_A_SECURITY_PRINCIPAL)
     return "mailbox", mailbox.id, mailbox.display_name
@@ -535,4 +427,4 @@ def remove_role_assignment(tenant: Tenant, name: str, *, now: float, delay: floa
             if assignment.lifetime.removed_at <= assignment.lifetime.effective_at:
                 tenant.rules.assignments.remove(assignment)
             return assignment
-    raise RuleError(f"The operation couldn't be performed because object '{name}' couldn't be found.")
+    raise not_found(name)

@@ -68,14 +68,18 @@ def test_secret_rotation_and_expiry(admin, client, tenant, demo_app, clock):
     assert wrong.get_json()["error_codes"] == [7000215]
 
 
-def test_certificate_upload(admin, demo_app):
+def test_certificate_upload(admin, emulator, demo_app):
+    def current_certificates() -> list:
+        return emulator.directory.tenants[0].application(demo_app.app_id).certificates
+
     pem = certificate_pem(self_signed_certificate(new_rsa_key(), "daemon"))
     created = admin.call("POST", f"applications/{demo_app.app_id}/certificates", {"pem": pem}, expect=201).get_json()
-    assert created["pem"] == pem and len(demo_app.certificates) == 1
+    assert created["pem"] == pem and len(current_certificates()) == 1
+    assert demo_app.certificates == [], "the version read before the change stays as it was"
     assert admin.call("POST", f"applications/{demo_app.app_id}/certificates", {"pem": pem}).status_code == 409
     assert admin.call("POST", f"applications/{demo_app.app_id}/certificates", {"pem": "nope"}).status_code == 400
     admin.call("DELETE", f"applications/{demo_app.app_id}/certificates/{created['id']}", expect=204)
-    assert demo_app.certificates == []
+    assert current_certificates() == []
 
 
 def test_mailbox_lifecycle(admin, graph):
