@@ -1,4 +1,8 @@
-"""The `m365-mock` command: serve the emulator, show where its CA lives."""
+"""m365-mock: an offline Entra ID token endpoint and Microsoft Graph mail v1.0, and the tools around it.
+
+Serve the emulator on a tenant file or the demo tenant, drive it with Exchange Online cmdlets, the reference
+client or scenarios, and read its request log with each access decision.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ import argparse
 import os
 import secrets
 import sys
+import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,8 +22,18 @@ from mock_server.state.config import ConfigError, LoadedWorld, load_demo_world, 
 DEFAULT_STATE_DIR = Path(os.environ.get("M365_MOCK_STATE_DIR", Path.home() / ".m365-mock"))
 
 
+MAX_THREADS = 64
+MAX_BODY_TIMEOUT = 3600.0
+
+
 def default_threads() -> int:
     return max(4, min(8, 2 * (os.cpu_count() or 1) + 1))
+
+
+def fail(message: str) -> int:
+    """One line on stderr for a start-up error the user can fix; exit status 2."""
+    print(f"m365-mock: {message}", file=sys.stderr, flush=True)
+    return 2
 
 
 def _add_state_dir(parser: argparse.ArgumentParser) -> None:
@@ -32,11 +47,16 @@ def _add_state_dir(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="m365-mock", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="m365-mock", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--version", action="version", version=f"m365-mock {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    serve = commands.add_parser("serve", help="run the emulator (HTTPS by default) on a tenant file or the demo tenant")
+    def command(name: str, summary: str, **kwargs: Any) -> argparse.ArgumentParser:
+        return commands.add_parser(name, help=summary, description=kwargs.pop("description", summary), **kwargs)
+
+    serve = command("serve", "run the emulator (HTTPS by default) on a tenant file or the demo tenant")
     serve.add_argument("--config", type=Path, help="tenant file (YAML or JSON); default: the built-in demo tenant")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8443, help="port to listen on; 0 picks a free one (default 8443)")
@@ -58,37 +78,41 @@ def build_parser() -> argparse.ArgumentParser:
         "--threads",
         type=int,
         default=default_threads(),
-        help=f"request threads (default {default_threads()}: twice the cores plus one, 4 to 8)",
+        help=f"threads running the app, 1 to {MAX_THREADS} "
+        f"(default {default_threads()}: twice the cores plus one, 4 to 8)",
+    )
+    serve.add_argument(
+        "--body-timeout",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="answer 408 when a request body stalls this long between two parts (default 10)",
     )
     _add_state_dir(serve)
 
-    ca_path = commands.add_parser("ca-path", help="print the path of the emulator's CA certificate (made if missing)")
+    ca_path = command("ca-path", "print the path of the emulator's CA certificate (made if missing)")
     _add_state_dir(ca_path)
 
     from mock_server.control_client import add_exo_arguments
     from mock_server.logview import add_arguments as add_log_arguments
 
-    exo = commands.add_parser("exo", help="run Exchange Online PowerShell cmdlets against a running emulator")
+    exo = command("exo", "run Exchange Online PowerShell cmdlets against a running emulator", description=None)
     add_exo_arguments(exo)
     _add_state_dir(exo)
 
-    log = commands.add_parser("log", help="show a running emulator's request log with each access decision")
+    log = command("log", "show a running emulator's request log with each access decision", description=None)
     add_log_arguments(log)
     _add_state_dir(log)
 
-    client = commands.add_parser(
-        "client", help="the reference client: token, folders, fetch, send", add_help=False, prefix_chars="\0"
-    )
+    client = command("client", "the reference client: token, folders, fetch, send", add_help=False, prefix_chars="\0")
     client.add_argument("client_args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
 
     from scenarios.cli import add_arguments as add_scenario_arguments
 
-    scenario = commands.add_parser("scenario", help="run scenario files or the built-in library")
+    scenario = command("scenario", "run scenario files or the built-in library")
     add_scenario_arguments(scenario)
 
-    demo = commands.add_parser(
-        "demo", help="serve the demo tenant, run the built-in scenarios against it, then keep serving"
-    )
+    demo = command("demo", "serve the demo tenant, run the built-in scenarios against it, then keep serving")
     demo.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     demo.add_argument("--port", type=int, default=8443, help="port (default 8443; 0 picks a free one)")
     demo.add_argument("--no-serve", action="store_true", help="stop after the scenarios (exit 1 if one failed)")
@@ -165,43 +189,95 @@ def banner(facts: dict[str, Any], world: LoadedWorld, started: float, source: st
     if state:
         lines.append(f"  Connection:   {state / 'connection.json'} and connection.env")
     if app:
-        trust = f'os.environ["REQUESTS_CA_BUNDLE"] = "{ca}"\n    ' if ca else ""
-        lines += [
-            "",
-            "MSAL (Python):",
-            f'    {trust}app = msal.ConfidentialClientApplication("{app["app_id"]}",',
-            f'        client_credential="{app["client_secret"]}",',
-            f'        authority="{tenant["authority"]}", instance_discovery=False)',
-            '    app.acquire_token_for_client(scopes=["https://graph.microsoft.com/.default"])',
-            "",
-            "azure-identity:",
-            f'    ClientSecretCredential("{tenant["id"]}", "{app["app_id"]}", "{app["client_secret"]}",',
-            f'        authority="{base}", disable_instance_discovery=True'
-            + (f', connection_verify="{ca}")' if ca else ")"),
-            "",
-            "curl:",
-            f"    curl{' --cacert ' + ca if ca else ''} -d grant_type=client_credentials \\",
-            f"      -d client_id={app['app_id']} \\",
-            f"      --data-urlencode client_secret='{app['client_secret']}' \\",
-            f"      -d scope=https://graph.microsoft.com/.default {tenant['token_endpoint']}",
-        ]
+        lines += ["", *client_snippets(facts, app)]
     lines += ["", "Press Ctrl+C to stop."]
     return "\n".join(lines)
 
 
+def client_snippets(facts: dict[str, Any], app: dict[str, Any]) -> list[str]:
+    """MSAL, azure-identity and curl, each runnable as pasted (msal and azure-identity are not dependencies)."""
+    base, ca = facts["base_url"], facts["ca_file"]
+    tenant = facts["tenants"][0]
+    client_id, secret = app["app_id"], app["client_secret"]
+    scope = "https://graph.microsoft.com/.default"
+    msal = ["import msal"]
+    if ca:
+        msal = ["import os, msal", f'os.environ["REQUESTS_CA_BUNDLE"] = "{ca}"']
+    verify = f', connection_verify="{ca}"' if ca else ""
+    return [
+        "MSAL for Python (pip install msal):",
+        *msal,
+        f'app = msal.ConfidentialClientApplication("{client_id}", client_credential="{secret}",',
+        f'    authority="{tenant["authority"]}", instance_discovery=False)',
+        f'print(app.acquire_token_for_client(scopes=["{scope}"])["token_type"])',
+        "",
+        "azure-identity (pip install azure-identity):",
+        "from azure.identity import ClientSecretCredential",
+        f'credential = ClientSecretCredential("{tenant["id"]}", "{client_id}", "{secret}",',
+        f'    authority="{base}", disable_instance_discovery=True{verify})',
+        f'print(credential.get_token("{scope}").expires_on)',
+        "",
+        "curl:",
+        f"curl{' --cacert ' + ca if ca else ''} -d grant_type=client_credentials \\",
+        f"  -d client_id={client_id} \\",
+        f"  --data-urlencode client_secret='{secret}' \\",
+        f"  -d scope={scope} {tenant['token_endpoint']}",
+    ]
+
+
+def serve_argument_problem(args: argparse.Namespace) -> str | None:
+    """What is wrong with `serve`'s numbers, in one line; None when nothing is."""
+    if not 0 <= args.port <= 65535:
+        return f"--port must be between 0 and 65535 (got {args.port})"
+    if not 1 <= args.threads <= MAX_THREADS:
+        return f"--threads must be between 1 and {MAX_THREADS} (got {args.threads})"
+    if not 0 < args.body_timeout <= MAX_BODY_TIMEOUT:
+        return (
+            f"--body-timeout must be more than 0 and at most {MAX_BODY_TIMEOUT:g} seconds (got {args.body_timeout:g})"
+        )
+    return None
+
+
+def prepare_state_dir(state_dir: Path) -> str | None:
+    """Make the state folder if needed and check that it takes files; a one-line problem, or None."""
+    if state_dir.exists() and not state_dir.is_dir():
+        return f"the state folder {state_dir} is a file, not a folder (choose another with --state-dir)"
+    try:
+        state_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        return f"cannot make the state folder {state_dir}: {exc.strerror or exc}"
+    try:
+        with tempfile.TemporaryFile(dir=state_dir, prefix=".write-check-"):
+            pass
+    except OSError as exc:
+        return f"cannot write in the state folder {state_dir}: {exc.strerror or exc} (choose another with --state-dir)"
+    return None
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from mock_server.app import create_app
-    from mock_server.identity.keys import SigningKey, ensure_tls_files
-    from mock_server.server import ServeOptions, check_port_free, free_port, serve, write_connection_files
+    from mock_server.identity.keys import SigningKey, StateFileError, ensure_tls_files
+    from mock_server.server import (
+        ServeError,
+        ServeOptions,
+        check_port_free,
+        free_port,
+        serve,
+        write_connection_files,
+    )
 
     started = time.monotonic()
+    problem = serve_argument_problem(args)
+    if problem:
+        return fail(problem)
     try:
         world = _load_world(args.config)
     except ConfigError as exc:
-        print(f"m365-mock: {exc}", file=sys.stderr)
-        return 2
+        return fail(str(exc))
     state_dir: Path = args.state_dir.expanduser().resolve()
-    state_dir.mkdir(parents=True, exist_ok=True)
+    problem = prepare_state_dir(state_dir)
+    if problem:
+        return fail(problem)
     port = args.port or free_port(args.host)
     try:
         check_port_free(args.host, port)
@@ -213,29 +289,48 @@ def cmd_serve(args: argparse.Namespace) -> int:
         port=port,
         use_tls=not args.http,
         threads=args.threads,
+        body_timeout=args.body_timeout,
         state_dir=state_dir,
         advertised_host=args.hostname[0] if args.hostname else None,
     )
-    if options.use_tls:
-        tls = ensure_tls_files(state_dir, args.hostname)
-        options.cert_file, options.key_file, options.ca_file = tls.leaf_cert, tls.leaf_key, tls.ca_cert
+    try:
+        if options.use_tls:
+            tls = ensure_tls_files(state_dir, args.hostname)
+            options.cert_file, options.key_file, options.ca_file = tls.leaf_cert, tls.leaf_key, tls.ca_cert
+        signing_key = SigningKey.load_or_create(state_dir)
+    except StateFileError as exc:
+        return fail(str(exc))
+    except OSError as exc:
+        return fail(f"cannot write in the state folder {state_dir}: {exc}")
     admin_key = args.admin_key or secrets.token_urlsafe(24)
-    app = create_app(world, signing_key=SigningKey.load_or_create(state_dir), admin_key=admin_key)
+    app = create_app(world, signing_key=signing_key, admin_key=admin_key)
     facts = connection_facts(world, options.base_url, options.ca_file, admin_key)
     source = f"tenant file {args.config}" if args.config else "the built-in demo tenant"
 
     def on_ready() -> None:
-        write_connection_files(state_dir, facts)
+        # The banner first: whoever waits for connection.json (start_emulator, tests) then finds it in the log.
         print(banner(facts, world, started, source), flush=True)
+        write_connection_files(state_dir, facts)
 
-    serve(app, options, on_ready)
+    try:
+        serve(app, options, on_ready)
+    except ServeError as exc:
+        print(f"m365-mock: {exc}", file=sys.stderr, flush=True)
+        return 1
     return 0
 
 
 def cmd_ca_path(args: argparse.Namespace) -> int:
-    from mock_server.identity.keys import ensure_tls_files
+    from mock_server.identity.keys import StateFileError, ensure_tls_files
 
-    print(ensure_tls_files(args.state_dir.expanduser().resolve()).ca_cert)
+    state_dir = args.state_dir.expanduser().resolve()
+    problem = prepare_state_dir(state_dir)
+    if problem:
+        return fail(problem)
+    try:
+        print(ensure_tls_files(state_dir).ca_cert)
+    except StateFileError as exc:
+        return fail(str(exc))
     return 0
 
 

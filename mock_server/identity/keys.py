@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
@@ -104,6 +105,49 @@ def atomic_write(path: Path, data: bytes | str, mode: int = 0o644) -> None:
         raise
 
 
+class StateFileError(ValueError):
+    """A key or certificate file in the state folder that cannot be used; the message says what to do."""
+
+
+def _read_state_file(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise StateFileError(f"cannot read {path}: {exc.strerror or exc}") from exc
+
+
+def _load_key_file(path: Path, remedy: str) -> rsa.RSAPrivateKey:
+    try:
+        return load_private_key(_read_state_file(path))
+    except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
+        raise StateFileError(f"{path} is not an unencrypted PEM RSA private key ({_reason(exc)}); {remedy}") from exc
+
+
+def _load_certificate_file(path: Path, remedy: str) -> x509.Certificate:
+    try:
+        return load_certificate(_read_state_file(path))
+    except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
+        raise StateFileError(f"{path} is not a PEM certificate ({_reason(exc)}); {remedy}") from exc
+
+
+def _reason(exc: Exception) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return text[:120]
+
+
+def _same_key(key: rsa.RSAPrivateKey, cert: x509.Certificate) -> bool:
+    public = cert.public_key()
+    return isinstance(public, rsa.RSAPublicKey) and public.public_numbers() == key.public_key().public_numbers()
+
+
+def _check_pair(key_file: Path, cert_file: Path, remedy: str) -> bool:
+    """True when both files exist; StateFileError when only one does (a new pair would replace the other)."""
+    if key_file.exists() != cert_file.exists():
+        present, missing = (key_file, cert_file) if key_file.exists() else (cert_file, key_file)
+        raise StateFileError(f"{present} is there but {missing.name} is missing; {remedy}")
+    return key_file.exists()
+
+
 @dataclass(frozen=True)
 class SigningKey:
     """The emulator's token-signing key with the certificate published in the JWKS."""
@@ -137,10 +181,23 @@ class SigningKey:
 
     @classmethod
     def load_or_create(cls, folder: Path) -> SigningKey:
-        """Reuse the key in `folder` so tokens stay valid across restarts; make it on first use."""
+        """Reuse the key in `folder` so tokens stay valid across restarts; make it on first use.
+
+        Half a pair, a file that does not parse, or a key that is not the certificate's raises StateFileError:
+        a new key would silently invalidate every token already issued (`kid` is the certificate's
+        thumbprint).
+        """
         key_file, cert_file = folder / "signing-key.pem", folder / "signing-cert.pem"
-        if key_file.exists() and cert_file.exists():
-            return cls(load_private_key(key_file.read_bytes()), load_certificate(cert_file.read_text()))
+        remedy = (
+            "tokens issued with the old key would no longer verify, so no new key was made: restore the file, "
+            "or delete signing-key.pem and signing-cert.pem both to start with a new key"
+        )
+        if _check_pair(key_file, cert_file, remedy):
+            key = _load_key_file(key_file, remedy)
+            cert = _load_certificate_file(cert_file, remedy)
+            if not _same_key(key, cert):
+                raise StateFileError(f"{key_file} is not the key of {cert_file.name}; {remedy}")
+            return cls(key, cert)
         signing = cls.generate()
         atomic_write(key_file, private_key_pem(signing.private_key), 0o600)
         atomic_write(cert_file, certificate_pem(signing.certificate))
@@ -262,15 +319,25 @@ def ensure_tls_files(folder: Path, hostnames: list[str] | None = None) -> TlsFil
     hostnames = hostnames or []
     files = TlsFiles(folder / "ca.pem", folder / "tls-cert.pem", folder / "tls-key.pem")
     ca_key_file = folder / "ca-key.pem"
-    if files.ca_cert.exists() and ca_key_file.exists():
-        ca_key = load_private_key(ca_key_file.read_bytes())
-        ca = load_certificate(files.ca_cert.read_text())
+    ca_remedy = (
+        "clients trust this CA, so no new one was made: restore the file, or delete ca.pem and ca-key.pem "
+        "both to make a new CA (clients must then trust the new ca.pem)"
+    )
+    if _check_pair(ca_key_file, files.ca_cert, ca_remedy):
+        ca_key = _load_key_file(ca_key_file, ca_remedy)
+        ca = _load_certificate_file(files.ca_cert, ca_remedy)
+        if not _same_key(ca_key, ca):
+            raise StateFileError(f"{ca_key_file} is not the key of {files.ca_cert.name}; {ca_remedy}")
     else:
         ca_key, ca = _new_ca()
         atomic_write(ca_key_file, private_key_pem(ca_key), 0o600)
         atomic_write(files.ca_cert, certificate_pem(ca))
     if files.leaf_cert.exists() and files.leaf_key.exists():
-        leaf = load_certificate(files.leaf_cert.read_text())
+        leaf_remedy = "delete tls-cert.pem and tls-key.pem to have them made again from the CA"
+        leaf = _load_certificate_file(files.leaf_cert, leaf_remedy)
+        leaf_key = _load_key_file(files.leaf_key, leaf_remedy)
+        if not _same_key(leaf_key, leaf):
+            raise StateFileError(f"{files.leaf_key} is not the key of {files.leaf_cert.name}; {leaf_remedy}")
         if _leaf_covers(leaf, hostnames) and leaf.issuer == ca.subject:
             return files
     leaf_key, leaf = _issue_leaf(ca_key, ca, hostnames)
