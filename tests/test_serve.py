@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
+import signal
 import socket
 import ssl
 import stat
 import subprocess
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -205,7 +208,6 @@ def test_stops_promptly_while_an_http2_client_keeps_its_connection(tmp_path):
     """msgraph-sdk keeps an HTTP/2 connection open; Ctrl+C / SIGTERM must still stop the emulator."""
     import asyncio
     import ssl as ssl_module
-    import time
 
     import httpx
 
@@ -253,3 +255,280 @@ def test_log_command_shows_decisions_of_the_running_emulator(tmp_path):
 def test_log_command_without_an_emulator(tmp_path):
     result = run_cli("log", "--state-dir", str(tmp_path))
     assert result.returncode == 2 and "no emulator to talk to" in result.stderr
+
+
+# ---------------------------------------------------------------- slow and oversized requests (the front)
+
+
+def _refusal_keeps_its_status() -> bool:
+    """Whether the app answers a refusal from the front (408/414/431) with that status on Graph and token paths."""
+    from werkzeug.exceptions import RequestTimeout
+
+    from mock_server.app import REFUSAL, create_app
+
+    client = create_app().test_client()
+    return all(
+        client.post(path, environ_overrides={REFUSAL: RequestTimeout()}).status_code == 408
+        for path in ("/common/oauth2/v2.0/token", "/v1.0/users/x/sendMail")
+    )
+
+
+# The app renders the front's 408/414/431 on Graph and token paths through its 400 equivalents today
+# (mock_server/app.py `_graph_equivalent` / `_aadsts_equivalent`); these status checks hold once it keeps them.
+refusal_status = pytest.mark.xfail(
+    not _refusal_keeps_its_status(),
+    reason="mock_server/app.py answers 408/414/431 refusals on Graph and token paths as 400",
+    strict=True,
+)
+
+
+def _port(running) -> int:
+    return int(running.base_url.rsplit(":", 1)[1])
+
+
+def open_tls(running) -> ssl.SSLSocket:
+    context = ssl.create_default_context(cafile=running.ca_file)
+    raw = socket.create_connection(("127.0.0.1", _port(running)), timeout=20)
+    return context.wrap_socket(raw, server_hostname="127.0.0.1")
+
+
+def start_upload(running, path: str, *, length: int = 1000, sent: bytes = b"grant_type=") -> ssl.SSLSocket:
+    """A POST whose headers and first `sent` bytes arrive, then nothing more."""
+    conn = open_tls(running)
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{_port(running)}\r\n"
+        f"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {length}\r\n\r\n"
+    )
+    conn.sendall(head.encode() + sent)
+    return conn
+
+
+def read_answer(conn: ssl.SSLSocket, method: str = "POST") -> http.client.HTTPResponse:
+    response = http.client.HTTPResponse(conn, method=method)
+    response.begin()
+    response.body = response.read()  # type: ignore[attr-defined]
+    return response
+
+
+@pytest.fixture(scope="module")
+def two_threads(tmp_path_factory):
+    with start_emulator(tmp_path_factory.mktemp("two-threads"), "--threads", "2", "--body-timeout", "1") as running:
+        yield running
+
+
+def test_stalled_uploads_do_not_hold_the_request_threads(tmp_path):
+    with start_emulator(tmp_path, "--threads", "2") as running:
+        stalled = [start_upload(running, _token_path(running)) for _ in range(8)]
+        try:
+            health = requests.get(f"{running.base_url}/_m365/health", verify=running.ca_file, timeout=5)
+            assert health.status_code == 200
+            assert get_token(running).status_code == 200
+        finally:
+            for conn in stalled:
+                conn.close()
+
+
+def _token_path(running) -> str:
+    return "/" + running.tenant["token_endpoint"].split("/", 3)[3]
+
+
+@refusal_status
+def test_a_stalled_body_gets_408_in_the_aadsts_format(two_threads):
+    conn = start_upload(two_threads, _token_path(two_threads))
+    with conn:
+        answer = read_answer(conn)
+    assert answer.status == 408
+    body = json.loads(answer.body)
+    assert body["error"] == "invalid_request" and "did not arrive" in body["error_description"]
+    assert answer.getheader("Connection") == "close"
+
+
+@refusal_status
+def test_a_stalled_body_gets_408_in_the_graph_format(two_threads):
+    conn = start_upload(two_threads, "/v1.0/users/support@contoso.onmicrosoft.com/sendMail", sent=b"{")
+    with conn:
+        answer = read_answer(conn)
+    assert answer.status == 408
+    error = json.loads(answer.body)["error"]
+    assert error["innerError"]["request-id"] == answer.getheader("request-id")
+
+
+def test_a_stalled_body_is_answered_in_json_and_the_connection_closed(two_threads):
+    conn = start_upload(two_threads, "/v1.0/users/support@contoso.onmicrosoft.com/sendMail", sent=b"{")
+    with conn:
+        answer = read_answer(conn)
+        assert conn.recv(1) == b""  # the server closed it
+    assert "did not arrive within 1 s" in json.loads(answer.body)["error"]["message"]
+    assert answer.getheader("Connection") == "close"
+
+
+def test_a_pooled_session_survives_refused_uploads(two_threads):
+    """401s answered to 100 KB bodies, then ordinary requests, all on one keep-alive session."""
+    url = f"{two_threads.base_url}/v1.0/users/support@contoso.onmicrosoft.com/sendMail"
+    health = f"{two_threads.base_url}/_m365/health"
+    ca, body = two_threads.ca_file, b"x" * 100_000
+    with requests.Session() as session:
+        for _ in range(20):
+            refused = session.post(url, data=body, headers={"Content-Type": "application/json"}, verify=ca, timeout=10)
+            assert refused.status_code == 401
+            assert refused.json()["error"]["code"] == "InvalidAuthenticationToken"
+            assert session.get(health, verify=ca, timeout=10).status_code == 200
+
+
+def test_a_body_over_the_limit_over_https_gets_its_413(two_threads):
+    response = requests.post(
+        two_threads.tenant["token_endpoint"], data=b"x" * (10 * 1024 * 1024), verify=two_threads.ca_file, timeout=30
+    )
+    assert response.status_code == 413
+    assert response.json()["error"] == "invalid_request"
+
+
+@refusal_status
+def test_a_one_mib_header_gets_a_json_431(two_threads):
+    response = requests.get(
+        f"{two_threads.base_url}/v1.0/users/support@contoso.onmicrosoft.com/messages",
+        headers={"X-Big": "x" * (1024 * 1024)},
+        verify=two_threads.ca_file,
+        timeout=30,
+    )
+    assert response.status_code == 431
+    assert response.json()["error"]["code"]
+
+
+def test_a_one_mib_header_gets_a_json_answer(two_threads):
+    response = requests.post(
+        two_threads.tenant["token_endpoint"],
+        headers={"X-Big": "x" * (1024 * 1024)},
+        verify=two_threads.ca_file,
+        timeout=30,
+    )
+    assert "header" in response.json()["error_description"]
+
+
+@refusal_status
+def test_a_too_long_url_gets_a_json_414(two_threads):
+    response = requests.get(
+        f"{two_threads.base_url}/v1.0/users/support@contoso.onmicrosoft.com/messages?$filter=" + "x" * 20_000,
+        verify=two_threads.ca_file,
+        timeout=30,
+    )
+    assert response.status_code == 414
+    assert response.json()["error"]["code"]
+
+
+def test_a_too_long_url_gets_a_json_answer(two_threads):
+    response = requests.get(
+        f"{two_threads.base_url}/_m365/health?" + "x" * 20_000, verify=two_threads.ca_file, timeout=30
+    )
+    assert response.status_code == 414
+    assert "URL" in response.json()["error"]["message"]
+
+
+def test_http2_large_body_gets_its_answer(two_threads):
+    httpx = pytest.importorskip("httpx")
+    pytest.importorskip("h2")
+    context = ssl.create_default_context(cafile=two_threads.ca_file)
+    with httpx.Client(http2=True, verify=context, timeout=30) as client:
+        response = client.post(
+            f"{two_threads.base_url}/v1.0/users/support@contoso.onmicrosoft.com/sendMail",
+            content=b"x" * (6 * 1024 * 1024),
+            headers={"Content-Type": "application/json"},
+        )
+        assert response.http_version == "HTTP/2"
+        assert response.status_code == 413
+        assert response.json()["error"]["code"] == "RequestEntityTooLarge"
+        assert client.get(f"{two_threads.base_url}/_m365/health").status_code == 200
+
+
+# ---------------------------------------------------------------- the processes
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def _gone(pid: int, within: float) -> bool:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            state = (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            return True
+        if state == "Z":
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_the_worker_exits_when_the_serve_process_is_killed(tmp_path):
+    running = start_emulator(tmp_path)
+    try:
+        workers = _children(running.process.pid)
+        assert workers, "granian's worker process"
+        os.kill(running.facts["pid"], signal.SIGKILL)
+        running.process.wait(10)
+        assert all(_gone(pid, 10) for pid in workers)
+        with socket.socket() as again:
+            again.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            again.bind(("127.0.0.1", _port(running)))
+    finally:
+        for pid in _children(running.process.pid):
+            os.kill(pid, signal.SIGKILL)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="process groups")
+def test_the_emulator_leads_its_own_process_group_so_a_forced_stop_reaches_the_worker(tmp_path):
+    from mock_server.process import kill_group
+
+    running = start_emulator(tmp_path)
+    workers = _children(running.process.pid)
+    assert os.getpgid(running.process.pid) == running.process.pid
+    assert all(os.getpgid(pid) == running.process.pid for pid in workers)
+    kill_group(running.process)
+    assert all(_gone(pid, 10) for pid in workers)
+
+
+def test_a_failed_second_start_leaves_the_running_emulators_files_alone(tmp_path):
+    from mock_server.process import EmulatorStartError
+
+    with start_emulator(tmp_path) as first:
+        connection = (tmp_path / "connection.json").read_text()
+        log = (tmp_path / "serve.log").read_text()
+        with pytest.raises(EmulatorStartError, match="cannot listen"):
+            start_emulator(tmp_path, "--port", str(_port(first)))
+        assert (tmp_path / "connection.json").read_text() == connection
+        assert (tmp_path / "serve.log").read_text() == log
+        assert requests.get(f"{first.base_url}/_m365/health", verify=first.ca_file, timeout=10).status_code == 200
+    assert not list(tmp_path.glob(".serve-*"))
+
+
+def test_a_failed_second_demo_leaves_the_running_emulators_files_alone(tmp_path):
+    with start_emulator(tmp_path) as first:
+        connection = (tmp_path / "connection.json").read_text()
+        log = (tmp_path / "serve.log").read_text()
+        result = run_cli("demo", "--port", str(_port(first)), "--state-dir", str(tmp_path))
+        assert result.returncode == 1 and "cannot listen" in result.stderr
+        assert (tmp_path / "connection.json").read_text() == connection
+        assert (tmp_path / "serve.log").read_text() == log
+
+
+def test_banner_snippets_run_as_pasted(served):
+    """The MSAL and azure-identity snippets of the banner, pasted into Python as they are, get tokens."""
+    pytest.importorskip("msal")
+    pytest.importorskip("azure.identity")
+    text = (served.state_dir / "serve.log").read_text()
+    for heading in ("MSAL for Python (pip install msal):\n", "azure-identity (pip install azure-identity):\n"):
+        snippet = text.split(heading, 1)[1].split("\n\n", 1)[0]
+        result = subprocess.run([sys.executable, "-c", snippet], capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.strip(), heading
