@@ -6,6 +6,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     M365_MOCK_STATE_DIR=/state
 
+# uid 10001 runs the emulator and the runner; docker-compose.yml's `reports` step opens the host's ./reports to it.
 RUN useradd --create-home --uid 10001 m365 && mkdir -p /state /reports && chown m365:m365 /state /reports
 
 WORKDIR /app

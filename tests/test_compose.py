@@ -1,8 +1,9 @@
-"""docker-compose.yml and the Dockerfile, exercised without Docker (none runs on CI machines here).
+"""docker-compose.yml, the Dockerfile and .dockerignore, exercised without Docker (none runs on CI machines here).
 
 Each compose service's command runs as a local process with the service's environment and its volumes mapped
-to folders: the emulator bound to loopback on a free port, the runner pointed at it by URL. The compose health
-check runs as written (with the port changed) to decide when the emulator is up.
+to folders: the emulator bound to loopback on a free port, the step that opens ./reports, the runner pointed at
+the emulator by URL. The compose health check runs as written (with the port changed) to decide when the
+emulator is up.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import shlex
+import stat
 import subprocess
 import sys
 import time
@@ -29,13 +31,21 @@ def compose() -> dict:
     return yaml.safe_load((REPO / "docker-compose.yml").read_text())
 
 
-def local(command: list[str], volumes: dict[str, Path], port: int) -> list[str]:
-    """A service command for this machine: m365-mock from this checkout, container paths and addresses mapped."""
+def host_paths(command: list[str], volumes: dict[str, Path]) -> list[str]:
+    """A command with container paths replaced by the host folders mounted there."""
     out = []
     for arg in command:
         for container_path, host_path in volumes.items():
             if arg == container_path or arg.startswith(container_path + "/"):
                 arg = str(host_path) + arg[len(container_path) :]
+        out.append(arg)
+    return out
+
+
+def local(command: list[str], volumes: dict[str, Path], port: int) -> list[str]:
+    """A service command for this machine: m365-mock from this checkout, container paths and addresses mapped."""
+    out = []
+    for arg in host_paths(command, volumes):
         arg = arg.replace("https://emulator:8443", f"https://127.0.0.1:{port}").replace(
             "127.0.0.1:8443", f"127.0.0.1:{port}"
         )
@@ -54,8 +64,9 @@ def volume_map(service: dict, named: dict[str, Path]) -> dict[str, Path]:
 
 def test_compose_topology_runs_the_builtin_scenarios(tmp_path):
     spec = compose()
-    emulator, runner = spec["services"]["emulator"], spec["services"]["scenarios"]
+    emulator, opener, runner = (spec["services"][name] for name in ("emulator", "reports", "scenarios"))
     assert runner["depends_on"]["emulator"]["condition"] == "service_healthy"
+    assert runner["depends_on"]["reports"]["condition"] == "service_completed_successfully"
     named = {name: tmp_path / name for name in spec["volumes"]}
     for folder in named.values():
         folder.mkdir()
@@ -82,6 +93,9 @@ def test_compose_topology_runs_the_builtin_scenarios(tmp_path):
             time.sleep(0.2)
         reports = tmp_path / "reports"
         reports.mkdir()
+        reports.chmod(0o755)  # as a checkout or Docker makes it: only its owner (the host user or root) may write
+        subprocess.run(host_paths(opener["command"], volume_map(opener, named) | {"/reports": reports}), check=True)
+        assert stat.S_IMODE(reports.stat().st_mode) & 0o007 == 0o007, "uid 10001 may not write the reports"
         runner_volumes = volume_map(runner, named) | {"/reports": reports}
         runner_env = {**os.environ, **{k: str(v) for k, v in runner["environment"].items()}}
         result = subprocess.run(
@@ -91,6 +105,7 @@ def test_compose_topology_runs_the_builtin_scenarios(tmp_path):
         assert "11 passed, 0 failed" in result.stdout
         suite = ET.parse(reports / "junit.xml").getroot()
         assert (suite.get("tests"), suite.get("failures")) == ("11", "0")
+        assert stat.S_IMODE((reports / "junit.xml").stat().st_mode) & 0o004, "the host user may not read the report"
         assert (named["m365-state"] / "ca.pem").exists()
     finally:
         server.terminate()
@@ -115,3 +130,84 @@ def test_dockerfile_installs_the_way_the_readme_does():
     assert pip_installs(dockerfile) == pip_installs(run_block.splitlines()) == [["."]]
     copied = {line.split()[1] for line in (REPO / "Dockerfile").read_text().splitlines() if line.startswith("COPY ")}
     assert {"mock_server", "client", "scenarios", "pyproject.toml"} <= copied
+
+
+def test_the_image_is_built_once_for_every_service():
+    services = compose()["services"]
+    assert [name for name, service in services.items() if "build" in service] == ["emulator"]
+    image = services["emulator"]["image"]
+    assert services["emulator"]["pull_policy"] == "build", "built from this checkout on every up, never pulled"
+    for name, service in services.items():
+        assert service["image"] == image, name
+        if name != "emulator":
+            assert service["pull_policy"] == "never", f"{name} would try to pull {image} from a registry"
+
+
+def test_the_emulator_is_published_on_loopback_only():
+    services = compose()["services"]
+    assert services["emulator"]["ports"] == ["127.0.0.1:8443:8443"]
+    published = [str(port) for service in services.values() for port in service.get("ports", [])]
+    assert all(port.startswith("127.0.0.1:") for port in published), published
+
+
+def test_the_reports_folder_is_opened_to_the_runner_by_root_before_it_runs():
+    services = compose()["services"]
+    opener, runner = services["reports"], services["scenarios"]
+    assert str(opener["user"]).split(":")[0] in ("0", "root")
+    assert runner["depends_on"]["reports"] == {"condition": "service_completed_successfully"}
+    mounted = {v for v in runner["volumes"] if v.split(":")[0] == "./reports"}
+    assert mounted and mounted <= set(opener["volumes"])
+    dockerfile = (REPO / "Dockerfile").read_text()
+    assert "--uid 10001" in dockerfile and re.search(r"^USER m365$", dockerfile, re.M), "the runner is not root"
+    assert "user" not in runner
+
+
+def dockerignore() -> list[re.Pattern[str]]:
+    """.dockerignore's patterns as Docker reads them (Go's filepath.Match, plus ** for any number of folders)."""
+    patterns = []
+    for line in (REPO / ".dockerignore").read_text().splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        assert not line.startswith("!"), "exceptions are not modelled here"
+        regex = ""
+        for part in re.split(r"(\*\*/|\*\*|\*|\?)", line.strip("/")):
+            regex += {"**/": "(?:.*/)?", "**": ".*", "*": "[^/]*", "?": "[^/]"}.get(part, re.escape(part))
+        patterns.append(re.compile(regex))
+    return patterns
+
+
+def left_out(path: str, patterns: list[re.Pattern[str]]) -> bool:
+    """Whether Docker leaves `path` (relative, with /) out of the build context: it or a folder above it matches."""
+    parts = path.split("/")
+    return any(p.fullmatch("/".join(parts[:i])) for i in range(1, len(parts) + 1) for p in patterns)
+
+
+def test_the_build_context_leaves_out_the_virtualenv_git_caches_and_reports():
+    patterns = dockerignore()
+    for path in (
+        ".venv/lib/python3.11/site-packages/flask/app.py",
+        ".git/objects/pack/pack-1.pack",
+        "mock_server/__pycache__/app.cpython-311.pyc",
+        "mock_server/state/__pycache__/config.cpython-311.pyc",
+        ".pytest_cache/v/cache/nodeids",
+        ".ruff_cache/0.6.9/123",
+        ".hypothesis/examples/1",
+        "reports/junit.xml",
+        "build/lib/mock_server/app.py",
+        "dist/m365_mock-0.1.0-py3-none-any.whl",
+        "m365_mock.egg-info/PKG-INFO",
+    ):
+        assert left_out(path, patterns), path
+    copied = [line.split()[1:-1] for line in (REPO / "Dockerfile").read_text().splitlines() if line.startswith("COPY ")]
+    for source in [s for sources in copied for s in sources]:
+        assert not left_out(source, patterns), source
+    for path in ("mock_server/app.py", "scenarios/library/01-restricted-mailbox.yaml", "scenarios/schema.json"):
+        assert not left_out(path, patterns), path
+    size = 0
+    for folder, subfolders, files in os.walk(REPO):
+        here = Path(folder).relative_to(REPO).as_posix()
+        inside = "" if here == "." else here + "/"
+        subfolders[:] = [d for d in subfolders if not left_out(inside + d, patterns)]
+        size += sum(os.path.getsize(Path(folder, f)) for f in files if not left_out(inside + f, patterns))
+    assert size < 20_000_000, f"the build context is {size / 1e6:.0f} MB"
