@@ -7,13 +7,12 @@ real cmdlets do.
 
 from __future__ import annotations
 
-import re
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from mock_server.state.directory import Group, Mailbox, Tenant
 from mock_server.state.errors import RuleError, not_found
+from mock_server.state.recipientfilter import parse_recipient_filter
 from mock_server.state.rules import (
     AccessPolicy,
     AccessRules,
@@ -71,11 +70,20 @@ def resolve_policy_scope(tenant: Tenant, identity: str) -> tuple[str, str, str]:
     return "mailbox", mailbox.id, mailbox.display_name
 
 
-def policy_covers(tenant: Tenant, policy: AccessPolicy, mailbox: Mailbox, *, nested: bool) -> bool:
+def policy_covers(tenant: Tenant, policy: AccessPolicy, target: Mailbox | Group, *, nested: bool) -> bool:
+    """Whether the policy's scope holds `target`: a mailbox (directly or through groups) or a group itself.
+
+    A group is covered by a policy scoped to it or to a group holding it (deeper only with `nested`); a policy
+    scoped to a mailbox never covers a group.
+    """
     if policy.scope_kind == "mailbox":
-        return policy.scope_id == mailbox.id
+        return isinstance(target, Mailbox) and policy.scope_id == target.id
     group = tenant.groups.get(policy.scope_id)
-    return group is not None and is_member(tenant, group, mailbox, nested=nested)
+    if group is None:
+        return False
+    if isinstance(target, Group):
+        return group.id == target.id or target.id in tenant.member_groups(group, nested=nested)
+    return is_member(tenant, group, target, nested=nested)
 
 
 @dataclass(frozen=True)
@@ -88,7 +96,7 @@ class PolicyVerdict:
 
 
 def evaluate_policies(
-    tenant: Tenant, rules: AccessRules, app_id: str, mailbox: Mailbox, *, now: float | None, nested: bool
+    tenant: Tenant, rules: AccessRules, app_id: str, mailbox: Mailbox | Group, *, now: float | None, nested: bool
 ) -> PolicyVerdict:
     """Exchange's evaluation order: a matching Deny wins; a matching Restrict grants; an app that has Restrict
     policies is denied every mailbox outside all of them; an app with no policy is unaffected.
@@ -148,159 +156,6 @@ def rbac_grants(
                     continue
         grants.extend(RbacGrant(p, assignment, scope_type) for p in RBAC_ROLES[assignment.role])
     return grants
-
-
-# ---------------------------------------------------------------- recipient filters (OPATH subset)
-
-_FILTER_TOKEN = re.compile(
-    r"\s*(?:(?P<lparen>\()|(?P<rparen>\))|(?P<op>-(?:and|or|not|eq|ne|like|notlike)\b)"
-    r"|'(?P<squote>(?:[^']|'')*)'|\"(?P<dquote>(?:[^\"]|\"\")*)\"|(?P<word>[A-Za-z][A-Za-z0-9]*))",
-    re.IGNORECASE,
-)
-FILTER_PROPERTIES = {f"customattribute{i}": f"CustomAttribute{i}" for i in range(1, 16)} | {
-    "memberofgroup": "MemberOfGroup",
-    "primarysmtpaddress": "PrimarySmtpAddress",
-    "recipienttypedetails": "RecipientTypeDetails",
-    "emailaddresses": "EmailAddresses",
-    "displayname": "DisplayName",
-    "alias": "Alias",
-}
-
-
-def _value(tenant: Tenant, mailbox: Mailbox, prop: str) -> list[str]:
-    if prop.startswith("CustomAttribute"):
-        return [mailbox.custom_attributes.get(int(prop[len("CustomAttribute") :]), "")]
-    if prop == "PrimarySmtpAddress":
-        return [mailbox.address]
-    if prop == "EmailAddresses":
-        return [f"smtp:{a}" for a in mailbox.addresses()] + mailbox.addresses()
-    if prop == "RecipientTypeDetails":
-        return [mailbox.recipient_type_details]
-    if prop == "DisplayName":
-        return [mailbox.display_name]
-    if prop == "Alias":
-        return [mailbox.address.split("@")[0]]
-    return []
-
-
-def _like(pattern: str, value: str) -> bool:
-    regex = "^" + ".*".join(re.escape(part) for part in pattern.lower().split("*")) + "$"
-    return re.match(regex, value.lower()) is not None
-
-
-def parse_recipient_filter(text: str) -> Callable[[Tenant, Mailbox], bool]:
-    """Compile a RecipientRestrictionFilter such as `MemberOfGroup -eq 'cctr_sec_group' -and -not(...)`.
-
-    Supported: CustomAttribute1..15, PrimarySmtpAddress, EmailAddresses, RecipientTypeDetails, DisplayName,
-    Alias, MemberOfGroup (direct members only, as Exchange documents); -eq -ne -like -notlike; -and -or -not;
-    parentheses. RuleError with the position of anything else.
-    """
-    tokens: list[tuple[str, str, int]] = []
-    position = 0
-    while position < len(text):
-        if text[position:].strip() == "":
-            break
-        match = _FILTER_TOKEN.match(text, position)
-        if match is None or match.end() == position:
-            raise RuleError(f'Invalid filter syntax. "{text}" at position {position + 1}.')
-        kind = match.lastgroup or ""
-        value = match.group(kind)
-        if kind == "squote":
-            value = value.replace("''", "'")
-        elif kind == "dquote":
-            value, kind = value.replace('""', '"'), "squote"
-        tokens.append((kind, value, match.start(kind) if kind != "squote" else match.start()))
-        position = match.end()
-    stream = _FilterStream(text, tokens)
-    predicate = stream.expression()
-    if not stream.done():
-        stream.fail()
-    return predicate
-
-
-class _FilterStream:
-    def __init__(self, text: str, tokens: list[tuple[str, str, int]]) -> None:
-        self.text, self.tokens, self.index = text, tokens, 0
-
-    def done(self) -> bool:
-        return self.index >= len(self.tokens)
-
-    def fail(self) -> None:
-        at = self.tokens[self.index][2] + 1 if not self.done() else len(self.text) + 1
-        raise RuleError(f'Invalid filter syntax. "{self.text}" at position {at}.')
-
-    def peek(self, kind: str, value: str | None = None) -> bool:
-        if self.done():
-            return False
-        k, v, _ = self.tokens[self.index]
-        return k == kind and (value is None or v.lower() == value)
-
-    def take(self, kind: str, value: str | None = None) -> str:
-        if not self.peek(kind, value):
-            self.fail()
-        self.index += 1
-        return self.tokens[self.index - 1][1]
-
-    def expression(self) -> Callable[[Tenant, Mailbox], bool]:
-        left = self.conjunction()
-        while self.peek("op", "-or"):
-            self.take("op")
-            right = self.conjunction()
-            left = (lambda a, b: lambda t, m: a(t, m) or b(t, m))(left, right)
-        return left
-
-    def conjunction(self) -> Callable[[Tenant, Mailbox], bool]:
-        left = self.unary()
-        while self.peek("op", "-and"):
-            self.take("op")
-            right = self.unary()
-            left = (lambda a, b: lambda t, m: a(t, m) and b(t, m))(left, right)
-        return left
-
-    def unary(self) -> Callable[[Tenant, Mailbox], bool]:
-        if self.peek("op", "-not"):
-            self.take("op")
-            inner = self.unary()
-            return lambda t, m: not inner(t, m)
-        if self.peek("lparen"):
-            self.take("lparen")
-            inner = self.expression()
-            self.take("rparen")
-            return inner
-        return self.comparison()
-
-    def comparison(self) -> Callable[[Tenant, Mailbox], bool]:
-        name = self.take("word")
-        prop = FILTER_PROPERTIES.get(name.lower())
-        if prop is None:
-            raise RuleError(f"The property '{name}' can't be used in a recipient restriction filter.")
-        if not self.peek("op") or self.tokens[self.index][1].lower() not in ("-eq", "-ne", "-like", "-notlike"):
-            self.fail()
-        op = self.take("op").lower()
-        value = self.take("squote") if self.peek("squote") else self.take("word")
-        if prop == "MemberOfGroup":
-
-            def member(t: Tenant, m: Mailbox) -> bool:
-                group = t.group(_group_key(value))
-                return group is not None and is_member(t, group, m, nested=False)
-
-            return member if op == "-eq" else (lambda t, m: not member(t, m))
-
-        def test(t: Tenant, m: Mailbox) -> bool:
-            values = _value(t, m, prop)
-            if op in ("-like", "-notlike"):
-                hit = any(_like(value, v) for v in values)
-            else:
-                hit = any(v.lower() == value.lower() for v in values)
-            return hit if op in ("-eq", "-like") else not hit
-
-        return test
-
-
-def _group_key(value: str) -> str:
-    """A group named by distinguished name (`CN=cctr_sec_group,OU=...`), address, name or id."""
-    match = re.match(r"^CN=([^,]+),", value, re.IGNORECASE)
-    return match.group(1) if match else value
 
 
 # ------------------------------------------------ changes (shared by tenant files, the control API and cmdlets)
@@ -390,7 +245,7 @@ def new_management_scope(tenant: Tenant, *, name: str, recipient_filter: str) ->
         raise RuleError("The Name parameter can't be empty.")
     if any(s.name.lower() == name.strip().lower() for s in tenant.rules.scopes):
         raise RuleError(f"The management scope '{name}' already exists.")
-    scope = ManagementScope(name.strip(), recipient_filter, parse_recipient_filter(recipient_filter))
+    scope = ManagementScope(name.strip(), recipient_filter, parse_recipient_filter(recipient_filter, is_member))
     tenant.rules.scopes.append(scope)
     return scope
 

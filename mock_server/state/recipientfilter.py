@@ -17,7 +17,7 @@ import re
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Protocol
 
-from mock_server.state.directory import DirectoryError
+from mock_server.state.errors import RuleError
 
 if TYPE_CHECKING:
     from mock_server.state.directory import Group, Mailbox, Tenant
@@ -43,7 +43,7 @@ _FILTER_TOKEN = re.compile(
 )
 
 
-class RecipientFilterError(DirectoryError):
+class RecipientFilterError(RuleError):
     """A recipient filter Exchange refuses; the message is Exchange's."""
 
 
