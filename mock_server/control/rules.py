@@ -17,7 +17,8 @@ from mock_server.control.directory import created, mailbox_for, no_content, read
 from mock_server.control.routes import ControlError, body_object, control, tenant_for, text_field
 from mock_server.state import policies
 from mock_server.state.config import dump_assignment, dump_policy, dump_scope, dump_service_principal
-from mock_server.state.directory import Tenant
+from mock_server.state.directory import Group, Mailbox, Tenant
+from mock_server.state.errors import not_found
 from mock_server.state.rules import AccessPolicy, AccessRules, RoleAssignment, scope_sid
 
 
@@ -121,20 +122,30 @@ def delete_policy(tenant_key: str, identity: str) -> Response:
 
 @control.post("/tenants/<tenant_key>/accessPolicies/test")
 def test_policy(tenant_key: str) -> Response:
-    """Test-ApplicationAccessPolicy -Identity <mailbox> -AppId <app>, from the configured rules."""
+    """Test-ApplicationAccessPolicy -Identity <recipient> -AppId <app>, from the configured rules.
+
+    The recipient is `mailbox` (a mailbox) or `recipient` (a mailbox or a mail-enabled security group, as the
+    cmdlet's -Identity takes either).
+    """
     tenant = tenant_for(tenant_key)
     payload = body_object()
-    mailbox = mailbox_for(tenant, text_field(payload, "mailbox") or "")
+    if "recipient" in payload:
+        key = text_field(payload, "recipient") or ""
+        target: Mailbox | Group | None = tenant.recipient(key)
+        if target is None:
+            raise not_found(key)
+    else:
+        target = mailbox_for(tenant, text_field(payload, "mailbox") or "")
     app_id = read(lambda: reader()._app_key(tenant, text_field(payload, "app_id"), "app_id"))
     verdict = policies.evaluate_policies(
-        tenant, tenant.rules, app_id, mailbox, now=None, nested=current_emulator().settings.nested_group_membership
+        tenant, tenant.rules, app_id, target, now=None, nested=current_emulator().settings.nested_group_membership
     )
     return json_response(
         {
             "app_id": app_id,
-            "mailbox": mailbox.address.split("@")[0],
-            "mailbox_id": mailbox.id,
-            "mailbox_sid": scope_sid(mailbox.id),
+            "mailbox": target.address.split("@")[0],
+            "mailbox_id": target.id,
+            "mailbox_sid": scope_sid(target.id),
             "access_check_result": "Denied" if verdict.allowed is False else "Granted",
             "reason": verdict.reason,
         }

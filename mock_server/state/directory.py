@@ -263,6 +263,25 @@ class Tenant:
                 self._memo[key] = members
         return members
 
+    def member_groups(self, group: Group, *, nested: bool) -> frozenset[str]:
+        """Ids of the groups in `group`: its direct member groups, or (with `nested`) all below it."""
+        key = ("groups", group.id, nested)
+        found = self._memo.get(key) if self._published else None
+        if found is None:
+            inner: set[str] = set()
+            pending = [group]
+            while pending:
+                for member in pending.pop().members:
+                    child = self.group(member) if self.mailbox(member) is None else None
+                    if child is not None and child.id not in inner and child.id != group.id:
+                        inner.add(child.id)
+                        if nested:
+                            pending.append(child)
+            found = frozenset(inner)
+            if self._published:
+                self._memo[key] = found
+        return found
+
     def _resolve_members(self, group: Group, nested: bool) -> frozenset[str]:
         found: set[str] = set()
         pending, seen = [group], {group.id}
