@@ -138,6 +138,7 @@ def is_graph_path(path: str) -> bool:
 
 
 _KEY_SEGMENT = re.compile(r"/([A-Za-z]+)\('([^'/]*)'\)")
+_EMPTY_SEGMENTS = re.compile(r"/{2,}")
 
 
 REQUEST_ID = "m365.request_id"
@@ -153,9 +154,10 @@ class RequestEnvelope:
     """WSGI middleware around the Flask app, for what every response shares.
 
     Gives each request its `request-id` (and echoes `client-request-id`, or repeats the request id when the
-    client sent none) as headers on every response, errors included; and rewrites Graph's key syntax
-    `/mailFolders('Inbox')` to `/mailFolders/Inbox` for routing. Doing this here rather than in Flask hooks
-    keeps it off Flask's per-request hook machinery.
+    client sent none) as headers on every response, errors included; and, for routing, rewrites Graph's key
+    syntax `/mailFolders('Inbox')` to `/mailFolders/Inbox` and drops the empty segments of Graph paths (`//`),
+    as Graph's URI parser does. Doing this here rather than in Flask hooks keeps it off Flask's per-request hook
+    machinery.
     """
 
     def __init__(self, app: Callable) -> None:
@@ -163,6 +165,10 @@ class RequestEnvelope:
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
+        if "//" in path:
+            merged = _EMPTY_SEGMENTS.sub("/", path)
+            if is_graph_path(merged):  # Graph's URI parser skips empty segments
+                path = environ["PATH_INFO"] = merged
         if "('" in path and is_graph_path(path):
             environ["PATH_INFO"] = _KEY_SEGMENT.sub(r"/\1/\2", path)
         request_id = new_uuid()

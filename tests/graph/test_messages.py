@@ -372,3 +372,13 @@ def test_wrong_method(graph, deliver):
     message = deliver(SUPPORT)
     response = graph.request("PUT", f"/users/{SUPPORT}/messages/{message.id}", json={})
     assert response.status_code == 405 and response.get_json()["error"]["code"] == "Request_BadRequest"
+
+
+def test_empty_path_segments_are_skipped_as_graphs_uri_parser_does(graph, deliver):
+    deliver(SUPPORT, subject="Found through a doubled slash")
+    listed = graph.get(f"/users/{SUPPORT}//mailFolders//inbox/messages")
+    assert listed.status_code == 200
+    assert [m["subject"] for m in listed.get_json()["value"]] == ["Found through a doubled slash"]
+    missing = graph.get("//users//messages")
+    assert missing.status_code == 400
+    assert missing.get_json()["error"]["message"] == "Resource not found for the segment 'messages'."
