@@ -1,1 +1,1 @@
-"""Scenario files and their runner (built in a later issue)."""
+"""Scenario files (format and schema), their runner, and reports for people and CI."""

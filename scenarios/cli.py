@@ -72,6 +72,7 @@ def chosen_emulator(args: argparse.Namespace) -> Iterator[tuple[object, str, boo
                 target = EmulatorTarget.from_connection(json.loads(args.connection.read_text()))
             except (OSError, ValueError, KeyError, AttributeError) as exc:
                 raise Unusable(f"cannot use {args.connection}: {exc}") from None
+            _check(target)
             yield target, f"the emulator at {target.base_url} (from {args.connection}){RESET_NOTE}", True
             return
         explicit = args.url or os.environ.get("M365_MOCK_BASE_URL")
@@ -87,6 +88,7 @@ def chosen_emulator(args: argparse.Namespace) -> Iterator[tuple[object, str, boo
             if found is not None:
                 target = EmulatorTarget(found.base_url, found.admin_key, found.ca_file)
                 if explicit:
+                    _check(target)
                     source = "--url" if args.url else "$M365_MOCK_BASE_URL"
                     yield target, f"the emulator at {target.base_url} (from {source}){RESET_NOTE}", True
                     return
@@ -98,6 +100,12 @@ def chosen_emulator(args: argparse.Namespace) -> Iterator[tuple[object, str, boo
         why = "--local"
     with local_emulator() as target:
         yield target, f"a private emulator at {target.base_url}, started for this run ({why})", False
+
+
+def _check(target) -> None:
+    problem = target.health_problem()
+    if problem:
+        raise Unusable(f"cannot use the emulator at {target.base_url}: {problem}")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -123,12 +131,13 @@ def main(args: argparse.Namespace) -> int:
         for _, problem in refused:
             print(f"{PROG}: {problem}", file=sys.stderr)
         print(f"{PROG}: nothing was run: fix the file(s) above", file=sys.stderr)
-        _write_refusals(args, refused)
+        _write_failures(args, [(path.stem, str(path), f"refused: {problem}") for path, problem in refused])
         return 2
     try:
         return _run(args, scenarios)
     except Unusable as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)
+        _write_failures(args, [(s.name, str(s.source), f"not run: {exc}") for s in scenarios])
         return 2
     except KeyboardInterrupt:
         print(f"\n{PROG}: interrupted", file=sys.stderr)
@@ -161,11 +170,11 @@ def _run(args: argparse.Namespace, scenarios: list) -> int:
     return 0 if all(r.passed for r in results) else 1
 
 
-def _write_refusals(args: argparse.Namespace, refused: list[tuple[Path, str]]) -> None:
-    """With --junit, one failed test case per refused file, so CI shows why nothing ran."""
+def _write_failures(args: argparse.Namespace, failures: list[tuple[str, str, str]]) -> None:
+    """With --junit, a failed test case for each (name, source, reason), so CI shows why nothing ran."""
     if not args.junit:
         return
     from scenarios.report import junit
     from scenarios.runner import ScenarioResult
 
-    junit([ScenarioResult(path.stem, str(path), error=f"refused: {problem}") for path, problem in refused], args.junit)
+    junit([ScenarioResult(name, source, error=reason) for name, source, reason in failures], args.junit)

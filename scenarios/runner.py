@@ -46,13 +46,21 @@ class EmulatorTarget:
 
     def healthy(self, timeout: float = 3.0) -> bool:
         """Whether it answers its health check (over TLS verified with its CA)."""
+        return self.health_problem(timeout) is None
+
+    def health_problem(self, timeout: float = 3.0) -> str | None:
+        """Why it does not answer its health check, or None when it does."""
         try:
             response = requests.get(
                 f"{self.base_url}/_m365/health", verify=self.ca_file or True, timeout=timeout, allow_redirects=False
             )
-        except (OSError, ValueError):  # requests' exceptions are OSErrors; a bad URL is a ValueError
-            return False
-        return response.status_code == 200
+        except requests.exceptions.SSLError:
+            return "its TLS certificate is not trusted (give its CA file with --ca-file or M365_MOCK_CA_FILE)"
+        except (OSError, ValueError) as exc:  # requests' exceptions are OSErrors; a bad URL is a ValueError
+            return f"it cannot be reached ({type(exc).__name__})"
+        if response.status_code != 200:
+            return f"its health check answered HTTP {response.status_code}"
+        return None
 
     @classmethod
     def from_connection(cls, facts: dict[str, Any]) -> EmulatorTarget:

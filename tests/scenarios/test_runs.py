@@ -166,3 +166,23 @@ def test_a_running_emulator_is_found_used_and_reset_to_its_own_tenant(tmp_path):
         assert local.returncode == 0, local.stdout + local.stderr
         [line] = local.stderr.splitlines()
         assert line.startswith(f"{PREFIX}using a private emulator at ") and running.base_url not in line
+
+
+def test_an_emulator_named_by_url_that_does_not_answer_is_refused(tmp_path):
+    url = f"https://127.0.0.1:{free_port()}"
+    result = run_cli(
+        "scenario",
+        "run",
+        "--builtin",
+        "--url",
+        url,
+        "--admin-key",
+        "k",
+        "--junit",
+        str(tmp_path / "j.xml"),
+        env=clean_env(tmp_path),
+    )
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stderr == f"{PREFIX}cannot use the emulator at {url}: it cannot be reached (ConnectionError)\n"
+    cases = ET.parse(tmp_path / "j.xml").getroot().findall("./testsuite/testcase")
+    assert len(cases) == 11 and all("not run: cannot use the emulator" in c.find("failure").text for c in cases)
