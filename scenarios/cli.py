@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -77,7 +78,7 @@ def chosen_emulator(args: argparse.Namespace) -> Iterator[tuple[object, str, boo
             return
         explicit = args.url or os.environ.get("M365_MOCK_BASE_URL")
         connection = Path(args.state_dir).expanduser() / "connection.json"
-        why = f"no emulator is running (no {connection})"
+        why = f"no emulator is running: {connection} does not exist"
         if explicit or connection.exists():
             try:
                 found = client_from_args(argparse.Namespace(**vars(args), tenant=None))
@@ -134,14 +135,35 @@ def main(args: argparse.Namespace) -> int:
         _write_failures(args, [(path.stem, str(path), f"refused: {problem}") for path, problem in refused])
         return 2
     try:
-        return _run(args, scenarios)
+        with _terminate_as_interrupt():
+            return _run(args, scenarios)
     except Unusable as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)
         _write_failures(args, [(s.name, str(s.source), f"not run: {exc}") for s in scenarios])
         return 2
-    except KeyboardInterrupt:
-        print(f"\n{PROG}: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        print(f"\n{PROG}: {'terminated' if isinstance(exc, Terminated) else 'interrupted'}", file=sys.stderr)
+        return 143 if isinstance(exc, Terminated) else 130
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a CI job cancelled), handled like Ctrl+C so that the run cleans up after itself."""
+
+
+@contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    def terminate(signum: int, frame: object) -> None:
+        raise Terminated
+
+    try:
+        previous = signal.signal(signal.SIGTERM, terminate)
+    except ValueError:  # not the main thread: leave SIGTERM alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _run(args: argparse.Namespace, scenarios: list) -> int:

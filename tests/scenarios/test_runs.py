@@ -5,7 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
+import subprocess
+import sys
 import tempfile
+import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -186,3 +190,34 @@ def test_an_emulator_named_by_url_that_does_not_answer_is_refused(tmp_path):
     assert result.stderr == f"{PREFIX}cannot use the emulator at {url}: it cannot be reached (ConnectionError)\n"
     cases = ET.parse(tmp_path / "j.xml").getroot().findall("./testsuite/testcase")
     assert len(cases) == 11 and all("not run: cannot use the emulator" in c.find("failure").text for c in cases)
+
+
+@pytest.mark.parametrize(("signum", "status"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_run_stopped_by_a_signal_removes_its_files_and_its_emulator(tmp_path, signum, status):
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    slow = tmp_path / "slow.yaml"
+    slow.write_text(
+        "name: slow\nsetup:\n  - certificate: {app: Contact Center Connector}\n"
+        "steps:\n  - do: wait_for_delivery\n    mailbox: support@{domain}\n    subject: never\n    timeout: 60\n"
+    )
+    run = subprocess.Popen(
+        [sys.executable, "-m", "mock_server", "scenario", "run", str(slow)],
+        env=clean_env(tmp_path / "no-emulator", TMPDIR=str(temp)),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # as on a terminal
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not list(temp.glob("m365-scenario-*/*.pem")):
+            assert run.poll() is None and time.monotonic() < deadline, run.communicate()
+            time.sleep(0.1)
+        run.send_signal(signum)
+        out, err = run.communicate(timeout=60)
+    finally:
+        run.kill()
+    assert run.returncode == status, out + err
+    assert "Traceback" not in err
+    assert sorted(p.name for p in temp.iterdir()) == [], "the private emulator's state or the key was left"
