@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from mock_server.ids import new_uuid, random_bytes
 from mock_server.state.directory import Mailbox, Tenant
@@ -271,20 +271,53 @@ class Page:
     has_more: bool
 
 
-class MailboxStore:
-    """The folders and messages of one mailbox, guarded by one lock."""
+class MailJournal(Protocol):
+    """Told of every change to the mail, as it happens (what `persistence` keeps on disk)."""
 
-    def __init__(self, mailbox: Mailbox, clock: Callable[[], datetime]) -> None:
+    def message_changed(self, key: tuple[str, str], message: Message) -> None: ...
+
+    def folder_changed(self, key: tuple[str, str], folder: Folder) -> None: ...
+
+    def mailbox_dropped(self, key: tuple[str, str]) -> None: ...
+
+    def outbound_added(self, mail: OutboundMail) -> None: ...
+
+    def everything_changed(self) -> None: ...
+
+
+class MailboxStore:
+    """The folders and messages of one mailbox, guarded by one lock.
+
+    `folders` (parents first) restores a stored tree; without it the well-known folders are made with new ids.
+    """
+
+    def __init__(
+        self,
+        mailbox: Mailbox,
+        clock: Callable[[], datetime],
+        journal: MailJournal | None = None,
+        *,
+        folders: Iterable[Folder] | None = None,
+        next_seq: int = 1,
+    ) -> None:
         self.mailbox = mailbox
+        self.key = mailbox.store_key
         self.lock = threading.RLock()
+        self.journal = journal
         self._now = clock
-        self._seq = itertools.count(1)
+        self.next_seq = next_seq
         self.folders: dict[str, Folder] = {}
         self.well_known: dict[str, Folder] = {}
         self.messages: dict[str, Message] = {}
         self.immutable: dict[str, Message] = {}
         self.all = SortedIndex()
         self.unread = SortedIndex()
+        if folders is not None:
+            for folder in folders:
+                self._attach(folder)
+                if folder.well_known:
+                    self.well_known[folder.well_known] = folder
+            return
         for name, (display, parent) in WELL_KNOWN_FOLDERS.items():
             parent_id = self.well_known[parent].id if parent else None
             folder = Folder(_graph_id(_ID_PREFIX_FOLDER, mailbox.id), display, parent_id, well_known=name)
@@ -304,6 +337,8 @@ class MailboxStore:
             folder.in_mailbox_view = parent.in_mailbox_view
         else:
             folder.in_mailbox_view = folder.well_known == "msgfolderroot"
+        if self.journal is not None:
+            self.journal.folder_changed(self.key, folder)
 
     # ------------------------------------------------------------ folders
 
@@ -363,10 +398,11 @@ class MailboxStore:
         if not fields.get("conversation_index"):
             fields["conversation_index"] = base64.b64encode(random_bytes(22)).decode("ascii")
         with self.lock:
+            seq, self.next_seq = self.next_seq, self.next_seq + 1
             message = Message(
                 id=_graph_id(_ID_PREFIX_MESSAGE, self.mailbox.id),
                 immutable_id=_graph_id(_ID_PREFIX_IMMUTABLE, self.mailbox.id),
-                seq=next(self._seq),
+                seq=seq,
                 folder_id=folder.id,
                 created=fields.pop("created", now),
                 modified=fields.pop("modified", now),
@@ -387,6 +423,13 @@ class MailboxStore:
             self.all.add(message)
             if not message.is_read:
                 self.unread.add(message)
+        if self.journal is not None:
+            self.journal.message_changed(self.key, message)
+
+    def restore_message(self, message: Message) -> None:
+        """Put back a message exactly as it was stored (ids, sequence number, change key)."""
+        with self.lock:
+            self._index(message)
 
     def _unindex(self, message: Message) -> None:
         folder = self.folders[message.folder_id]
@@ -505,6 +548,7 @@ class MailStore:
         self._lock = threading.Lock()
         self._stores: dict[tuple[str, str], MailboxStore] = {}
         self._outbound: list[OutboundMail] = []
+        self.journal: MailJournal | None = None
 
     def now(self) -> datetime:
         return self._now()
@@ -514,10 +558,32 @@ class MailStore:
         with self._lock:
             self._stores.clear()
             self._outbound.clear()
+            if self.journal is not None:
+                self.journal.everything_changed()
 
     def forget(self, mailbox: Mailbox) -> None:
         with self._lock:
             self._stores.pop(mailbox.store_key, None)
+            if self.journal is not None:
+                self.journal.mailbox_dropped(mailbox.store_key)
+
+    def existing(self, mailbox: Mailbox) -> MailboxStore | None:
+        """The mailbox's store if it has one (nothing is made)."""
+        return self._stores.get(mailbox.store_key)
+
+    def stores(self) -> list[MailboxStore]:
+        with self._lock:
+            return list(self._stores.values())
+
+    def adopt(self, store: MailboxStore) -> None:
+        """Take a store rebuilt from stored state in place of the mailbox's current one."""
+        store.journal = self.journal
+        with self._lock:
+            self._stores[store.key] = store
+
+    def restore_outbound(self, records: Iterable[OutboundMail]) -> None:
+        with self._lock:
+            self._outbound.extend(records)
 
     def store(self, mailbox: Mailbox) -> MailboxStore:
         """The mailbox's store, created with its well-known folders on first use.
@@ -532,7 +598,7 @@ class MailStore:
             with self._lock:
                 store = self._stores.get(key)
                 if store is None:
-                    store = self._stores[key] = MailboxStore(mailbox, self._now)
+                    store = self._stores[key] = MailboxStore(mailbox, self._now, self.journal)
         return store
 
     def outbound(self) -> list[OutboundMail]:
@@ -583,21 +649,22 @@ class MailStore:
             delivered["bcc"] = []
             store.add_message(store.well_known["inbox"], **delivered, is_read=False)
         if external:
+            caught = OutboundMail(
+                sent=now,
+                sender=sender.address,
+                recipients=external,
+                subject=content.get("subject", ""),
+                body_type=content.get("body_type", "html"),
+                body_content=content.get("body_content", ""),
+                internet_message_id=internet_message_id,
+                to=_clone(content.get("to", [])),
+                cc=_clone(content.get("cc", [])),
+                bcc=_clone(content.get("bcc", [])),
+            )
             with self._lock:
-                self._outbound.append(
-                    OutboundMail(
-                        sent=now,
-                        sender=sender.address,
-                        recipients=external,
-                        subject=content.get("subject", ""),
-                        body_type=content.get("body_type", "html"),
-                        body_content=content.get("body_content", ""),
-                        internet_message_id=internet_message_id,
-                        to=_clone(content.get("to", [])),
-                        cc=_clone(content.get("cc", [])),
-                        bcc=_clone(content.get("bcc", [])),
-                    )
-                )
+                self._outbound.append(caught)
+                if self.journal is not None:
+                    self.journal.outbound_added(caught)
         return SendResult(internet_message_id, [m.address for m in targets.values()], external, sent_copy)
 
 

@@ -1,0 +1,365 @@
+"""A mailbox's mail as plain data and back, exactly: folders with their ids, messages with every property, ids,
+sequence numbers and change keys, attachments, read state; and the outbound log.
+
+The same records serve the tenant file's `mail` entries (export and import) and the persisted world, so a world
+written out and read back is the world it was: `export -> import -> export` gives the same bytes.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from mock_server.state.directory import Mailbox
+from mock_server.state.mailstore import (
+    WELL_KNOWN_FOLDERS,
+    Folder,
+    MailboxStore,
+    Message,
+    OutboundMail,
+    is_wellformed_id,
+    new_change_key,
+)
+
+_RECIPIENTS = {"type": "array", "items": {"type": "object"}}
+_TIME = {"type": "string", "description": "UTC, ISO 8601: 2026-05-01T08:00:00Z (a fraction when there is one)"}
+
+MAIL_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "The mailbox's mail exactly as an export wrote it (folders, messages, ids, read state).",
+    "required": ["folders", "messages", "next_seq"],
+    "additionalProperties": False,
+    "properties": {
+        "next_seq": {"type": "integer", "minimum": 1},
+        "folders": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["id", "display_name", "parent"],
+                "additionalProperties": False,
+                "properties": {
+                    "id": {"type": "string"},
+                    "display_name": {"type": "string"},
+                    "parent": {"type": ["string", "null"]},
+                    "well_known": {"enum": list(WELL_KNOWN_FOLDERS)},
+                    "hidden": {"type": "boolean"},
+                },
+            },
+        },
+        "messages": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["id", "immutable_id", "folder", "seq", "created", "modified", "received"],
+                "additionalProperties": False,
+                "properties": {
+                    "id": {"type": "string"},
+                    "immutable_id": {"type": "string"},
+                    "folder": {"type": "string"},
+                    "seq": {"type": "integer", "minimum": 1},
+                    "created": _TIME,
+                    "modified": _TIME,
+                    "received": _TIME,
+                    "sent": {"oneOf": [_TIME, {"type": "null"}]},
+                    "subject": {"type": "string"},
+                    "body": {
+                        "type": "object",
+                        "required": ["content_type", "content"],
+                        "additionalProperties": False,
+                        "properties": {"content_type": {"enum": ["text", "html"]}, "content": {"type": "string"}},
+                    },
+                    "sender": {"type": ["object", "null"]},
+                    "from": {"type": ["object", "null"]},
+                    "to": _RECIPIENTS,
+                    "cc": _RECIPIENTS,
+                    "bcc": _RECIPIENTS,
+                    "reply_to": _RECIPIENTS,
+                    "read": {"type": "boolean"},
+                    "draft": {"type": "boolean"},
+                    "importance": {"enum": ["low", "normal", "high"]},
+                    "inference_classification": {"enum": ["focused", "other"]},
+                    "flag": {"type": "object"},
+                    "categories": {"type": "array", "items": {"type": "string"}},
+                    "internet_message_id": {"type": "string"},
+                    "conversation_id": {"type": "string"},
+                    "conversation_index": {"type": "string"},
+                    "internet_message_headers": {"type": "array", "items": {"type": "object"}},
+                    "delivery_receipt_requested": {"type": "boolean"},
+                    "read_receipt_requested": {"type": "boolean"},
+                    "has_attachments": {"type": "boolean"},
+                    "attachments": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "required": ["name", "content_type", "content_bytes"],
+                            "additionalProperties": False,
+                            "properties": {
+                                "name": {"type": "string"},
+                                "content_type": {"type": "string"},
+                                "content_bytes": {"type": "string", "description": "base64"},
+                                "is_inline": {"type": "boolean"},
+                                "content_id": {"type": ["string", "null"]},
+                            },
+                        },
+                    },
+                    "change_key": {"type": "string"},
+                },
+            },
+        },
+    },
+}
+
+OUTBOUND_SCHEMA: dict[str, Any] = {
+    "type": "array",
+    "description": "Mail sent to addresses outside every tenant (the mail catcher), oldest first.",
+    "items": {
+        "type": "object",
+        "required": ["sent", "sender", "recipients"],
+        "additionalProperties": False,
+        "properties": {
+            "sent": _TIME,
+            "sender": {"type": "string"},
+            "recipients": {"type": "array", "items": {"type": "string"}},
+            "subject": {"type": "string"},
+            "body": MAIL_SCHEMA["properties"]["messages"]["items"]["properties"]["body"],
+            "internet_message_id": {"type": "string"},
+            "to": _RECIPIENTS,
+            "cc": _RECIPIENTS,
+            "bcc": _RECIPIENTS,
+        },
+    },
+}
+
+
+class MailStateError(ValueError):
+    """Stored mail that cannot be put back; the message starts with the place (`messages[3].folder`)."""
+
+
+def exact_time(moment: datetime) -> str:
+    """A UTC instant to the microsecond, written as briefly as it allows: `...T08:00:00Z`, `...T08:00:00.25Z`."""
+    text = moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f").rstrip("0").rstrip(".")
+    return text + "Z"
+
+
+def parse_time(value: Any, where: str) -> datetime:
+    if not isinstance(value, str):
+        raise MailStateError(f"{where}: expected a UTC time such as 2026-05-01T08:00:00Z")
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise MailStateError(f"{where}: {value!r} is not an ISO 8601 time") from None
+    return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+# ---------------------------------------------------------------- out
+
+
+def folder_record(folder: Folder) -> dict[str, Any]:
+    record: dict[str, Any] = {"id": folder.id, "display_name": folder.display_name, "parent": folder.parent_id}
+    if folder.well_known:
+        record["well_known"] = folder.well_known
+    if folder.is_hidden:
+        record["hidden"] = True
+    return record
+
+
+def message_record(message: Message) -> dict[str, Any]:
+    """Every property of a stored message, in a fixed order."""
+    return {
+        "id": message.id,
+        "immutable_id": message.immutable_id,
+        "folder": message.folder_id,
+        "seq": message.seq,
+        "created": exact_time(message.created),
+        "modified": exact_time(message.modified),
+        "received": exact_time(message.received),
+        "sent": exact_time(message.sent) if message.sent else None,
+        "subject": message.subject,
+        "body": {"content_type": message.body_type, "content": message.body_content},
+        "sender": message.sender,
+        "from": message.from_,
+        "to": message.to,
+        "cc": message.cc,
+        "bcc": message.bcc,
+        "reply_to": message.reply_to,
+        "read": message.is_read,
+        "draft": message.is_draft,
+        "importance": message.importance,
+        "inference_classification": message.inference_classification,
+        "flag": message.flag,
+        "categories": message.categories,
+        "internet_message_id": message.internet_message_id,
+        "conversation_id": message.conversation_id,
+        "conversation_index": message.conversation_index,
+        "internet_message_headers": message.internet_message_headers,
+        "delivery_receipt_requested": message.is_delivery_receipt_requested,
+        "read_receipt_requested": message.is_read_receipt_requested,
+        "has_attachments": message.has_attachments,
+        "attachments": [_attachment_record(a) for a in message.attachments],
+        "change_key": message.change_key,
+    }
+
+
+def _attachment_record(attachment: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "name": attachment["name"],
+        "content_type": attachment["contentType"],
+        "content_bytes": base64.b64encode(attachment["content"]).decode("ascii"),
+        "is_inline": bool(attachment.get("isInline")),
+        "content_id": attachment.get("contentId"),
+    }
+
+
+def dump_mail(store: MailboxStore) -> dict[str, Any]:
+    """The mailbox's whole mail: folders parents first, messages in the order they were made."""
+    with store.lock:
+        folders = [folder_record(f) for f in store.folders.values()]
+        messages = [message_record(m) for m in sorted(store.immutable.values(), key=lambda m: m.seq)]
+        return {"next_seq": store.next_seq, "folders": folders, "messages": messages}
+
+
+def outbound_record(mail: OutboundMail) -> dict[str, Any]:
+    return {
+        "sent": exact_time(mail.sent),
+        "sender": mail.sender,
+        "recipients": mail.recipients,
+        "subject": mail.subject,
+        "body": {"content_type": mail.body_type, "content": mail.body_content},
+        "internet_message_id": mail.internet_message_id,
+        "to": mail.to,
+        "cc": mail.cc,
+        "bcc": mail.bcc,
+    }
+
+
+# ---------------------------------------------------------------- back in
+
+
+def folder_from_record(record: dict[str, Any], where: str) -> Folder:
+    folder_id = record.get("id")
+    if not isinstance(folder_id, str) or not is_wellformed_id(folder_id):
+        raise MailStateError(f"{where}.id: {folder_id!r} is not a folder id this emulator issued")
+    parent = record.get("parent")
+    if parent is not None and not isinstance(parent, str):
+        raise MailStateError(f"{where}.parent: expected a folder id or null")
+    well_known = record.get("well_known")
+    if well_known is not None and well_known not in WELL_KNOWN_FOLDERS:
+        raise MailStateError(f"{where}.well_known: {well_known!r} is not a well-known folder name")
+    return Folder(
+        id=folder_id,
+        display_name=str(record.get("display_name", "")),
+        parent_id=parent,
+        well_known=well_known,
+        is_hidden=bool(record.get("hidden", False)),
+    )
+
+
+def message_from_record(record: dict[str, Any], where: str) -> Message:
+    for key in ("id", "immutable_id"):
+        value = record.get(key)
+        if not isinstance(value, str) or not is_wellformed_id(value):
+            raise MailStateError(f"{where}.{key}: {value!r} is not a message id this emulator issued")
+    seq = record.get("seq")
+    if not isinstance(seq, int) or isinstance(seq, bool) or seq < 1:
+        raise MailStateError(f"{where}.seq: expected a whole number from 1")
+    body = record.get("body") or {"content_type": "html", "content": ""}
+    sent = record.get("sent")
+    return Message(
+        id=record["id"],
+        immutable_id=record["immutable_id"],
+        seq=seq,
+        folder_id=str(record.get("folder")),
+        created=parse_time(record.get("created"), f"{where}.created"),
+        modified=parse_time(record.get("modified"), f"{where}.modified"),
+        received=parse_time(record.get("received"), f"{where}.received"),
+        sent=parse_time(sent, f"{where}.sent") if sent is not None else None,
+        subject=record.get("subject", ""),
+        body_type=body["content_type"],
+        body_content=body["content"],
+        sender=record.get("sender"),
+        from_=record.get("from"),
+        to=record.get("to", []),
+        cc=record.get("cc", []),
+        bcc=record.get("bcc", []),
+        reply_to=record.get("reply_to", []),
+        is_read=record.get("read", False),
+        is_draft=record.get("draft", False),
+        importance=record.get("importance", "normal"),
+        inference_classification=record.get("inference_classification", "focused"),
+        flag=record.get("flag", {"flagStatus": "notFlagged"}),
+        categories=record.get("categories", []),
+        internet_message_id=record.get("internet_message_id", ""),
+        conversation_id=record.get("conversation_id", ""),
+        conversation_index=record.get("conversation_index", ""),
+        internet_message_headers=record.get("internet_message_headers", []),
+        is_delivery_receipt_requested=record.get("delivery_receipt_requested", False),
+        is_read_receipt_requested=record.get("read_receipt_requested", False),
+        has_attachments=record.get("has_attachments", False),
+        attachments=[
+            _attachment_from_record(a, f"{where}.attachments[{i}]") for i, a in enumerate(record.get("attachments", []))
+        ],
+        change_key=record.get("change_key") or new_change_key(),
+    )
+
+
+def _attachment_from_record(record: dict[str, Any], where: str) -> dict[str, Any]:
+    try:
+        content = base64.b64decode(record.get("content_bytes", ""), validate=True)
+    except (binascii.Error, ValueError, TypeError):
+        raise MailStateError(f"{where}.content_bytes: not base64") from None
+    return {
+        "name": record.get("name", "attachment"),
+        "contentType": record.get("content_type", "application/octet-stream"),
+        "content": content,
+        "isInline": bool(record.get("is_inline", False)),
+        "contentId": record.get("content_id"),
+    }
+
+
+def restore_mail(mailbox: Mailbox, clock: Callable[[], datetime], data: dict[str, Any], where: str) -> MailboxStore:
+    """A store holding exactly the mail `data` describes (as `dump_mail` wrote it); MailStateError otherwise."""
+    folders = [folder_from_record(f, f"{where}.folders[{i}]") for i, f in enumerate(data.get("folders", []))]
+    known: set[str] = set()
+    for i, folder in enumerate(folders):
+        if folder.id in known:
+            raise MailStateError(f"{where}.folders[{i}].id: {folder.id} appears twice")
+        if folder.parent_id is not None and folder.parent_id not in known:
+            raise MailStateError(f"{where}.folders[{i}].parent: no folder {folder.parent_id} before this one")
+        known.add(folder.id)
+    missing = set(WELL_KNOWN_FOLDERS) - {f.well_known for f in folders if f.well_known}
+    if missing:
+        raise MailStateError(f"{where}.folders: the well-known folders {sorted(missing)} are missing")
+    next_seq = data.get("next_seq", 1)
+    store = MailboxStore(mailbox, clock, folders=folders, next_seq=next_seq)
+    seen: set[str] = set()
+    for i, record in enumerate(data.get("messages", [])):
+        place = f"{where}.messages[{i}]"
+        message = message_from_record(record, place)
+        if message.folder_id not in known:
+            raise MailStateError(f"{place}.folder: no folder {message.folder_id} in this mailbox")
+        if {message.id, message.immutable_id} & seen:
+            raise MailStateError(f"{place}: its id or immutable id is another message's")
+        if message.seq >= store.next_seq:
+            raise MailStateError(f"{place}.seq: {message.seq} is not below next_seq {store.next_seq}")
+        seen.update((message.id, message.immutable_id))
+        store.restore_message(message)
+    return store
+
+
+def outbound_from_record(record: dict[str, Any], where: str) -> OutboundMail:
+    body = record.get("body") or {"content_type": "html", "content": ""}
+    return OutboundMail(
+        sent=parse_time(record.get("sent"), f"{where}.sent"),
+        sender=record.get("sender", ""),
+        recipients=list(record.get("recipients", [])),
+        subject=record.get("subject", ""),
+        body_type=body["content_type"],
+        body_content=body["content"],
+        internet_message_id=record.get("internet_message_id", ""),
+        to=record.get("to", []),
+        cc=record.get("cc", []),
+        bcc=record.get("bcc", []),
+    )
