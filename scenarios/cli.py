@@ -93,10 +93,11 @@ def chosen_emulator(args: argparse.Namespace) -> Iterator[tuple[object, str, boo
                     source = "--url" if args.url else "$M365_MOCK_BASE_URL"
                     yield target, f"the emulator at {target.base_url} (from {source}){RESET_NOTE}", True
                     return
-                if target.healthy():
+                problem = target.health_problem()
+                if problem is None:
                     yield target, f"the running emulator at {target.base_url} (from {connection}){RESET_NOTE}", True
                     return
-                why = f"the emulator of {connection} does not answer at {target.base_url}"
+                why = f"the emulator of {connection} at {target.base_url}: {problem}"
     else:
         why = "--local"
     with local_emulator() as target:

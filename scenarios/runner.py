@@ -44,12 +44,8 @@ class EmulatorTarget:
     def control(self, method: str, path: str, body: Any = None) -> requests.Response:
         return control_request(self.base_url, self.admin_key, method, path, body, ca_file=self.ca_file, timeout=120)
 
-    def healthy(self, timeout: float = 3.0) -> bool:
-        """Whether it answers its health check (over TLS verified with its CA)."""
-        return self.health_problem(timeout) is None
-
     def health_problem(self, timeout: float = 3.0) -> str | None:
-        """Why it does not answer its health check, or None when it does."""
+        """Why it cannot be used (no answer to its health check, or the admin key refused), or None."""
         try:
             response = requests.get(
                 f"{self.base_url}/_m365/health", verify=self.ca_file or True, timeout=timeout, allow_redirects=False
@@ -60,6 +56,12 @@ class EmulatorTarget:
             return f"it cannot be reached ({type(exc).__name__})"
         if response.status_code != 200:
             return f"its health check answered HTTP {response.status_code}"
+        try:
+            refused = self.control("GET", "/settings").status_code in (401, 403)
+        except (OSError, ValueError) as exc:
+            return f"its control API cannot be reached ({type(exc).__name__})"
+        if refused:
+            return "its control API refuses the admin key (give --admin-key or M365_MOCK_ADMIN_KEY)"
         return None
 
     @classmethod

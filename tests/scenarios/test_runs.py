@@ -121,7 +121,7 @@ def test_without_an_emulator_a_private_one_runs_quietly(tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     [line] = result.stderr.splitlines()
     assert line.startswith(f"{PREFIX}using a private emulator at https://127.0.0.1:"), line
-    assert f"does not answer at {stale['base_url']}" in line
+    assert f"{stale['base_url']}: it cannot be reached" in line
 
 
 TENANT = """
@@ -165,6 +165,21 @@ def test_a_running_emulator_is_found_used_and_reset_to_its_own_tenant(tmp_path):
         assert from_env.stderr.startswith(
             f"{PREFIX}using the emulator at {running.base_url} (from $M365_MOCK_BASE_URL)"
         )
+
+        wrong_key = run_cli(
+            "scenario",
+            "run",
+            scenario,
+            "--url",
+            running.base_url,
+            "--admin-key",
+            "wrong",
+            "--ca-file",
+            ca,
+            env=clean_env(running.state_dir),
+        )
+        assert wrong_key.returncode == 2, wrong_key.stdout + wrong_key.stderr
+        assert "its control API refuses the admin key" in wrong_key.stderr
 
         local = run_cli("scenario", "run", scenario, "--local", env=clean_env(running.state_dir))
         assert local.returncode == 0, local.stdout + local.stderr
