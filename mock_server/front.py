@@ -15,6 +15,7 @@ cannot tell the two apart; `tests/test_front.py` compares it with werkzeug's tes
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import logging
 import os
@@ -80,15 +81,20 @@ def _split_address(address: str) -> tuple[str, str]:
 
 
 def build_environ(scope: Any, body: bytes) -> dict[str, Any]:
-    """The PEP 3333 environ granian's WSGI interface builds for this RSGI `scope`, reading from `body`.
+    """The PEP 3333 environ granian's WSGI interface builds for this RSGI `scope`, reading from `body`."""
+    environ = _environ(scope, scope.path, scope.query_string)[0]
+    environ["wsgi.input"] = io.BytesIO(body)
+    return environ
+
+
+def _environ(scope: Any, path: str, query: str) -> tuple[dict[str, Any], int]:
+    """(the environ without wsgi.input, the size of the header block: names, values and separators).
 
     RSGI gives the path percent-decoded as UTF-8 text; WSGI wants the latin-1 text of the decoded bytes.
     (RSGI decodes lossily: the bytes of a %-escape that is not UTF-8 arrive as U+FFFD, which is also what
     werkzeug makes of them when it routes, so the app routes them the same.)
     """
     server_host, server_port = _split_address(scope.server)
-    path = scope.path
-    query = scope.query_string
     environ = {
         **_STATIC_ENVIRON,
         "SERVER_PROTOCOL": _PROTOCOLS.get(scope.http_version, "HTTP/1"),
@@ -99,10 +105,11 @@ def build_environ(scope: Any, body: bytes) -> dict[str, Any]:
         "PATH_INFO": path if path.isascii() else path.encode("utf-8").decode("latin-1"),
         "QUERY_STRING": query if query.isascii() else query.encode("utf-8").decode("latin-1"),
         "wsgi.url_scheme": scope.scheme,
-        "wsgi.input": io.BytesIO(body),
     }
     cookies: list[str] = []
+    size = 0
     for name, value in scope.headers.items():
+        size += len(name) + len(value) + 4
         if name == "content-type":
             environ["CONTENT_TYPE"] = value
         elif name == "content-length":
@@ -117,22 +124,16 @@ def build_environ(scope: Any, body: bytes) -> dict[str, Any]:
         environ["HTTP_COOKIE"] = ";".join(cookies)
     if "HTTP_HOST" not in environ:
         environ["HTTP_HOST"] = scope.authority or ""
-    return environ
+    return environ, size
 
 
-def _header_block_size(scope: Any) -> int:
-    return sum(len(name) + len(value) + 4 for name, value in scope.headers.items())
-
-
-def _url_size(scope: Any) -> int:
-    path = scope.path
+def _url_size(path: str, query: str) -> int:
     size = len(path) if path.isascii() else len(path.encode("utf-8"))
-    query = scope.query_string
     return size + (len(query) + 1 if query else 0)
 
 
-def _content_length(scope: Any) -> int | None:
-    text = scope.headers.get("content-length")
+def _content_length(environ: dict[str, Any]) -> int | None:
+    text = environ.get("CONTENT_LENGTH")
     if text is None:
         return None
     try:
@@ -180,47 +181,52 @@ class Front:
             hook()
 
     def __rsgi_del__(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Called by granian when the worker stops: the threads finish their request and end."""
         if self._pool_pid == os.getpid():
+            self._pool_pid = None
             for _ in range(self.threads):
                 self._jobs.put(None)
 
     async def __rsgi__(self, scope: Any, protocol: Any) -> None:
+        path, query = scope.path, scope.query_string
+        environ, header_bytes = _environ(scope, path, query)
         refusal: HTTPException | None = None
-        if _url_size(scope) > self.max_url_bytes:
+        if _url_size(path, query) > self.max_url_bytes:
             refusal = RequestURITooLarge(
                 f"The request URL is longer than the emulator's limit of {self.max_url_bytes} bytes."
             )
-        elif _header_block_size(scope) > self.max_header_bytes:
+        elif header_bytes > self.max_header_bytes:
             refusal = RequestHeaderFieldsTooLarge(
                 f"The request's headers are larger than the emulator's limit of {self.max_header_bytes} bytes."
             )
-        limit = self.max_body()
-        body, complete, body_refusal = await self._read_body(scope, protocol, 0 if refusal else limit)
+        http1 = environ["SERVER_PROTOCOL"] in ("HTTP/1.1", "HTTP/1")
+        limit = 0 if refusal else self.max_body()
+        body, complete, body_refusal = await self._read_body(environ, http1, protocol, limit)
         if body is None:  # the client went away
             return
-        if refusal is None:
-            refusal = body_refusal
-        environ = build_environ(scope, body)
+        environ["wsgi.input"] = io.BytesIO(body)
+        refusal = refusal or body_refusal
         if refusal is not None:
             environ[REFUSAL] = refusal
         loop = self._loop or asyncio.get_running_loop()
         future = loop.create_future()
         self._submit(loop, future, environ)
         status, headers, data = await future
-        if not complete and scope.http_version in ("1", "1.1"):
+        if not complete and http1:
             headers = [*headers, ("Connection", "close")]
-        protocol.response_bytes(status, headers, data)
+        with contextlib.suppress(RuntimeError):  # granian's ProtocolClosed: the client has gone
+            protocol.response_bytes(status, headers, data)
 
     async def _read_body(
-        self, scope: Any, protocol: Any, limit: int | None
+        self, environ: dict[str, Any], http1: bool, protocol: Any, limit: int | None
     ) -> tuple[bytes | None, bool, HTTPException | None]:
         """(body, read to its end, refusal): at most `limit` bytes kept; (None, ...) when the client left."""
-        declared = _content_length(scope)
-        if declared == 0 or (
-            declared is None and scope.http_version in ("1", "1.1") and "transfer-encoding" not in scope.headers
-        ):
+        declared = _content_length(environ)
+        if declared == 0 or (declared is None and http1 and "HTTP_TRANSFER_ENCODING" not in environ):
             return b"", True, None  # HTTP/1 without Content-Length or Transfer-Encoding: no body
         cap = self.drain_cap if limit is None else max(limit, self.drain_cap)
+        if limit is None:  # an app without a limit: the drain cap is the limit
+            limit = cap
         chunks: list[bytes] = []
         size = 0
         loop = asyncio.get_running_loop()
@@ -229,7 +235,7 @@ class Front:
             async with asyncio.timeout(timeout) as deadline:
                 async for chunk in protocol:
                     size += len(chunk)
-                    if limit is None or size <= limit:
+                    if size <= limit:
                         chunks.append(chunk)
                     elif size > cap:
                         return b"", False, _too_large(limit)
@@ -240,7 +246,7 @@ class Front:
             return b"", False, RequestTimeout(f"The request body did not arrive within {timeout:g} s of its last part.")
         except Exception:  # the connection closed under the read: nobody to answer
             return None, False, None
-        if limit is not None and size > limit:
+        if size > limit:
             return b"", True, _too_large(limit)
         return b"".join(chunks) if len(chunks) != 1 else chunks[0], True, None
 
