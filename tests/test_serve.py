@@ -478,9 +478,8 @@ def test_the_worker_exits_when_the_serve_process_is_killed(tmp_path):
         os.kill(running.facts["pid"], signal.SIGKILL)
         running.process.wait(10)
         assert all(_gone(pid, 10) for pid in workers)
-        with socket.socket() as again:
-            again.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            again.bind(("127.0.0.1", _port(running)))
+        with pytest.raises(ConnectionRefusedError):  # nothing listens on the port any more
+            socket.create_connection(("127.0.0.1", _port(running)), timeout=5).close()
     finally:
         for pid in _children(running.process.pid):
             os.kill(pid, signal.SIGKILL)
