@@ -227,8 +227,9 @@ def start_flask_app(
 ) -> ChildServer:
     """Serve `factory` ("module:function", called with `state_dir`, returning a Flask app) like the emulator.
 
-    The child runs `mock_server.server.serve` (granian, one worker, `threads` blocking threads, TLS 1.2+ with
-    the emulator's leaf certificate from `state_dir`, made there if missing) on a free port of 127.0.0.1.
+    The child runs `mock_server.server.serve` (granian RSGI and the emulator's front, one worker, `threads` app
+    threads, TLS 1.2+ with the emulator's leaf certificate from `state_dir`, made there if missing) on a free
+    port of 127.0.0.1.
     """
     from mock_server.server import free_port
 
