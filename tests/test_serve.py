@@ -363,13 +363,13 @@ def test_a_stalled_body_is_answered_in_json_and_the_connection_closed(two_thread
 
 
 def test_a_pooled_session_survives_refused_uploads(two_threads):
-    """401s answered to 100 KB bodies, then ordinary requests, all on one keep-alive session."""
+    """401s answered to 100 KB and 3 MB bodies, then ordinary requests, all on one keep-alive session."""
     url = f"{two_threads.base_url}/v1.0/users/support@contoso.onmicrosoft.com/sendMail"
     health = f"{two_threads.base_url}/_m365/health"
-    ca, body = two_threads.ca_file, b"x" * 100_000
+    ca, headers = two_threads.ca_file, {"Content-Type": "application/json"}
     with requests.Session() as session:
-        for _ in range(20):
-            refused = session.post(url, data=body, headers={"Content-Type": "application/json"}, verify=ca, timeout=10)
+        for body in [b"x" * 100_000] * 20 + [b"x" * 3_000_000] * 5:
+            refused = session.post(url, data=body, headers=headers, verify=ca, timeout=10)
             assert refused.status_code == 401
             assert refused.json()["error"]["code"] == "InvalidAuthenticationToken"
             assert session.get(health, verify=ca, timeout=10).status_code == 200
