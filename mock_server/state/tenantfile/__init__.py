@@ -1,0 +1,91 @@
+"""Tenant files in and out: the JSON Schema, the reader, the writer (export) and the built-in demo tenant.
+
+The format is documented in docs/tenant-file.md; schema.json beside this module is its JSON Schema for editors.
+"""
+
+from mock_server.state.tenantfile.demo import (
+    DEMO_APP_NAME,
+    DEMO_DOMAINS,
+    DEMO_MAIL,
+    DEMO_SEED,
+    demo_tenant_data,
+    load_demo_world,
+)
+from mock_server.state.tenantfile.problems import ConfigError, Problem
+from mock_server.state.tenantfile.reader import (
+    DEFAULT_SECRET_DAYS,
+    DEFAULT_TOKEN_LIFETIME,
+    ID_NAMESPACE,
+    SECRET_ALPHABET,
+    GeneratedSecret,
+    LoadedWorld,
+    MailboxContent,
+    SeedMessage,
+    Settings,
+    TenantFileReader,
+    load_tenant_file,
+    load_world,
+    new_secret_value,
+    read_tenant_file,
+    stable_guid,
+)
+from mock_server.state.tenantfile.schema import SCHEMA
+from mock_server.state.tenantfile.validate import NO_FILES, entry_problems, problems
+from mock_server.state.tenantfile.writer import (
+    dump_application,
+    dump_assignment,
+    dump_certificate,
+    dump_group,
+    dump_mailbox,
+    dump_policy,
+    dump_rules,
+    dump_scope,
+    dump_secret,
+    dump_service_principal,
+    dump_tenant,
+    dump_world,
+    write_tenant_file,
+)
+
+__all__ = [
+    "DEFAULT_SECRET_DAYS",
+    "DEFAULT_TOKEN_LIFETIME",
+    "DEMO_APP_NAME",
+    "DEMO_DOMAINS",
+    "DEMO_MAIL",
+    "DEMO_SEED",
+    "ID_NAMESPACE",
+    "NO_FILES",
+    "SCHEMA",
+    "SECRET_ALPHABET",
+    "ConfigError",
+    "GeneratedSecret",
+    "LoadedWorld",
+    "MailboxContent",
+    "Problem",
+    "SeedMessage",
+    "Settings",
+    "TenantFileReader",
+    "demo_tenant_data",
+    "dump_application",
+    "dump_assignment",
+    "dump_certificate",
+    "dump_group",
+    "dump_mailbox",
+    "dump_policy",
+    "dump_rules",
+    "dump_scope",
+    "dump_secret",
+    "dump_service_principal",
+    "dump_tenant",
+    "dump_world",
+    "entry_problems",
+    "load_demo_world",
+    "load_tenant_file",
+    "load_world",
+    "new_secret_value",
+    "problems",
+    "read_tenant_file",
+    "stable_guid",
+    "write_tenant_file",
+]
