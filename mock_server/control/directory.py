@@ -7,14 +7,23 @@ the control API takes are the same thing.
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from typing import Any
 
 from flask import Response, request
 
 from mock_server.app import current_emulator, json_response
-from mock_server.control.routes import ControlError, body_object, bool_field, control, list_field, tenant_for
-from mock_server.state.config import (
+from mock_server.control.routes import (
+    ControlError,
+    body_object,
+    bool_field,
+    control,
+    entry_body,
+    list_field,
+    tenant_for,
+)
+from mock_server.state.content import seed_mailboxes
+from mock_server.state.directory import Application, Group, Mailbox, Tenant, canonical_permission
+from mock_server.state.tenantfile import (
     ConfigError,
     TenantFileReader,
     dump_application,
@@ -23,12 +32,11 @@ from mock_server.state.config import (
     dump_mailbox,
     dump_secret,
 )
-from mock_server.state.content import seed_mailboxes
-from mock_server.state.directory import Application, Group, Mailbox, Tenant, canonical_permission
 
 
 def reader() -> TenantFileReader:
-    return TenantFileReader(current_emulator().clock.now_datetime(), Path.cwd(), None)
+    """The tenant-file reader for one object of a control request: it reads no files."""
+    return TenantFileReader(current_emulator().clock.now_datetime(), None, None)
 
 
 def read(build: Any) -> Any:
@@ -94,7 +102,7 @@ def list_applications(tenant_key: str) -> Response:
 def create_application(tenant_key: str) -> Response:
     """A new app registration (tenant-file fields); secrets left without a value are generated and returned."""
     tenant = tenant_for(tenant_key)
-    payload = body_object()
+    payload = entry_body("application")
     with current_emulator().directory.edit(tenant) as draft:
         app = read(lambda: reader().application(payload, draft, "application"))
         if draft.application(app.app_id) is not None:
@@ -149,7 +157,7 @@ def delete_application(tenant_key: str, app_key: str) -> Response:
 def add_secret(tenant_key: str, app_key: str) -> Response:
     """A new client secret (`value`, `expires` or `expires_in_days`, `starts`, `display_name`)."""
     tenant = tenant_for(tenant_key)
-    payload = body_object()
+    payload = entry_body("secret")
     with current_emulator().directory.edit(tenant) as draft:
         app = application_for(draft, app_key)
         secret = read(lambda: reader().secret(payload, draft, app, "secret"))
@@ -175,9 +183,7 @@ def remove_secret(tenant_key: str, app_key: str, secret_id: str) -> Response:
 def add_certificate(tenant_key: str, app_key: str) -> Response:
     """Upload a public certificate (`pem`, `display_name`)."""
     tenant = tenant_for(tenant_key)
-    payload = body_object()
-    if "file" in payload:
-        raise ControlError(400, "InvalidField", "Give the certificate as 'pem'; the control API reads no files.")
+    payload = entry_body("certificate")
     with current_emulator().directory.edit(tenant) as draft:
         app = application_for(draft, app_key)
         cert = read(lambda: reader().certificate(payload, app, "certificate"))
@@ -220,7 +226,7 @@ def list_mailboxes(tenant_key: str) -> Response:
 @control.post("/tenants/<tenant_key>/mailboxes")
 def create_mailbox(tenant_key: str) -> Response:
     tenant = tenant_for(tenant_key)
-    payload = body_object()
+    payload = entry_body("mailbox")
     emulator = current_emulator()
     with emulator.directory.edit(tenant) as draft:
         mail_reader = reader()
@@ -294,7 +300,7 @@ def list_groups(tenant_key: str) -> Response:
 def create_group(tenant_key: str) -> Response:
     """A mail-enabled security group (`address`, `display_name`, `members`)."""
     tenant = tenant_for(tenant_key)
-    payload = body_object()
+    payload = entry_body("group")
     with current_emulator().directory.edit(tenant) as draft:
         group = read(lambda: reader().group(payload, draft, "group"))
         try:

@@ -16,10 +16,11 @@ from mock_server.app import current_emulator, json_response
 from mock_server.clock import iso_z
 from mock_server.graph import body as graph_body
 from mock_server.graph import errors as graph_errors
-from mock_server.state.config import ConfigError, dump_world, load_world
 from mock_server.state.content import generate_messages
 from mock_server.state.directory import DirectoryError, Tenant
 from mock_server.state.mailstore import ItemNotFound, MalformedId, recipient
+from mock_server.state.tenantfile import ConfigError, Problem, dump_world, entry_problems, load_world
+from mock_server.state.tenantfile.problems import dotted
 
 control = Blueprint("control", __name__, url_prefix="/_m365")
 ADMIN_HEADER = "X-M365-Admin-Key"
@@ -27,16 +28,27 @@ MAX_GENERATED = 200_000
 
 
 class ControlError(Exception):
-    """A control-API refusal: `{"error": {"code", "message"}}` with the status."""
+    """A control-API refusal: `{"error": {"code", "message"}}` with the status, and `details` (one per wrong
+    place: `{"code", "target", "message"}`) when a body is refused for several reasons at once."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(self, status: int, code: str, message: str, details: list[dict[str, str]] | None = None) -> None:
         super().__init__(message)
-        self.status, self.code, self.message = status, code, message
+        self.status, self.code, self.message, self.details = status, code, message, details
 
 
 @control.errorhandler(ControlError)
 def render_control_error(exc: ControlError) -> Response:
-    return json_response({"error": {"code": exc.code, "message": exc.message}}, exc.status)
+    error: dict[str, Any] = {"code": exc.code, "message": exc.message}
+    if exc.details:
+        error["details"] = exc.details
+    return json_response({"error": error}, exc.status)
+
+
+def refused_body(code: str, problems: list[Problem]) -> ControlError:
+    """400 naming every wrong place of a body, one per line (a message in Exchange's words as it is)."""
+    lines = [p.message if p.exact and len(p.path) <= 1 else p.render() for p in problems]
+    details = [{"code": code, "target": dotted(p.path), "message": p.message} for p in problems]
+    return ControlError(400, code, "\n".join(lines), details)
 
 
 @control.errorhandler(graph_errors.GraphError)
@@ -55,6 +67,16 @@ def render_rule_error(exc: DirectoryError) -> Response:
 def body_object() -> dict[str, Any]:
     """The JSON object of a control request (an empty body is an empty object)."""
     return graph_body.json_body(allow_empty=True)
+
+
+def entry_body(definition: str) -> dict[str, Any]:
+    """The body of a route that creates one object, checked against the tenant-file schema's definition of that
+    object (`application`, `accessPolicy`, ...): an unknown or misspelt field is refused (400 InvalidField)."""
+    payload = body_object()
+    found = entry_problems(definition, payload)
+    if found:
+        raise refused_body("InvalidField", found)
+    return payload
 
 
 def tenant_for(key: str) -> Tenant:
@@ -316,10 +338,16 @@ def export() -> Response:
 
 @control.post("/import")
 def import_world() -> Response:
-    """Replace the world with tenant-file JSON; its mail is loaded, mail and log of the old world are dropped."""
+    """Replace the world with tenant-file JSON; its mail is loaded, mail and log of the old world are dropped.
+
+    The body is checked against the tenant-file schema first (400 InvalidTenantFile naming every wrong place);
+    no file is ever read, so a certificate must come as `pem`.
+    """
     try:
-        world = load_world(body_object())
+        world = load_world(body_object(), base_dir=None)
     except ConfigError as exc:
+        if exc.problems:
+            raise refused_body("InvalidTenantFile", exc.problems) from None
         raise ControlError(400, "InvalidTenantFile", str(exc)) from None
     current_emulator().load(world)
     return json_response({"status": "imported", "tenants": [t.id for t in world.directory.tenants]})

@@ -14,12 +14,12 @@ from flask import Response
 
 from mock_server.app import current_emulator, json_response
 from mock_server.control.directory import created, mailbox_for, no_content, read, reader
-from mock_server.control.routes import ControlError, body_object, control, tenant_for, text_field
+from mock_server.control.routes import ControlError, body_object, control, entry_body, tenant_for, text_field
 from mock_server.state import policies
-from mock_server.state.config import dump_assignment, dump_policy, dump_scope, dump_service_principal
 from mock_server.state.directory import Group, Mailbox, Tenant
 from mock_server.state.errors import not_found
 from mock_server.state.rules import AccessPolicy, AccessRules, RoleAssignment, scope_sid
+from mock_server.state.tenantfile import dump_assignment, dump_policy, dump_scope, dump_service_principal
 
 
 def _when(moment: float | None) -> str | None:
@@ -79,7 +79,7 @@ def list_policies(tenant_key: str) -> Response:
 def create_policy(tenant_key: str) -> Response:
     """New-ApplicationAccessPolicy: `app_id` (id, list, display name or *), `scope`, `access_right`, `description`."""
     tenant = tenant_for(tenant_key)
-    payload = body_object()
+    payload = entry_body("accessPolicy")
     now, delay = _timing()
     try:
         payload["id"] = str(uuid.UUID(str(payload.get("id") or uuid.uuid4())))
@@ -167,7 +167,7 @@ def list_service_principals(tenant_key: str) -> Response:
 def create_service_principal(tenant_key: str) -> Response:
     """New-ServicePrincipal: `app_id`, `object_id` (default: the app's service principal), `display_name`."""
     tenant = tenant_for(tenant_key)
-    payload = body_object()
+    payload = entry_body("servicePrincipal")
     with current_emulator().directory.edit(tenant) as draft:
         sp = read(lambda: reader().service_principal(payload, draft, "service_principal"))
     return created(dump_service_principal(sp) | {"identity": sp.identity})
@@ -225,7 +225,7 @@ def list_scopes(tenant_key: str) -> Response:
 def create_scope(tenant_key: str) -> Response:
     """New-ManagementScope: `name`, `filter` (a RecipientRestrictionFilter)."""
     tenant = tenant_for(tenant_key)
-    payload = body_object()
+    payload = entry_body("managementScope")
     with current_emulator().directory.edit(tenant) as draft:
         scope = read(lambda: reader().management_scope(payload, draft, "management_scope"))
     return created(dump_scope(scope))
@@ -249,7 +249,7 @@ def list_assignments(tenant_key: str) -> Response:
 def create_assignment(tenant_key: str) -> Response:
     """New-ManagementRoleAssignment -App: `role`, `app_id` (service principal), `scope` (omit: organisation)."""
     tenant = tenant_for(tenant_key)
-    payload = body_object()
+    payload = entry_body("roleAssignment")
     now, delay = _timing()
     with current_emulator().directory.edit(tenant) as draft:
         assignment = read(lambda: reader().role_assignment(payload, draft, "role_assignment", now=now, delay=delay))

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
+
 from mock_server.identity.keys import certificate_pem, new_rsa_key, self_signed_certificate
-from tests.helpers import SALES, SUPPORT
+from tests.helpers import GROUP, SALES, SUPPORT
 from tests.identity.helpers import decode_unverified, post_token, secret_form
 
 
@@ -177,3 +179,102 @@ def test_time_reset_and_reset_of_the_world_bring_back_real_time(admin):
     admin.call("POST", "/_m365/time", {"freeze": "2030-01-01T00:00:00Z"}, expect=200)
     admin.call("POST", "/_m365/reset", expect=200)
     assert admin.call("GET", "/_m365/time").get_json()["frozen"] is False
+
+
+def test_import_refuses_unknown_keys_naming_every_place(admin):
+    """`accessPolicies` in an import used to load no policy at all, so the app could read every mailbox."""
+    before = admin.call("GET", "/_m365/export").get_json()
+    body = {
+        "tenants": [
+            {
+                "domains": ["fabrikam.onmicrosoft.com"],
+                "mailboxes": [{"address": "help@fabrikam.onmicrosoft.com", "typ": "shared"}],
+                "accessPolicies": [],
+            }
+        ]
+    }
+    response = admin.call("POST", "/_m365/import", body)
+    assert response.status_code == 400
+    error = response.get_json()["error"]
+    assert error["code"] == "InvalidTenantFile"
+    assert sorted(error["message"].splitlines()) == [
+        "tenants[0].accessPolicies: unknown key; did you mean 'access_policies'?",
+        "tenants[0].mailboxes[0].typ: unknown key; did you mean 'type'?",
+    ]
+    assert sorted(d["target"] for d in error["details"]) == ["tenants[0].accessPolicies", "tenants[0].mailboxes[0].typ"]
+    assert admin.call("GET", "/_m365/export").get_json() == before
+
+
+def test_import_reads_no_files_and_tells_nothing_about_them(admin, tmp_path):
+    real = tmp_path / "daemon.pem"
+    real.write_text(certificate_pem(self_signed_certificate(new_rsa_key(), "daemon")))
+    answers = []
+    for file in (str(real), str(tmp_path / "missing.pem"), "/etc/passwd"):
+        app = {"display_name": "A", "certificates": [{"file": file}]}
+        body = {"tenants": [{"domains": ["fabrikam.onmicrosoft.com"], "applications": [app]}]}
+        response = admin.call("POST", "/_m365/import", body)
+        answers.append((response.status_code, response.get_json()["error"]["message"]))
+    assert set(answers) == {
+        (
+            400,
+            "tenants[0].applications[0].certificates[0].file: the control API reads no files; "
+            "give the certificate as 'pem'",
+        )
+    }
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "message"),
+    [
+        (
+            "applications",
+            {"display_name": "Ticketing", "permisions": ["Mail.Read"]},
+            "permisions: unknown field; did you mean 'permissions'?",
+        ),
+        (
+            "applications",
+            {"display_name": "Ticketing", "secrets": [{"expires_in_day": 1}]},
+            "secrets[0].expires_in_day: unknown field; did you mean 'expires_in_days'?",
+        ),
+        ("mailboxes", {"address": "new@contoso.com", "Type": "shared"}, "Type: unknown field; did you mean 'type'?"),
+        ("groups", {"address": "g@contoso.com", "member": [SALES]}, "member: unknown field; did you mean 'members'?"),
+        (
+            "accessPolicies",
+            {"app_id": "*", "scope": GROUP, "access_right": "DenyAccess", "descripton": "x"},
+            "descripton: unknown field; did you mean 'description'?",
+        ),
+        ("servicePrincipals", {"app_id": "*", "appId": "*"}, "appId: unknown field; did you mean 'app_id'?"),
+        (
+            "managementScopes",
+            {"name": "s", "filter": "Alias -eq 'a'", "recipient_filter": "x"},
+            "recipient_filter: unknown field; did you mean 'filter'?",
+        ),
+        (
+            "roleAssignments",
+            {"role": "Application Mail.Read", "app_id": "*", "custom_resource_scope": "s"},
+            "custom_resource_scope: unknown field; did you mean 'scope'?",
+        ),
+        (
+            "applications/Contact Center Connector/secrets",
+            {"valeu": "s3cret"},
+            "valeu: unknown field; did you mean 'value'?",
+        ),
+        (
+            "applications/Contact Center Connector/certificates",
+            {"pem": "x", "name": "ci"},
+            "name: unknown field; known: display_name, pem, file, id",
+        ),
+        (
+            "applications/Contact Center Connector/certificates",
+            {"file": "/etc/passwd"},
+            "file: the control API reads no files; give the certificate as 'pem'",
+        ),
+    ],
+)
+def test_routes_that_create_an_object_refuse_misspelt_fields(admin, path, body, message):
+    before = admin.call("GET", "/_m365/export").get_json()
+    response = admin.call("POST", path, body)
+    assert response.status_code == 400
+    assert response.get_json()["error"]["code"] == "InvalidField"
+    assert response.get_json()["error"]["message"] == message
+    assert admin.call("GET", "/_m365/export").get_json() == before
