@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from mock_server.identity.keys import certificate_pem, new_rsa_key, self_signed_certificate
-from mock_server.state.config import (
+from mock_server.state.tenantfile import (
     ConfigError,
     dump_world,
     load_demo_world,
