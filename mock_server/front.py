@@ -8,8 +8,9 @@ oversized body, a URL or header block over the limit) it does not answer itself:
 exception in `environ[REFUSAL]` and calls the app, which answers it in the path's own error format and logs
 it like every other error.
 
-The environ is the one granian's WSGI interface builds (src/wsgi/callbacks.rs, granian/wsgi.py), so the app
-cannot tell the two apart; `tests/test_front.py` compares it with werkzeug's test client.
+The environ is the one granian's WSGI interface builds (src/wsgi/callbacks.rs, granian/wsgi.py; the few
+differences RSGI imposes are in docs/fidelity.md); `tests/test_front.py` compares what the app sees with
+werkzeug's test client.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ DEFAULT_BODY_TIMEOUT = 10.0
 # Past the app's body limit the front keeps reading (and dropping) the body up to this many bytes, so that the
 # client finishes sending and reads the 413; beyond it the connection is closed after the answer.
 DRAIN_CAP = 64 * 1024 * 1024
-# The request target (path and query, as the client sent them) and the header block (names, values and
+# The request target (the decoded path and the query string) and the header block (names, values and
 # separators) the front accepts; over them the answer is 414 / 431. See docs/fidelity.md for why these sizes.
 MAX_URL_BYTES = 16 * 1024
 MAX_HEADER_BYTES = 64 * 1024
