@@ -7,7 +7,7 @@ import logging
 import re
 import secrets
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from flask import Flask, Response, current_app, g, request
@@ -32,7 +32,7 @@ from mock_server.state.config import (
 )
 from mock_server.state.content import seed_mailboxes
 from mock_server.state.directory import Directory
-from mock_server.state.mailstore import MailStore
+from mock_server.state.mailstore import MailStore, OutboundMail
 from mock_server.state.requestlog import LogRecord, RequestLog
 
 log = logging.getLogger("m365_mock")
@@ -59,14 +59,16 @@ class Emulator:
     admin_key: str
     log: RequestLog
     initial: tuple[dict[str, Any], list[MailboxContent]] = ((), [])  # type: ignore[assignment]
+    initial_outbound: list[OutboundMail] = field(default_factory=list)
 
     def load(self, world: LoadedWorld) -> None:
-        """Make `world` the emulator's world: its tenants, settings and start-up mail; the log starts over."""
+        """Make `world` the emulator's world: its tenants, settings, mail and outbound log; the log starts over."""
         self.mail.reset()
         self.directory.replace_with(world.directory)
         self.settings.__dict__.update(world.settings.__dict__)
         self.issuer.lifetime = world.settings.token_lifetime
         seed_mailboxes(self.mail, world.mail, self.mail.now())
+        self.mail.restore_outbound(world.outbound)
         self.log.clear()
 
     def reset(self) -> None:
@@ -79,7 +81,12 @@ class Emulator:
             for mailbox in tenant.mailboxes.values():
                 content = by_key.get(mailbox.store_key)
                 if content is not None:
-                    world.mail.append(MailboxContent(mailbox, content.messages, content.generate))
+                    world.mail.append(
+                        MailboxContent(
+                            mailbox, content.messages, content.generate, state=content.state, where=content.where
+                        )
+                    )
+        world.outbound = list(self.initial_outbound)
         self.load(world)
         self.clock.reset()
 
@@ -106,6 +113,7 @@ class Emulator:
             log=RequestLog(),
         )
         emulator.initial = (dump_world(world.directory, world.settings), list(world.mail))
+        emulator.initial_outbound = list(world.outbound)
         return emulator
 
 
@@ -217,6 +225,7 @@ def create_app(
     world = world or load_demo_world()
     emulator = Emulator.build(world, signing_key=signing_key, clock=clock, admin_key=admin_key)
     seed_mailboxes(emulator.mail, world.mail, emulator.mail.now())
+    emulator.mail.restore_outbound(world.outbound)
     app = EmulatorFlask("mock_server")
     # Graph answers `//` in a path itself; werkzeug would redirect to the merged path with an HTML 308.
     app.url_map.merge_slashes = False

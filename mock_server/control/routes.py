@@ -331,9 +331,12 @@ def reset() -> Response:
 
 @control.get("/export")
 def export() -> Response:
-    """The current world as tenant-file JSON (directory, rules and settings)."""
+    """The current world as tenant-file JSON: directory, rules, settings, each mailbox's mail and the outbound log.
+
+    Importing it gives the same world, and exporting that again the same bytes.
+    """
     emulator = current_emulator()
-    return json_response(dump_world(emulator.directory, emulator.settings))
+    return json_response(dump_world(emulator.directory, emulator.settings, emulator.mail))
 
 
 @control.post("/import")

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from mock_server.state.config import MailboxContent
+from mock_server.state.mailstate import restore_mail
 from mock_server.state.mailstore import Folder, MailboxStore, MailStore, recipient
 
 POOL_SIZE = 96
@@ -87,6 +88,13 @@ def generate_messages(
 def seed_mailboxes(mail: MailStore, contents: list[MailboxContent], now: datetime) -> None:
     """Put a tenant file's messages into their mailboxes; folders named but missing are made under the root."""
     for content in contents:
+        if content.state is not None:
+            restored, content.store = content.store, None  # a restored store is adopted once, then rebuilt
+            if restored is None:
+                where = f"{content.where}.mail"
+                restored = restore_mail(content.mailbox, mail.now, content.state, where)
+            mail.adopt(restored)
+            continue
         store = mail.store(content.mailbox)
         if content.generate:
             generate_messages(store, store.well_known["inbox"], content.generate, now=now)

@@ -279,22 +279,24 @@ def message_from_record(record: dict[str, Any], where: str) -> Message:
         subject=record.get("subject", ""),
         body_type=body["content_type"],
         body_content=body["content"],
-        sender=record.get("sender"),
-        from_=record.get("from"),
-        to=record.get("to", []),
-        cc=record.get("cc", []),
-        bcc=record.get("bcc", []),
-        reply_to=record.get("reply_to", []),
+        sender=_recipient(record.get("sender")),
+        from_=_recipient(record.get("from")),
+        to=_recipients(record.get("to")),
+        cc=_recipients(record.get("cc")),
+        bcc=_recipients(record.get("bcc")),
+        reply_to=_recipients(record.get("reply_to")),
         is_read=record.get("read", False),
         is_draft=record.get("draft", False),
         importance=record.get("importance", "normal"),
         inference_classification=record.get("inference_classification", "focused"),
-        flag=record.get("flag", {"flagStatus": "notFlagged"}),
+        flag=_flag(record.get("flag")),
         categories=record.get("categories", []),
         internet_message_id=record.get("internet_message_id", ""),
         conversation_id=record.get("conversation_id", ""),
         conversation_index=record.get("conversation_index", ""),
-        internet_message_headers=record.get("internet_message_headers", []),
+        internet_message_headers=[
+            {"name": h.get("name", ""), "value": h.get("value", "")} for h in record.get("internet_message_headers", [])
+        ],
         is_delivery_receipt_requested=record.get("delivery_receipt_requested", False),
         is_read_receipt_requested=record.get("read_receipt_requested", False),
         has_attachments=record.get("has_attachments", False),
@@ -303,6 +305,29 @@ def message_from_record(record: dict[str, Any], where: str) -> Message:
         ],
         change_key=record.get("change_key") or new_change_key(),
     )
+
+
+def _recipient(value: Any) -> dict[str, Any] | None:
+    """A recipient in Graph's own key order, whatever order the record came in (exports compare byte for byte)."""
+    if not isinstance(value, dict):
+        return None
+    email = value.get("emailAddress") or {}
+    address = email.get("address")
+    return {"emailAddress": {"name": email.get("name", address), "address": address}}
+
+
+def _recipients(values: Any) -> list[dict[str, Any]]:
+    return [r for r in (_recipient(v) for v in values or []) if r is not None]
+
+
+def _flag(value: Any) -> dict[str, Any]:
+    value = value if isinstance(value, dict) else {}
+    flag: dict[str, Any] = {"flagStatus": value.get("flagStatus", "notFlagged")}
+    for key in ("startDateTime", "dueDateTime", "completedDateTime"):
+        moment = value.get(key)
+        if isinstance(moment, dict):
+            flag[key] = {"dateTime": moment.get("dateTime"), "timeZone": moment.get("timeZone", "UTC")}
+    return flag
 
 
 def _attachment_from_record(record: dict[str, Any], where: str) -> dict[str, Any]:
@@ -359,7 +384,7 @@ def outbound_from_record(record: dict[str, Any], where: str) -> OutboundMail:
         body_type=body["content_type"],
         body_content=body["content"],
         internet_message_id=record.get("internet_message_id", ""),
-        to=record.get("to", []),
-        cc=record.get("cc", []),
-        bcc=record.get("bcc", []),
+        to=_recipients(record.get("to")),
+        cc=_recipients(record.get("cc")),
+        bcc=_recipients(record.get("bcc")),
     )

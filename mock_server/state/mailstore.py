@@ -577,13 +577,16 @@ class MailStore:
 
     def adopt(self, store: MailboxStore) -> None:
         """Take a store rebuilt from stored state in place of the mailbox's current one."""
-        store.journal = self.journal
+        store.journal, store._now = self.journal, self._now
         with self._lock:
             self._stores[store.key] = store
 
     def restore_outbound(self, records: Iterable[OutboundMail]) -> None:
         with self._lock:
-            self._outbound.extend(records)
+            for caught in records:
+                self._outbound.append(caught)
+                if self.journal is not None:
+                    self.journal.outbound_added(caught)
 
     def store(self, mailbox: Mailbox) -> MailboxStore:
         """The mailbox's store, created with its well-known folders on first use.

@@ -210,12 +210,20 @@ def test_the_readers_own_checks_carry_the_line_too(tmp_path):
     assert refusal(path) == f"{path}:5:5: tenants[0].id: 'not-a-guid' is not a GUID"
 
 
-def test_the_reserved_mail_and_outbound_keys_take_objects_only():
+def test_exact_mail_and_the_outbound_log_are_checked_like_the_rest():
     data = {
         "tenants": [{"domains": [DOMAIN], "mailboxes": [{"address": f"a@{DOMAIN}", "mail": {"folders": []}}]}],
         "outbound": [{"subject": "hi"}],
     }
-    load_world(data)
+    with pytest.raises(ConfigError) as info:
+        load_world(data)
+    assert str(info.value).splitlines() == [
+        "tenants[0].mailboxes[0].mail.messages: required",
+        "tenants[0].mailboxes[0].mail.next_seq: required",
+        "outbound[0].sent: required",
+        "outbound[0].sender: required",
+        "outbound[0].recipients: required",
+    ]
     data["tenants"][0]["mailboxes"][0]["mail"] = []
     data["outbound"] = {}
     with pytest.raises(ConfigError) as info:
@@ -224,6 +232,13 @@ def test_the_reserved_mail_and_outbound_keys_take_objects_only():
         "tenants[0].mailboxes[0].mail: expected a mapping, got a list",
         "outbound: expected a list, got a mapping",
     ]
+
+
+def test_exact_mail_excludes_seeded_messages():
+    box = {"address": f"a@{DOMAIN}", "generate": 3, "mail": {"folders": [], "messages": [], "next_seq": 1}}
+    with pytest.raises(ConfigError) as info:
+        load_world({"tenants": [{"domains": [DOMAIN], "mailboxes": [box]}]})
+    assert str(info.value) == "tenants[0].mailboxes[0].mail: exact mail and 'messages'/'generate' exclude each other"
 
 
 @pytest.mark.parametrize(

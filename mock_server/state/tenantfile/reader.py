@@ -29,6 +29,8 @@ from mock_server.state.directory import (
     Tenant,
     canonical_permission,
 )
+from mock_server.state.mailstate import MailStateError, outbound_from_record, restore_mail
+from mock_server.state.mailstore import MailboxStore, OutboundMail
 from mock_server.state.tenantfile.problems import ConfigError, from_message, refusal
 from mock_server.state.tenantfile.source import Source, decode, find_places, one_line, parse
 from mock_server.state.tenantfile.validate import NO_FILES, problems
@@ -38,6 +40,11 @@ SECRET_ALPHABET = string.ascii_letters + string.digits + "_-.~"
 DEFAULT_SECRET_DAYS = 730
 DEFAULT_TOKEN_LIFETIME = 3599
 NOT_A_MAPPING = "the top level must be a mapping with a 'tenants' list"
+
+
+def utc_now_seconds() -> datetime:
+    """Restored stores' clock until the emulator's mail store adopts them."""
+    return datetime.now(UTC).replace(microsecond=0)
 
 
 @dataclass
@@ -75,6 +82,7 @@ class LoadedWorld:
     settings: Settings
     generated_secrets: list[GeneratedSecret] = field(default_factory=list)
     mail: list[MailboxContent] = field(default_factory=list)
+    outbound: list[OutboundMail] = field(default_factory=list)
 
 
 @dataclass
@@ -95,11 +103,15 @@ class SeedMessage:
 
 @dataclass
 class MailboxContent:
-    """Mail a tenant file asks for in one mailbox: explicit messages and a number of generated ones."""
+    """Mail a tenant file asks for in one mailbox: explicit messages and a number of generated ones, or
+    (`state`) the exact mail an export wrote, restored once into `store` when the world is loaded."""
 
     mailbox: Mailbox
     messages: list[SeedMessage]
     generate: int = 0
+    state: dict[str, Any] | None = None
+    store: MailboxStore | None = field(default=None, repr=False)
+    where: str = ""
 
 
 def stable_guid(*parts: str) -> str:
@@ -148,14 +160,17 @@ def load_world(
     now: datetime | None = None,
     base_dir: Path | None = None,
     secret_rng: random.Random | None = None,
+    mail_written_here: bool = False,
 ) -> LoadedWorld:
     """Build the world from tenant-file data; ConfigError naming every offending place.
 
     `base_dir` is the folder certificate `file`s are read from; None (data from the control API) reads no files.
+    `mail_written_here`: the `mail` entries come from this emulator's own world file, so the schema is not run
+    over every message again (restoring still refuses what it cannot put back).
     """
     if not isinstance(data, dict):
         raise ConfigError(NOT_A_MAPPING)
-    found = problems(data, files=base_dir is not None)
+    found = problems(_without_mail(data) if mail_written_here else data, files=base_dir is not None)
     if found:
         raise refusal(found)
     try:
@@ -182,6 +197,20 @@ def _located(exc: ConfigError, source: Source) -> ConfigError:
     return refusal([source.locate(problem)], source.name)
 
 
+def _without_mail(data: dict[str, Any]) -> dict[str, Any]:
+    """`data` with the mailboxes' `mail` and the `outbound` log left out (the rest is shared, not copied)."""
+    tenants = []
+    for tenant in data.get("tenants") or []:
+        if isinstance(tenant, dict) and isinstance(tenant.get("mailboxes"), list):
+            boxes = [
+                {k: v for k, v in box.items() if k != "mail"} if isinstance(box, dict) else box
+                for box in tenant["mailboxes"]
+            ]
+            tenant = {**tenant, "mailboxes": boxes}
+        tenants.append(tenant)
+    return {k: (tenants if k == "tenants" else v) for k, v in data.items() if k != "outbound"}
+
+
 def _build(data: dict[str, Any], now: datetime | None, base_dir: Path | None, rng: random.Random | None) -> LoadedWorld:
     reader = TenantFileReader(now or datetime.now(UTC), base_dir, rng)
     settings = reader.settings(data.get("settings"))
@@ -193,7 +222,19 @@ def _build(data: dict[str, Any], now: datetime | None, base_dir: Path | None, rn
             directory.add_tenant(tenant)
         except DirectoryError as exc:
             raise ConfigError(f"{where}: {exc}") from exc
-    return LoadedWorld(directory, settings, reader.generated, reader.mail)
+    for content in reader.mail:
+        if content.state is not None:
+            try:
+                content.store = restore_mail(content.mailbox, utc_now_seconds, content.state, f"{content.where}.mail")
+            except MailStateError as exc:
+                raise ConfigError(str(exc)) from None
+    outbound = []
+    for i, record in enumerate(data.get("outbound") or []):
+        try:
+            outbound.append(outbound_from_record(record, f"outbound[{i}]"))
+        except MailStateError as exc:
+            raise ConfigError(str(exc)) from None
+    return LoadedWorld(directory, settings, reader.generated, reader.mail, outbound)
 
 
 class TenantFileReader:
@@ -363,7 +404,12 @@ class TenantFileReader:
         messages = [
             self.seed_message(m, f"{where}.messages[{i}]", address) for i, m in enumerate(item.get("messages") or [])
         ]
-        if messages or generate:
+        state = item.get("mail")
+        if state is not None:
+            if messages or generate:
+                raise ConfigError(f"{where}.mail: exact mail and 'messages'/'generate' exclude each other")
+            self.mail.append(MailboxContent(mailbox, [], 0, state=state, where=where))
+        elif messages or generate:
             self.mail.append(MailboxContent(mailbox, messages, generate))
         return mailbox
 

@@ -13,6 +13,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from mock_server.state.mailstate import MAIL_SCHEMA, OUTBOUND_SCHEMA
+
 MAX_GENERATED = 200_000
 MAX_SECRET_DAYS = 36_500
 
@@ -98,10 +100,7 @@ MESSAGE = _object(
     },
 )
 
-MAIL = {
-    "type": "object",
-    "description": "Reserved: the exact exported mail state of the mailbox (folders and messages).",
-}
+MAIL = MAIL_SCHEMA
 
 MAILBOX = _object(
     "A user or shared mailbox.",
@@ -299,11 +298,7 @@ SCHEMA: dict[str, Any] = {
             "items": _ref("tenant"),
             "description": "The tenants; at least one.",
         },
-        "outbound": {
-            "type": "array",
-            "items": {"type": "object"},
-            "description": "Reserved: mail sent to addresses outside every tenant, as exported.",
-        },
+        "outbound": OUTBOUND_SCHEMA,
     },
     "$defs": {
         "settings": SETTINGS,

@@ -14,6 +14,8 @@ import yaml
 
 from mock_server.identity import keys
 from mock_server.state.directory import Application, Certificate, ClientSecret, Directory, Group, Mailbox, Tenant
+from mock_server.state.mailstate import dump_mail, outbound_record
+from mock_server.state.mailstore import MailStore
 from mock_server.state.tenantfile.reader import Settings
 
 
@@ -21,25 +23,34 @@ def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def dump_world(directory: Directory, settings: Settings) -> dict[str, Any]:
-    """The whole directory as tenant-file data; `load_world(dump_world(...))` rebuilds the same world."""
-    tenants = [dump_tenant(tenant) for tenant in directory.tenants]
-    return {"settings": settings.to_dict(), "tenants": tenants}
+def dump_world(directory: Directory, settings: Settings, mail: MailStore | None = None) -> dict[str, Any]:
+    """The whole world as tenant-file data; `load_world(dump_world(...))` rebuilds the same world.
+
+    With `mail`, each mailbox that has any carries its exact `mail` and the outbound log comes along: the same
+    world, mail and all, written again gives the same data.
+    """
+    tenants = [dump_tenant(tenant, mail) for tenant in directory.tenants]
+    data: dict[str, Any] = {"settings": settings.to_dict(), "tenants": tenants}
+    if mail is not None:
+        caught = mail.outbound()
+        if caught:
+            data["outbound"] = [outbound_record(m) for m in caught]
+    return data
 
 
-def dump_tenant(tenant: Tenant) -> dict[str, Any]:
+def dump_tenant(tenant: Tenant, mail: MailStore | None = None) -> dict[str, Any]:
     return {
         "id": tenant.id,
         "name": tenant.display_name,
         "domains": list(tenant.domains),
-        "mailboxes": [dump_mailbox(m) for m in tenant.mailboxes.values()],
+        "mailboxes": [dump_mailbox(m, mail) for m in tenant.mailboxes.values()],
         "groups": [dump_group(g) for g in tenant.groups.values()],
         "applications": [dump_application(a) for a in tenant.applications.values()],
         **dump_rules(tenant),
     }
 
 
-def dump_mailbox(mailbox: Mailbox) -> dict[str, Any]:
+def dump_mailbox(mailbox: Mailbox, mail: MailStore | None = None) -> dict[str, Any]:
     out: dict[str, Any] = {
         "id": mailbox.id,
         "address": mailbox.address,
@@ -50,6 +61,9 @@ def dump_mailbox(mailbox: Mailbox) -> dict[str, Any]:
         out["aliases"] = list(mailbox.aliases)
     if mailbox.custom_attributes:
         out["custom_attributes"] = dict(sorted(mailbox.custom_attributes.items()))
+    store = mail.existing(mailbox) if mail is not None else None
+    if store is not None:
+        out["mail"] = dump_mail(store)
     return out
 
 
