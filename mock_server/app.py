@@ -298,11 +298,20 @@ def create_app(
     return app
 
 
+_GRAPH_REFUSALS: dict[int, type[graph_errors.GraphError]] = {
+    405: graph_errors.MethodNotAllowed,
+    408: graph_errors.RequestTimeout,
+    413: graph_errors.RequestTooLarge,
+    414: graph_errors.RequestUriTooLong,
+    431: graph_errors.RequestHeadersTooLarge,
+}
+_REFUSED_BEFORE_READING = (408, 414, 431)  # what the server front refuses, saying why in the description
+
+
 def _graph_equivalent(exc: HTTPException, path: str) -> graph_errors.GraphError:
-    if exc.code == 405:
-        return graph_errors.MethodNotAllowed()
-    if exc.code == 413:
-        return graph_errors.RequestTooLarge()
+    refusal = _GRAPH_REFUSALS.get(exc.code or 0)
+    if refusal is not None:
+        return refusal(exc.description if exc.code in _REFUSED_BEFORE_READING else None)
     if exc.code == 404:
         return graph_errors.SegmentNotFound(_unknown_segment(path))
     return graph_errors.BadRequest(exc.description or "Bad request.")
@@ -360,6 +369,8 @@ def _aadsts_equivalent(exc: HTTPException, path: str) -> aad_errors.AadstsError:
         return aad_errors.MethodNotAccepted(allowed=allowed, method=request.method)
     if exc.code == 413:
         return aad_errors.RequestTooLarge(limit=current_app.config["MAX_CONTENT_LENGTH"])
+    if exc.code in _REFUSED_BEFORE_READING:
+        return aad_errors.RefusedRequest(status=exc.code, detail=exc.description or "")
     if exc.code == 404:
         return aad_errors.EndpointNotFound(path=path)
     return aad_errors.MalformedRequest(detail=exc.description or "The request could not be read.")

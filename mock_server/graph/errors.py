@@ -64,6 +64,21 @@ class RequestTooLarge(GraphError):
     default_message = "The request body is larger than the maximum the service accepts."
 
 
+class RequestTimeout(GraphError):
+    status, code = 408, "RequestTimeout"
+    default_message = "The request body was not received in time."
+
+
+class RequestUriTooLong(GraphError):
+    status, code = 414, "RequestUriTooLong"
+    default_message = "The request URL is longer than the service accepts."
+
+
+class RequestHeadersTooLarge(GraphError):
+    status, code = 431, "RequestHeaderFieldsTooLarge"
+    default_message = "The request's headers are larger than the service accepts."
+
+
 class InternalServerError(GraphError):
     status, code = 500, "InternalServerError"
     default_message = "An internal server error occurred in the emulator; the request log has the details."

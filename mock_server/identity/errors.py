@@ -212,6 +212,17 @@ class RequestTooLarge(AadstsError):
     template = "The request body exceeds the emulator's limit of {limit} bytes."
 
 
+class RefusedRequest(AadstsError):
+    """Emulator-specific (no AADSTS code): the HTTP request was refused before it was read (408, 414, 431)."""
+
+    error, code = "invalid_request", 0
+    template = "{detail}"
+
+    def __init__(self, *, status: int, detail: str) -> None:
+        self.status = status  # type: ignore[misc]
+        super().__init__(detail=detail)
+
+
 class EndpointNotFound(AadstsError):
     """Emulator-specific (no AADSTS code): the real host answers unknown paths with an HTML page."""
 
