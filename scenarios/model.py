@@ -1,22 +1,38 @@
-"""Scenario files: YAML (or JSON) checked against scenarios/schema.json, read into plain objects."""
+"""Scenario files: YAML (or JSON) read as tenant files are read, checked against scenarios/schema.json, then
+turned into plain objects.
+
+Reading goes through the tenant files' parser (mock_server.state.tenantfile.source): a key given twice in one
+mapping is refused (YAML and JSON would otherwise keep the last one), nesting is bounded, date-times stay the text
+written, and every key path keeps its line and column. Every problem is reported at once, in file order, as
+`file:line:col: key.path: what is wrong`.
+"""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import jsonschema
-import yaml
+from jsonschema import Draft202012Validator, ValidationError
 
+from mock_server.state.tenantfile.problems import ConfigError, Problem, refusal
+from mock_server.state.tenantfile.problems import Path as KeyPath
+from mock_server.state.tenantfile.source import Source, decode, find_places, parse
+from mock_server.state.tenantfile.validate import _explain, _in_data_order
 from scenarios.schema import SCHEMA
 
 LIBRARY = Path(__file__).resolve().parent / "library"
+NOT_A_MAPPING = "the top level must be a mapping with 'name' and 'steps'"
+
+_VALIDATOR = Draft202012Validator(SCHEMA)
 
 
 class ScenarioError(ValueError):
-    """A scenario file that cannot be used; the message names the file and the place in it."""
+    """A scenario file that cannot be used; the message names the file and the place of every problem."""
+
+    def __init__(self, message: str, problems: list[Problem] | None = None) -> None:
+        super().__init__(message)
+        self.problems = problems or []
 
 
 @dataclass
@@ -41,35 +57,43 @@ class Scenario:
         return self.source.parent if self.source else Path.cwd()
 
 
-def _where(error: jsonschema.ValidationError, data: Any) -> str:
-    """Where a problem is, e.g. `steps[2].expect.count`; a step itself is named with its kind: `steps[2] (fetch)`."""
-    path = list(error.absolute_path)
-    where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path).lstrip(".") or "(top)"
-    if len(path) == 2 and path[0] == "steps" and isinstance(data, dict):
-        step = data["steps"][path[1]]
-        if isinstance(step, dict) and isinstance(step.get("do"), str):
-            where += f" ({step['do']})"
-    return where
+def problems(data: Any) -> list[Problem]:
+    """Every place where scenario data leaves its schema, in the order of `data`."""
+    found: list[Problem] = []
+    for error in _VALIDATOR.iter_errors(data):
+        found.extend(_explain_error(error, data))
+    return _in_data_order(list(dict.fromkeys(found)), data) if found else []
 
 
-def _order(error: jsonschema.ValidationError) -> list[tuple[int, int, str]]:
-    """Errors in document order (list positions as numbers, so steps[10] comes after steps[2])."""
-    return [(0, p, "") if isinstance(p, int) else (1, 0, str(p)) for p in error.absolute_path]
+def _explain_error(error: ValidationError, data: Any) -> list[Problem]:
+    """A schema error in the tenant files' words; enumerations are matched exactly (the runner compares them so),
+    and an option a kind of step needs is named with that kind."""
+    path: KeyPath = tuple(error.absolute_path)
+    if error.validator == "enum":
+        choices = [f"'{choice}'" for choice in error.validator_value]
+        expected = choices[0] if len(choices) == 1 else ", ".join(choices[:-1]) + " or " + choices[-1]
+        return [Problem(path, f"expected {expected}, got {error.instance!r}")]
+    if error.validator == "required" and "then" in error.schema_path and len(path) == 2 and path[0] == "steps":
+        kind = data["steps"][path[1]]["do"]
+        return [
+            Problem((*path, name), f"required when do is {kind!r}")
+            for name in error.validator_value
+            if name not in error.instance
+        ]
+    return list(_explain(error, "key"))
 
 
-def _message(error: jsonschema.ValidationError) -> str:
-    if error.validator == "required":
-        return error.message.replace(" is a required property", " is required")
-    return error.message
-
-
-def parse_scenario(data: Any, source: Path | None = None) -> Scenario:
-    """Check `data` against the schema and read it; ScenarioError naming the first place with problems."""
-    label = str(source) if source else "scenario"
-    errors = sorted(jsonschema.Draft202012Validator(SCHEMA).iter_errors(data), key=_order)
-    if errors:
-        first = [e for e in errors if e.absolute_path == errors[0].absolute_path]
-        raise ScenarioError(f"{label}: {_where(first[0], data)}: " + "; ".join(dict.fromkeys(map(_message, first))))
+def _checked(source: Source, path: Path | None) -> Scenario:
+    """The scenario in `source`, or ScenarioError naming every problem (with its line when `source` has them)."""
+    data = source.data
+    if not isinstance(data, dict):
+        raise ScenarioError(f"{source.name}: {NOT_A_MAPPING}")
+    found = problems(data)
+    if source.problems or found:
+        if source.text and not source.places:
+            find_places(source)  # JSON: lines are looked up only when there is something to report
+        error = refusal([source.locate(p) for p in [*source.problems, *found]], source.name)
+        raise ScenarioError(str(error), error.problems)
     steps = []
     for index, raw in enumerate(data["steps"]):
         options = {k: v for k, v in raw.items() if k not in ("do", "name", "expect")}
@@ -77,26 +101,31 @@ def parse_scenario(data: Any, source: Path | None = None) -> Scenario:
     return Scenario(
         data["name"],
         data.get("description", ""),
-        source,
+        path,
         data.get("tenant", "demo"),
         list(data.get("setup") or []),
         steps,
     )
 
 
+def parse_scenario(data: Any, source: Path | None = None) -> Scenario:
+    """Check plain data against the schema and read it; ScenarioError naming every place with a problem."""
+    return _checked(Source(str(source) if source else "scenario", data), source)
+
+
 def load_scenario(path: str | Path) -> Scenario:
+    """Read a scenario file (`.json` as JSON, anything else as YAML); ScenarioError naming file, line and column."""
     path = Path(path)
+    name = str(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except OSError as exc:
         raise ScenarioError(f"{path}: cannot read: {exc.strerror or exc}") from None
     try:
-        data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
-    except (ValueError, yaml.YAMLError) as exc:
-        raise ScenarioError(
-            f"{path}: not valid {'JSON' if path.suffix.lower() == '.json' else 'YAML'}: {exc}"
-        ) from None
-    return parse_scenario(data, path)
+        source = parse(name, decode(name, raw), as_json=path.suffix.lower() == ".json")
+    except ConfigError as exc:
+        raise ScenarioError(str(exc)) from None
+    return _checked(source, path)
 
 
 def builtin_scenarios() -> list[Path]:

@@ -39,7 +39,8 @@ REQUIRED_OPTIONS: dict[str, list[str]] = {
 }
 
 _ADDRESSES: dict[str, Any] = {
-    "oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}],
+    "type": ["string", "array"],
+    "items": {"type": "string"},
     "description": "one address or a list of addresses",
 }
 
@@ -63,46 +64,47 @@ _MESSAGE: dict[str, Any] = {
     },
 }
 
+_ACTION_KINDS: dict[str, Any] = {
+    "exo": {"type": "string", "description": "Exchange Online PowerShell lines, as `m365-mock exo` runs them"},
+    "control": {
+        "type": "object",
+        "required": ["method", "path"],
+        "additionalProperties": False,
+        "properties": {
+            "method": {"enum": ["GET", "POST", "PATCH", "DELETE"]},
+            "path": {"type": "string", "description": "under /_m365, e.g. /tenants/{tenant}/accessPolicies"},
+            "body": {},
+            "status": {"type": "integer", "description": "expected status (default: any 2xx)"},
+        },
+    },
+    "deliver": {
+        "type": "object",
+        "required": ["mailbox"],
+        "additionalProperties": False,
+        "properties": {
+            "mailbox": {"type": "string"},
+            "count": {"type": "integer", "minimum": 1, "description": "this many generated messages"},
+            "unread_ratio": {"type": "number", "minimum": 0, "maximum": 1},
+            "message": _MESSAGE,
+        },
+    },
+    "advance": {"type": "number", "description": "move the emulator's clock forward (seconds)"},
+    "settings": {"type": "object", "description": "PATCH /_m365/settings"},
+    "certificate": {
+        "type": "object",
+        "required": ["app"],
+        "additionalProperties": False,
+        "properties": {"app": {"type": "string"}},
+        "description": "make a certificate for the app and upload it; steps with `credential: certificate` use it",
+    },
+}
+
 _ACTION: dict[str, Any] = {
     "type": "object",
     "description": "One admin action: exactly one of the properties.",
-    "minProperties": 1,
-    "maxProperties": 1,
     "additionalProperties": False,
-    "properties": {
-        "exo": {"type": "string", "description": "Exchange Online PowerShell lines, as `m365-mock exo` runs them"},
-        "control": {
-            "type": "object",
-            "required": ["method", "path"],
-            "additionalProperties": False,
-            "properties": {
-                "method": {"enum": ["GET", "POST", "PATCH", "DELETE"]},
-                "path": {"type": "string", "description": "under /_m365, e.g. /tenants/{tenant}/accessPolicies"},
-                "body": {},
-                "status": {"type": "integer", "description": "expected status (default: any 2xx)"},
-            },
-        },
-        "deliver": {
-            "type": "object",
-            "required": ["mailbox"],
-            "additionalProperties": False,
-            "properties": {
-                "mailbox": {"type": "string"},
-                "count": {"type": "integer", "minimum": 1, "description": "this many generated messages"},
-                "unread_ratio": {"type": "number", "minimum": 0, "maximum": 1},
-                "message": _MESSAGE,
-            },
-        },
-        "advance": {"type": "number", "description": "move the emulator's clock forward (seconds)"},
-        "settings": {"type": "object", "description": "PATCH /_m365/settings"},
-        "certificate": {
-            "type": "object",
-            "required": ["app"],
-            "additionalProperties": False,
-            "properties": {"app": {"type": "string"}},
-            "description": "make a certificate for the app and upload it; steps with `credential: certificate` use it",
-        },
-    },
+    "properties": _ACTION_KINDS,
+    "oneOf": [{"required": [kind]} for kind in _ACTION_KINDS],
 }
 
 _EXPECT: dict[str, Any] = {
@@ -176,11 +178,11 @@ SCHEMA: dict[str, Any] = {
     "required": ["name", "steps"],
     "additionalProperties": False,
     "properties": {
-        "name": {"type": "string", "minLength": 1},
+        "name": {"type": "string", "pattern": r"\S", "description": "what the report calls the scenario"},
         "description": {"type": "string"},
         "tenant": {
             "description": "`demo` (default), a tenant file path (relative to the scenario), or an inline tenant file",
-            "oneOf": [{"type": "string"}, {"type": "object"}],
+            "type": ["string", "object"],
         },
         "setup": {
             "type": "array",

@@ -48,7 +48,7 @@ def test_a_step_without_a_required_option_is_refused_naming_the_step(kind, optio
     data = {"name": "x", "steps": [{"do": "token"}, {"do": "token"}, step]}
     with pytest.raises(ScenarioError) as info:
         parse_scenario(data)
-    assert str(info.value) == f"scenario: steps[2] ({kind}): '{option}' is required"
+    assert str(info.value) == f"scenario: steps[2].{option}: required when do is '{kind}'"
     parse_scenario({"name": "x", "steps": [{"do": kind, **COMPLETE[kind]}]})
 
 
@@ -58,8 +58,12 @@ def test_a_message_field_the_runner_cannot_deliver_is_refused():
         "setup": [{"deliver": {"mailbox": "support@{domain}", "message": {"subject": "Hi", "sender": "a@b.example"}}}],
         "steps": [{"do": "token"}],
     }
-    with pytest.raises(ScenarioError, match=r"setup\[0\]\.deliver\.message: .*'sender' was unexpected"):
+    with pytest.raises(ScenarioError) as info:
         parse_scenario(data)
+    assert str(info.value) == (
+        "scenario: setup[0].deliver.message.sender: unknown key; "
+        "known: subject, from, to, body, body_type, received, read, folder, importance, categories"
+    )
 
 
 def test_cc_takes_one_address_as_to_does(target):

@@ -77,10 +77,10 @@ def test_a_file_with_a_step_missing_its_option_is_refused_up_front(tmp_path):
         "scenario", "run", str(LIBRARY["05-wrong-secret"]), str(bad), "--junit", str(junit), env=clean_env(tmp_path)
     )
     assert result.returncode == 2, result.stdout + result.stderr
-    assert f"{PREFIX}{bad}: steps[2] (fetch): 'mailbox' is required\n" in result.stderr
+    assert f"{PREFIX}{bad}:5:5: steps[2].mailbox: required when do is 'fetch'\n" in result.stderr
     assert "Traceback" not in result.stderr and result.stdout == ""
     [case] = ET.parse(junit).getroot().findall("./testsuite/testcase")
-    assert "steps[2] (fetch): 'mailbox' is required" in case.find("failure").get("message")
+    assert "steps[2].mailbox: required when do is 'fetch'" in case.find("failure").get("message")
 
 
 def test_a_scenario_that_breaks_at_run_time_is_reported_and_the_others_still_run(tmp_path):

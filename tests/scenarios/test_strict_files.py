@@ -1,0 +1,122 @@
+"""Scenario files are read as strictly as tenant files: repeated keys refused, date-times kept as written, every
+problem named by file, line, column and key path."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from scenarios.model import ScenarioError, load_scenario
+from scenarios.report import console
+from scenarios.runner import perform, prepare, run_scenario, run_setup
+
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(textwrap.dedent(text).lstrip("\n"))
+    return path
+
+
+def refusal(path: Path) -> str:
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(path)
+    return str(info.value)
+
+
+def test_a_step_with_two_expect_blocks_is_refused_naming_both_lines(tmp_path):
+    path = write(
+        tmp_path / "twice.yaml",
+        """
+        name: two expectations
+        steps:
+          - do: fetch
+            mailbox: support@{domain}
+            expect: {count: 13}
+            expect: {count: 0}
+        """,
+    )
+    assert refusal(path) == f"{path}:6:5: steps[0].expect: repeated key (first given on line 5)"
+
+
+def test_a_repeated_key_in_a_json_scenario_is_refused_with_its_line(tmp_path):
+    path = write(
+        tmp_path / "twice.json",
+        """
+        {
+          "name": "json",
+          "steps": [
+            {"do": "token", "name": "first", "name": "second"}
+          ]
+        }
+        """,
+    )
+    assert refusal(path) == f"{path}:4:38: steps[0].name: repeated key (first given on line 4)"
+
+
+def test_every_problem_is_reported_with_file_line_and_column_in_file_order(tmp_path):
+    path = write(
+        tmp_path / "many.yaml",
+        """
+        name: many problems
+        description: [not, text]
+        steps:
+          - do: fetch
+            mailbox: support@{domain}
+            expct: {count: 13}
+          - do: read
+            subject: Hello
+          - do: fetch
+            mailbox: sales@{domain}
+            top: many
+          - do: Fetch
+            mailbox: sales@{domain}
+        setup:
+          - exo: Get-ApplicationAccessPolicy
+            advance: 60
+        """,
+    )
+    assert refusal(path).splitlines() == [
+        f"{path}:2:1: description: expected a string, got a list",
+        f"{path}:6:5: steps[0].expct: unknown key; did you mean 'expect'?",
+        f"{path}:7:5: steps[1].mailbox: required when do is 'read'",
+        f"{path}:11:5: steps[2].top: expected a whole number, got a string",
+        f"{path}:12:5: steps[3].do: expected 'token', 'fetch', 'read', 'mark_read', 'move', 'send', "
+        "'wait_for_delivery', 'process', 'folder', 'log' or 'admin', got 'Fetch'",
+        f"{path}:15:5: setup[0]: give only one of 'exo' and 'advance'",
+    ]
+
+
+@pytest.mark.slow
+def test_unquoted_date_times_are_kept_as_written(target, tmp_path):
+    path = write(
+        tmp_path / "dates.yaml",
+        """
+        name: unquoted date-times
+        tenant:
+          tenants:
+            - domains: [fabrikam.onmicrosoft.com]
+              mailboxes: [{address: helpdesk@fabrikam.onmicrosoft.com}]
+              applications:
+                - display_name: Daemon
+                  permissions: [Mail.Read]
+                  secrets: [{starts: 2019-01-01T00:00:00Z, expires: 2020-01-01T00:00:00Z}, {}]
+        setup:
+          - deliver:
+              mailbox: helpdesk@fabrikam.onmicrosoft.com
+              message: {subject: Old news, received: 2026-05-01T08:00:00Z}
+        steps:
+          - do: fetch
+            mailbox: helpdesk@fabrikam.onmicrosoft.com
+            expect: {subjects: [Old news]}
+        """,
+    )
+    scenario = load_scenario(path)
+    result = run_scenario(target, scenario)
+    assert result.passed, console([result])
+    world = prepare(target, scenario)
+    run_setup(world, scenario.setup[0])
+    [message] = perform(world, scenario.steps[0]).messages
+    assert message["receivedDateTime"] == "2026-05-01T08:00:00Z"
+    assert world.apps[0]["secrets"][0]["expires"] == "2020-01-01T00:00:00Z"
