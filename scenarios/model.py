@@ -1,5 +1,5 @@
-"""Scenario files: YAML (or JSON) read as tenant files are read, checked against scenarios/schema.json, then
-turned into plain objects.
+"""Scenario files: YAML (or JSON) read as tenant files are read, checked against scenarios/schema.json (and an
+inline tenant against the tenant-file schema), then turned into plain objects.
 
 Reading goes through the tenant files' parser (mock_server.state.tenantfile.source): a key given twice in one
 mapping is refused (YAML and JSON would otherwise keep the last one), nesting is bounded, date-times stay the text
@@ -9,6 +9,7 @@ written, and every key path keeps its line and column. Every problem is reported
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from mock_server.state.tenantfile.problems import ConfigError, Problem, refusal
 from mock_server.state.tenantfile.problems import Path as KeyPath
 from mock_server.state.tenantfile.source import Source, decode, find_places, parse
 from mock_server.state.tenantfile.validate import _explain, _in_data_order
+from mock_server.state.tenantfile.validate import problems as tenant_problems
 from scenarios.schema import SCHEMA
 
 LIBRARY = Path(__file__).resolve().parent / "library"
@@ -58,10 +60,13 @@ class Scenario:
 
 
 def problems(data: Any) -> list[Problem]:
-    """Every place where scenario data leaves its schema, in the order of `data`."""
+    """Every place where scenario data leaves its schema, an inline tenant's included, in the order of `data`."""
     found: list[Problem] = []
     for error in _VALIDATOR.iter_errors(data):
         found.extend(_explain_error(error, data))
+    tenant = data.get("tenant") if isinstance(data, dict) else None
+    if isinstance(tenant, dict):
+        found.extend(dataclasses.replace(p, path=("tenant", *p.path)) for p in tenant_problems(tenant))
     return _in_data_order(list(dict.fromkeys(found)), data) if found else []
 
 

@@ -1,5 +1,6 @@
 """Scenario files are read as strictly as tenant files: repeated keys refused, date-times kept as written, every
-problem named by file, line, column and key path."""
+problem named by file, line, column and key path; an inline tenant is checked against the tenant-file schema when
+the file is read."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pytest
 from scenarios.model import ScenarioError, load_scenario
 from scenarios.report import console
 from scenarios.runner import perform, prepare, run_scenario, run_setup
+from tests.scenarios.conftest import clean_env, run_cli
 
 
 def write(path: Path, text: str) -> Path:
@@ -86,6 +88,32 @@ def test_every_problem_is_reported_with_file_line_and_column_in_file_order(tmp_p
         "'wait_for_delivery', 'process', 'folder', 'log' or 'admin', got 'Fetch'",
         f"{path}:15:5: setup[0]: give only one of 'exo' and 'advance'",
     ]
+
+
+def test_a_misspelt_key_in_an_inline_tenant_is_refused_before_anything_runs(tmp_path):
+    path = write(
+        tmp_path / "inline.yaml",
+        """
+        name: inline tenant
+        tenant:
+          tenants:
+            - domains: [fabrikam.onmicrosoft.com]
+              mailboxes: [{address: helpdesk@fabrikam.onmicrosoft.com}]
+              applications: [{display_name: Daemon, permissions: [Mail.Read], secrets: [{}]}]
+              accessPolicies:
+                - {app_id: Daemon, scope: helpdesk@fabrikam.onmicrosoft.com, access_right: RestrictAccess}
+        steps:
+          - do: fetch
+            mailbox: helpdesk@fabrikam.onmicrosoft.com
+        """,
+    )
+    line = f"{path}:7:7: tenant.tenants[0].accessPolicies: unknown key; did you mean 'access_policies'?"
+    assert refusal(path) == line
+    result = run_cli("scenario", "run", str(path), env=clean_env(tmp_path / "no-emulator"))
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stderr == (
+        f"m365-mock scenario run: {line}\nm365-mock scenario run: nothing was run: fix the file(s) above\n"
+    )
 
 
 @pytest.mark.slow
