@@ -24,7 +24,7 @@ import jwt
 import requests
 
 from mock_server.control_client import control_request
-from scenarios.model import Scenario, Step
+from scenarios.model import Scenario, Step, tenant_data
 
 _PLACEHOLDER = re.compile(r"\{(tenant|domain|app_id)(?::([^{}]+))?\}")
 
@@ -163,19 +163,14 @@ class World:
 
 
 def prepare(target: EmulatorTarget, scenario: Scenario, workdir: Path | None = None) -> World:
-    """Import the scenario's tenant (demo, file or inline) and read back its apps and their secrets."""
-    from mock_server.state.config import ConfigError, demo_tenant_data, read_tenant_file
+    """Import the scenario's tenant (demo, file or inline; certificate files read here, as the control API reads
+    no files) and read back its apps and their secrets."""
+    from mock_server.state.tenantfile import ConfigError
 
-    tenant = scenario.tenant
-    if tenant == "demo":
-        data = demo_tenant_data()
-    elif isinstance(tenant, str):
-        try:
-            data = read_tenant_file(scenario.base_dir / tenant)
-        except ConfigError as exc:
-            raise ScenarioFailure(str(exc)) from None
-    else:
-        data = tenant
+    try:
+        data = tenant_data(scenario)
+    except ConfigError as exc:
+        raise ScenarioFailure(str(exc)) from None
     target.control("POST", "/time", {"reset": True})
     response = target.control("POST", "/import", data)
     if response.status_code != 200:

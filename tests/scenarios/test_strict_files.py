@@ -1,6 +1,6 @@
 """Scenario files are read as strictly as tenant files: repeated keys refused, date-times kept as written, every
 problem named by file, line, column and key path; an inline tenant is checked against the tenant-file schema when
-the file is read."""
+the file is read; certificate files a tenant names are read by the runner, not by the control API."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from mock_server.identity.keys import certificate_pem, new_rsa_key, self_signed_certificate
 from scenarios.model import ScenarioError, load_scenario
 from scenarios.report import console
 from scenarios.runner import perform, prepare, run_scenario, run_setup
@@ -148,3 +149,70 @@ def test_unquoted_date_times_are_kept_as_written(target, tmp_path):
     [message] = perform(world, scenario.steps[0]).messages
     assert message["receivedDateTime"] == "2026-05-01T08:00:00Z"
     assert world.apps[0]["secrets"][0]["expires"] == "2020-01-01T00:00:00Z"
+
+
+TENANT_WITH_CERTIFICATE = """
+tenants:
+  - domains: [fabrikam.onmicrosoft.com]
+    mailboxes: [{address: helpdesk@fabrikam.onmicrosoft.com}]
+    applications:
+      - display_name: Daemon
+        permissions: [Mail.Read]
+        secrets: [{}]
+        certificates:
+          - display_name: daemon cert
+            file: certs/daemon.pem
+"""
+
+SCENARIO_WITH_TENANT_FILE = """
+name: certificate named by file
+tenant: tenants/tenant.yaml
+steps:
+  - do: fetch
+    mailbox: helpdesk@fabrikam.onmicrosoft.com
+    expect: {count: 0}
+"""
+
+
+def certificate_text() -> str:
+    return certificate_pem(self_signed_certificate(new_rsa_key(), "Daemon"))
+
+
+@pytest.mark.slow
+def test_a_certificate_file_is_read_relative_to_the_tenant_file_and_sent_as_pem(target, tmp_path):
+    pem = certificate_text()
+    write(tmp_path / "tenants" / "certs" / "daemon.pem", pem)
+    write(tmp_path / "tenants" / "tenant.yaml", TENANT_WITH_CERTIFICATE)
+    scenario = load_scenario(write(tmp_path / "scenario.yaml", SCENARIO_WITH_TENANT_FILE))
+    result = run_scenario(target, scenario)
+    assert result.passed, console([result])
+    [certificate] = prepare(target, scenario).apps[0]["certificates"]
+    assert (certificate["display_name"], certificate["pem"].strip()) == ("daemon cert", pem.strip())
+
+
+@pytest.mark.slow
+def test_a_certificate_file_that_is_not_there_fails_the_scenario_naming_its_place(target, tmp_path):
+    tenant = write(tmp_path / "tenants" / "tenant.yaml", TENANT_WITH_CERTIFICATE)
+    result = run_scenario(target, load_scenario(write(tmp_path / "scenario.yaml", SCENARIO_WITH_TENANT_FILE)))
+    assert not result.passed and result.steps == []
+    assert result.error == (
+        f"setup failed: {tenant}:10:13: tenants[0].applications[0].certificates[0].file: "
+        f"cannot read {tmp_path / 'tenants' / 'certs' / 'daemon.pem'}: No such file or directory"
+    )
+
+
+@pytest.mark.slow
+def test_an_inline_tenant_reads_its_certificate_file_next_to_the_scenario(target, tmp_path):
+    pem = certificate_text()
+    write(tmp_path / "certs" / "daemon.pem", pem)
+    inline = textwrap.indent(TENANT_WITH_CERTIFICATE.strip("\n"), "  ")
+    path = write(tmp_path / "inline.yaml", "name: inline certificate\ntenant:\n" + inline + "\nsteps:\n  - do: token\n")
+    result = run_scenario(target, load_scenario(path))
+    assert result.passed, console([result])
+    assert result.steps[0].detail == "token for Daemon with roles ['Mail.Read']"
+    (tmp_path / "certs" / "daemon.pem").unlink()
+    result = run_scenario(target, load_scenario(path))
+    assert result.error == (
+        f"setup failed: {path}:12:15: tenant.tenants[0].applications[0].certificates[0].file: "
+        f"cannot read {tmp_path / 'certs' / 'daemon.pem'}: No such file or directory"
+    )
