@@ -88,6 +88,18 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="answer 408 when a request body stalls this long between two parts (default 10)",
     )
+    serve.add_argument(
+        "--persist",
+        action="store_true",
+        default=os.environ.get("M365_MOCK_PERSIST", "").lower() in ("1", "true", "yes"),
+        help="keep the world, mail included, in the state folder (world.sqlite) and restore it on the next start "
+        "(default: $M365_MOCK_PERSIST, or the tenant file's settings.persist)",
+    )
+    serve.add_argument(
+        "--fresh",
+        action="store_true",
+        help="with --persist: start from the tenant file (or the demo), replacing the kept world",
+    )
     _add_state_dir(serve)
 
     ca_path = command("ca-path", "print the path of the emulator's CA certificate (made if missing)")
@@ -165,7 +177,9 @@ def connection_facts(world: LoadedWorld, base_url: str, ca_file: Path | None, ad
     }
 
 
-def banner(facts: dict[str, Any], world: LoadedWorld, started: float, source: str) -> str:
+def banner(
+    facts: dict[str, Any], world: LoadedWorld, started: float, source: str, *, kept_in: Path | None = None
+) -> str:
     base, ca = facts["base_url"], facts["ca_file"]
     tenant = facts["tenants"][0]
     app = next((a for a in facts["apps"] if a["client_secret"]), facts["apps"][0] if facts["apps"] else None)
@@ -188,6 +202,8 @@ def banner(facts: dict[str, Any], world: LoadedWorld, started: float, source: st
     lines.append(f"  Control API:  {facts['control_url']}  (header X-M365-Admin-Key: {facts['admin_key']})")
     if state:
         lines.append(f"  Connection:   {state / 'connection.json'} and connection.env")
+    if kept_in is not None:
+        lines.append(f"  Kept in:      {kept_in} (the world survives restarts; --fresh starts over)")
     if app:
         lines += ["", *client_snippets(facts, app)]
     lines += ["", "Press Ctrl+C to stop."]
@@ -265,6 +281,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         serve,
         write_connection_files,
     )
+    from mock_server.state.persistence import WORLD_FILE, PersistenceError, WorldKeeper, read_kept_world
 
     started = time.monotonic()
     problem = serve_argument_problem(args)
@@ -302,18 +319,40 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return fail(str(exc))
     except OSError as exc:
         return fail(f"cannot write in the state folder {state_dir}: {exc}")
+    source = f"tenant file {args.config}" if args.config else "the built-in demo tenant"
+    world_file = state_dir / WORLD_FILE if args.persist or world.settings.persist else None
+    kept = None
+    if world_file is not None and not args.fresh:
+        try:
+            kept = read_kept_world(world_file)
+        except (ConfigError, PersistenceError) as exc:
+            return fail(f"cannot restore the world kept in {world_file}: {exc}; --fresh starts from {source}")
     admin_key = args.admin_key or secrets.token_urlsafe(24)
     app = create_app(world, signing_key=signing_key, admin_key=admin_key)
-    facts = connection_facts(world, options.base_url, options.ca_file, admin_key)
-    source = f"tenant file {args.config}" if args.config else "the built-in demo tenant"
+    emulator = app.extensions["m365"]
+    if kept is not None:
+        emulator.load(kept)
+        source = f"the world kept in {world_file} (first loaded from {source})"
+    current = LoadedWorld(emulator.directory, emulator.settings, world.generated_secrets if kept is None else [])
+    facts = connection_facts(current, options.base_url, options.ca_file, admin_key)
+    keeper = None
+    if world_file is not None:
+        restored = kept is not None
+        keeper = WorldKeeper(emulator.directory, emulator.settings, emulator.mail, world_file, restored=restored)
 
     def on_ready() -> None:
         # The banner first: whoever waits for connection.json (start_emulator, tests) then finds it in the log.
-        print(banner(facts, world, started, source), flush=True)
+        print(banner(facts, current, started, source, kept_in=world_file), flush=True)
         write_connection_files(state_dir, facts)
 
     try:
-        serve(app, options, on_ready)
+        serve(
+            app,
+            options,
+            on_ready,
+            worker_started=keeper.start if keeper else None,
+            worker_stopping=keeper.stop if keeper else None,
+        )
     except ServeError as exc:
         print(f"m365-mock: {exc}", file=sys.stderr, flush=True)
         return 1

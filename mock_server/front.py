@@ -45,6 +45,8 @@ DRAIN_CAP = 64 * 1024 * 1024
 # The request target (the decoded path and the query string) and the header block (names, values and
 # separators) the front accepts; over them the answer is 414 / 431. See docs/fidelity.md for why these sizes.
 MAX_URL_BYTES = 16 * 1024
+# When the worker stops, how long each request thread may take to finish the request it holds.
+STOP_GRACE_SECONDS = 1.0
 MAX_HEADER_BYTES = 64 * 1024
 
 _PROTOCOLS = {"1": "HTTP/1", "1.1": "HTTP/1.1", "2": "HTTP/2", "3": "HTTP/3"}
@@ -168,9 +170,11 @@ class Front:
         self.max_url_bytes = max_url_bytes
         self.max_header_bytes = max_header_bytes
         self.on_start: list[Callable[[], None]] = []
+        self.on_stop: list[Callable[[], None]] = []
         self._jobs: queue.SimpleQueue = queue.SimpleQueue()
         self._pool_pid: int | None = None
         self._pool_lock = threading.Lock()
+        self._workers: list[threading.Thread] = []
         self._loop: asyncio.AbstractEventLoop | None = None
 
     # ------------------------------------------------------------------ RSGI
@@ -182,11 +186,15 @@ class Front:
             hook()
 
     def __rsgi_del__(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Called by granian when the worker stops: the threads finish their request and end."""
+        """Called by granian when the worker stops: the threads finish their request and end, then `on_stop`."""
         if self._pool_pid == os.getpid():
             self._pool_pid = None
             for _ in range(self.threads):
                 self._jobs.put(None)
+            for worker in self._workers:
+                worker.join(STOP_GRACE_SECONDS)
+        for hook in self.on_stop:
+            hook()
 
     async def __rsgi__(self, scope: Any, protocol: Any) -> None:
         path, query = scope.path, scope.query_string
@@ -264,8 +272,12 @@ class Front:
             if self._pool_pid == os.getpid():
                 return
             self._jobs = queue.SimpleQueue()
-            for number in range(self.threads):
-                threading.Thread(target=self._work, name=f"m365-request-{number + 1}", daemon=True).start()
+            self._workers = [
+                threading.Thread(target=self._work, name=f"m365-request-{number + 1}", daemon=True)
+                for number in range(self.threads)
+            ]
+            for worker in self._workers:
+                worker.start()
             self._pool_pid = os.getpid()
 
     def _work(self) -> None:

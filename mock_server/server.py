@@ -169,8 +169,18 @@ def exit_with_parent(parent_pid: int) -> None:
     threading.Thread(target=watch, name="m365-parent-watch", daemon=True).start()
 
 
-def serve(app: Flask, options: ServeOptions, on_ready: Callable[[], None]) -> None:
+def serve(
+    app: Flask,
+    options: ServeOptions,
+    on_ready: Callable[[], None],
+    *,
+    worker_started: Callable[[], None] | None = None,
+    worker_stopping: Callable[[], None] | None = None,
+) -> None:
     """Serve `app` until interrupted; `on_ready` runs (in the parent) once the first request succeeds.
+
+    `worker_started` and `worker_stopping` run in the process that holds the world (granian's worker), before
+    it serves and after its request threads have finished (e.g. to keep the world on disk).
 
     When `on_ready` fails with OSError (connection files that cannot be written), the server stops and
     ServeError says why: an emulator nobody can find is not left running.
@@ -232,6 +242,10 @@ def serve(app: Flask, options: ServeOptions, on_ready: Callable[[], None]) -> No
         body_timeout=options.body_timeout,
     )
     front.on_start.append(lambda: exit_with_parent(pid))
+    if worker_started is not None:
+        front.on_start.append(worker_started)
+    if worker_stopping is not None:
+        front.on_stop.append(worker_stopping)
     # Everything built so far (the tenant world, imported modules) lives as long as the server: keep the
     # garbage collector from walking it on every full collection in the worker.
     gc.freeze()

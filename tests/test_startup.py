@@ -153,7 +153,7 @@ def test_the_banner_is_out_before_the_connection_files(capsys, monkeypatch, tmp_
     def write_connection_files(state_dir, facts):
         order.append("files, banner printed before: " + str("is serving" in capsys.readouterr().out))
 
-    def serve(app, options, on_ready):
+    def serve(app, options, on_ready, **hooks):
         on_ready()
 
     monkeypatch.setattr("mock_server.server.write_connection_files", write_connection_files)

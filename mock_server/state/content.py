@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from mock_server.state.config import MailboxContent
-from mock_server.state.mailstate import restore_mail
+from mock_server.state.mailstate import paused_gc, restore_mail
 from mock_server.state.mailstore import Folder, MailboxStore, MailStore, recipient
 
 POOL_SIZE = 96
@@ -60,7 +60,7 @@ def generate_messages(
     senders = [recipient(address, name) for name, address in content.senders]
     bodies = [f"<html><body><p>{paragraph}</p></body></html>" for paragraph in content.paragraphs]
     not_flagged = {"flagStatus": "notFlagged"}
-    ids = []
+    batch: list[dict[str, Any]] = []
     for i in range(count):
         pick = rng.randrange(len(content.senders))
         address = content.senders[pick][1]
@@ -81,8 +81,9 @@ def generate_messages(
             "created": received,
             "modified": received,
         }
-        ids.append(store.add_message(folder, **fields).id)
-    return ids
+        batch.append(fields)
+    with paused_gc():
+        return [message.id for message in store.add_messages(folder, batch)]
 
 
 def seed_mailboxes(mail: MailStore, contents: list[MailboxContent], now: datetime) -> None:

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Callable
+import contextlib
+import gc
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -134,6 +136,19 @@ OUTBOUND_SCHEMA: dict[str, Any] = {
 }
 
 
+@contextlib.contextmanager
+def paused_gc() -> Iterator[None]:
+    """No cyclic garbage collection while a bulk load makes many objects (none of them garbage): collections
+    triggered by allocation would walk every object made so far, again and again (3x the time at 100k)."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 class MailStateError(ValueError):
     """Stored mail that cannot be put back; the message starts with the place (`messages[3].folder`)."""
 
@@ -145,13 +160,15 @@ def exact_time(moment: datetime) -> str:
 
 
 def parse_time(value: Any, where: str) -> datetime:
-    if not isinstance(value, str):
-        raise MailStateError(f"{where}: expected a UTC time such as 2026-05-01T08:00:00Z")
     try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise MailStateError(f"{where}: {value!r} is not an ISO 8601 time") from None
-    return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
+        moment = datetime.fromisoformat(value)
+    except (TypeError, ValueError):
+        if isinstance(value, str):
+            raise MailStateError(f"{where}: {value!r} is not an ISO 8601 time") from None
+        raise MailStateError(f"{where}: expected a UTC time such as 2026-05-01T08:00:00Z") from None
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment if moment.tzinfo is UTC else moment.astimezone(UTC)
 
 
 # ---------------------------------------------------------------- out
@@ -166,9 +183,27 @@ def folder_record(folder: Folder) -> dict[str, Any]:
     return record
 
 
+_OPTIONAL: tuple[tuple[str, Any], ...] = (
+    ("cc", []),
+    ("bcc", []),
+    ("reply_to", []),
+    ("read", False),
+    ("draft", False),
+    ("importance", "normal"),
+    ("inference_classification", "focused"),
+    ("flag", {"flagStatus": "notFlagged"}),
+    ("categories", []),
+    ("internet_message_headers", []),
+    ("delivery_receipt_requested", False),
+    ("read_receipt_requested", False),
+    ("has_attachments", False),
+    ("attachments", []),
+)
+
+
 def message_record(message: Message) -> dict[str, Any]:
-    """Every property of a stored message, in a fixed order."""
-    return {
+    """Every property of a stored message, in a fixed order; properties at their default are left out."""
+    record = {
         "id": message.id,
         "immutable_id": message.immutable_id,
         "folder": message.folder_id,
@@ -201,6 +236,10 @@ def message_record(message: Message) -> dict[str, Any]:
         "attachments": [_attachment_record(a) for a in message.attachments],
         "change_key": message.change_key,
     }
+    for key, default in _OPTIONAL:
+        if record[key] == default:
+            del record[key]
+    return record
 
 
 def _attachment_record(attachment: dict[str, Any]) -> dict[str, Any]:
@@ -257,8 +296,35 @@ def folder_from_record(record: dict[str, Any], where: str) -> Folder:
     )
 
 
-def message_from_record(record: dict[str, Any], where: str) -> Message:
-    for key in ("id", "immutable_id"):
+class _Shared(dict):
+    """Equal values read from records, kept once: 100,000 restored messages quoting a few dozen senders and
+    bodies hold a few dozen objects, not 100,000 copies (recipients are replaced, never changed in place)."""
+
+    def recipient(self, value: Any) -> dict[str, Any] | None:
+        if not isinstance(value, dict):
+            return None
+        email = value.get("emailAddress") or {}
+        address = email.get("address")
+        name = email.get("name", address)
+        key = (name, address)
+        shared = self.get(key)
+        if shared is None:
+            shared = self[key] = {"emailAddress": {"name": name, "address": address}}
+        return shared
+
+    def recipients(self, values: Any) -> list[dict[str, Any]]:
+        return [r for r in (self.recipient(v) for v in values or ()) if r is not None]
+
+    def text(self, value: str) -> str:
+        return self.setdefault(value, value)
+
+
+def message_from_record(
+    record: dict[str, Any], where: str, shared: _Shared | None = None, *, trusted: bool = False
+) -> Message:
+    """The message a record describes; `trusted` records (this emulator's own world file) skip the id checks."""
+    shared = shared if shared is not None else _Shared()
+    for key in () if trusted else ("id", "immutable_id"):
         value = record.get(key)
         if not isinstance(value, str) or not is_wellformed_id(value):
             raise MailStateError(f"{where}.{key}: {value!r} is not a message id this emulator issued")
@@ -267,60 +333,55 @@ def message_from_record(record: dict[str, Any], where: str) -> Message:
         raise MailStateError(f"{where}.seq: expected a whole number from 1")
     body = record.get("body") or {"content_type": "html", "content": ""}
     sent = record.get("sent")
+    get = record.get
+    headers = get("internet_message_headers")
+    attachments = get("attachments")
     return Message(
         id=record["id"],
         immutable_id=record["immutable_id"],
         seq=seq,
-        folder_id=str(record.get("folder")),
-        created=parse_time(record.get("created"), f"{where}.created"),
-        modified=parse_time(record.get("modified"), f"{where}.modified"),
-        received=parse_time(record.get("received"), f"{where}.received"),
+        folder_id=str(get("folder")),
+        created=parse_time(get("created"), f"{where}.created"),
+        modified=parse_time(get("modified"), f"{where}.modified"),
+        received=parse_time(get("received"), f"{where}.received"),
         sent=parse_time(sent, f"{where}.sent") if sent is not None else None,
-        subject=record.get("subject", ""),
+        subject=shared.text(get("subject", "")),
         body_type=body["content_type"],
-        body_content=body["content"],
-        sender=_recipient(record.get("sender")),
-        from_=_recipient(record.get("from")),
-        to=_recipients(record.get("to")),
-        cc=_recipients(record.get("cc")),
-        bcc=_recipients(record.get("bcc")),
-        reply_to=_recipients(record.get("reply_to")),
-        is_read=record.get("read", False),
-        is_draft=record.get("draft", False),
-        importance=record.get("importance", "normal"),
-        inference_classification=record.get("inference_classification", "focused"),
-        flag=_flag(record.get("flag")),
-        categories=record.get("categories", []),
-        internet_message_id=record.get("internet_message_id", ""),
-        conversation_id=record.get("conversation_id", ""),
-        conversation_index=record.get("conversation_index", ""),
-        internet_message_headers=[
-            {"name": h.get("name", ""), "value": h.get("value", "")} for h in record.get("internet_message_headers", [])
-        ],
-        is_delivery_receipt_requested=record.get("delivery_receipt_requested", False),
-        is_read_receipt_requested=record.get("read_receipt_requested", False),
-        has_attachments=record.get("has_attachments", False),
-        attachments=[
-            _attachment_from_record(a, f"{where}.attachments[{i}]") for i, a in enumerate(record.get("attachments", []))
-        ],
-        change_key=record.get("change_key") or new_change_key(),
+        body_content=shared.text(body["content"]),
+        sender=shared.recipient(get("sender")),
+        from_=shared.recipient(get("from")),
+        to=shared.recipients(get("to")),
+        cc=shared.recipients(get("cc")),
+        bcc=shared.recipients(get("bcc")),
+        reply_to=shared.recipients(get("reply_to")),
+        is_read=get("read", False),
+        is_draft=get("draft", False),
+        importance=get("importance", "normal"),
+        inference_classification=get("inference_classification", "focused"),
+        flag=_flag(get("flag")),
+        categories=get("categories", []),
+        internet_message_id=get("internet_message_id", ""),
+        conversation_id=get("conversation_id", ""),
+        conversation_index=get("conversation_index", ""),
+        internet_message_headers=[{"name": h.get("name", ""), "value": h.get("value", "")} for h in headers]
+        if headers
+        else [],
+        is_delivery_receipt_requested=get("delivery_receipt_requested", False),
+        is_read_receipt_requested=get("read_receipt_requested", False),
+        has_attachments=get("has_attachments", False),
+        attachments=[_attachment_from_record(a, f"{where}.attachments[{i}]") for i, a in enumerate(attachments)]
+        if attachments
+        else [],
+        change_key=get("change_key") or new_change_key(),
     )
 
 
-def _recipient(value: Any) -> dict[str, Any] | None:
-    """A recipient in Graph's own key order, whatever order the record came in (exports compare byte for byte)."""
-    if not isinstance(value, dict):
-        return None
-    email = value.get("emailAddress") or {}
-    address = email.get("address")
-    return {"emailAddress": {"name": email.get("name", address), "address": address}}
-
-
-def _recipients(values: Any) -> list[dict[str, Any]]:
-    return [r for r in (_recipient(v) for v in values or []) if r is not None]
+_NOT_FLAGGED: dict[str, Any] = {"flagStatus": "notFlagged"}  # flags are replaced, never changed in place
 
 
 def _flag(value: Any) -> dict[str, Any]:
+    if value is None:
+        return _NOT_FLAGGED
     value = value if isinstance(value, dict) else {}
     flag: dict[str, Any] = {"flagStatus": value.get("flagStatus", "notFlagged")}
     for key in ("startDateTime", "dueDateTime", "completedDateTime"):
@@ -344,8 +405,20 @@ def _attachment_from_record(record: dict[str, Any], where: str) -> dict[str, Any
     }
 
 
-def restore_mail(mailbox: Mailbox, clock: Callable[[], datetime], data: dict[str, Any], where: str) -> MailboxStore:
-    """A store holding exactly the mail `data` describes (as `dump_mail` wrote it); MailStateError otherwise."""
+def restore_mail(
+    mailbox: Mailbox, clock: Callable[[], datetime], data: dict[str, Any], where: str, *, trusted: bool = False
+) -> MailboxStore:
+    """A store holding exactly the mail `data` describes (as `dump_mail` wrote it); MailStateError otherwise.
+
+    `trusted`: the data comes from this emulator's own world file, so message ids are not checked again.
+    """
+    with paused_gc():
+        return _restore_mail(mailbox, clock, data, where, trusted)
+
+
+def _restore_mail(
+    mailbox: Mailbox, clock: Callable[[], datetime], data: dict[str, Any], where: str, trusted: bool
+) -> MailboxStore:
     folders = [folder_from_record(f, f"{where}.folders[{i}]") for i, f in enumerate(data.get("folders", []))]
     known: set[str] = set()
     for i, folder in enumerate(folders):
@@ -360,17 +433,21 @@ def restore_mail(mailbox: Mailbox, clock: Callable[[], datetime], data: dict[str
     next_seq = data.get("next_seq", 1)
     store = MailboxStore(mailbox, clock, folders=folders, next_seq=next_seq)
     seen: set[str] = set()
+    messages = []
+    shared = _Shared()
     for i, record in enumerate(data.get("messages", [])):
         place = f"{where}.messages[{i}]"
-        message = message_from_record(record, place)
+        message = message_from_record(record, place, shared, trusted=trusted)
         if message.folder_id not in known:
             raise MailStateError(f"{place}.folder: no folder {message.folder_id} in this mailbox")
-        if {message.id, message.immutable_id} & seen:
+        if message.id in seen or message.immutable_id in seen:
             raise MailStateError(f"{place}: its id or immutable id is another message's")
         if message.seq >= store.next_seq:
             raise MailStateError(f"{place}.seq: {message.seq} is not below next_seq {store.next_seq}")
-        seen.update((message.id, message.immutable_id))
-        store.restore_message(message)
+        seen.add(message.id)
+        seen.add(message.immutable_id)
+        messages.append(message)
+    store.restore_messages(messages)
     return store
 
 
@@ -384,7 +461,7 @@ def outbound_from_record(record: dict[str, Any], where: str) -> OutboundMail:
         body_type=body["content_type"],
         body_content=body["content"],
         internet_message_id=record.get("internet_message_id", ""),
-        to=_recipients(record.get("to")),
-        cc=_recipients(record.get("cc")),
-        bcc=_recipients(record.get("bcc")),
+        to=_Shared().recipients(record.get("to")),
+        cc=_Shared().recipients(record.get("cc")),
+        bcc=_Shared().recipients(record.get("bcc")),
     )

@@ -226,6 +226,15 @@ class SortedIndex:
         bisect.insort(self._keys, key)
         self._by_key[key] = message
 
+    def extend(self, messages: Iterable[Message]) -> None:
+        """Add many at once: one sort (linear for keys mostly in order) instead of an insertion each."""
+        keys, by_key = self._keys, self._by_key
+        for message in messages:
+            key = message.index_key()
+            by_key[key] = message
+            keys.append(key)
+        keys.sort()
+
     def discard(self, message: Message) -> None:
         key = message.index_key()
         if self._by_key.pop(key, None) is not None:
@@ -388,7 +397,20 @@ class MailboxStore:
 
     def add_message(self, folder: Folder, **fields: Any) -> Message:
         """Store a new message in `folder`; times default to now."""
-        now = self._now()
+        with self.lock:
+            message = self._new_message(folder, fields, self._now())
+            self._index(message)
+            return message
+
+    def add_messages(self, folder: Folder, batch: Iterable[dict[str, Any]]) -> list[Message]:
+        """Store many new messages in `folder` at once (each dict as `add_message`'s fields)."""
+        with self.lock:
+            now = self._now()
+            messages = [self._new_message(folder, fields, now) for fields in batch]
+            self._index_many(messages)
+            return messages
+
+    def _new_message(self, folder: Folder, fields: dict[str, Any], now: datetime) -> Message:
         fields.setdefault("received", now)
         if not fields.get("internet_message_id"):
             domain = self.mailbox.address.split("@", 1)[1]
@@ -397,20 +419,17 @@ class MailboxStore:
             fields["conversation_id"] = _graph_id(_ID_PREFIX_CONVERSATION, self.mailbox.id)
         if not fields.get("conversation_index"):
             fields["conversation_index"] = base64.b64encode(random_bytes(22)).decode("ascii")
-        with self.lock:
-            seq, self.next_seq = self.next_seq, self.next_seq + 1
-            message = Message(
-                id=_graph_id(_ID_PREFIX_MESSAGE, self.mailbox.id),
-                immutable_id=_graph_id(_ID_PREFIX_IMMUTABLE, self.mailbox.id),
-                seq=seq,
-                folder_id=folder.id,
-                created=fields.pop("created", now),
-                modified=fields.pop("modified", now),
-                sent=fields.pop("sent", None),
-                **fields,
-            )
-            self._index(message)
-            return message
+        seq, self.next_seq = self.next_seq, self.next_seq + 1
+        return Message(
+            id=_graph_id(_ID_PREFIX_MESSAGE, self.mailbox.id),
+            immutable_id=_graph_id(_ID_PREFIX_IMMUTABLE, self.mailbox.id),
+            seq=seq,
+            folder_id=folder.id,
+            created=fields.pop("created", now),
+            modified=fields.pop("modified", now),
+            sent=fields.pop("sent", None),
+            **fields,
+        )
 
     def _index(self, message: Message) -> None:
         folder = self.folders[message.folder_id]
@@ -426,10 +445,30 @@ class MailboxStore:
         if self.journal is not None:
             self.journal.message_changed(self.key, message)
 
-    def restore_message(self, message: Message) -> None:
-        """Put back a message exactly as it was stored (ids, sequence number, change key)."""
+    def _index_many(self, messages: list[Message]) -> None:
+        """`_index` for a batch, each index sorted once (bulk loads: generated, restored or imported mail)."""
+        by_folder: dict[str, list[Message]] = {}
+        for message in messages:
+            self.messages[message.id] = message
+            self.immutable[message.immutable_id] = message
+            by_folder.setdefault(message.folder_id, []).append(message)
+        in_view: list[Message] = []
+        for folder_id, batch in by_folder.items():
+            folder = self.folders[folder_id]
+            folder.all.extend(batch)
+            folder.unread.extend(m for m in batch if not m.is_read)
+            if folder.in_mailbox_view:
+                in_view.extend(batch)
+        self.all.extend(in_view)
+        self.unread.extend(m for m in in_view if not m.is_read)
+        if self.journal is not None:
+            for message in messages:
+                self.journal.message_changed(self.key, message)
+
+    def restore_messages(self, messages: list[Message]) -> None:
+        """Put back messages exactly as they were stored (ids, sequence numbers, change keys)."""
         with self.lock:
-            self._index(message)
+            self._index_many(messages)
 
     def _unindex(self, message: Message) -> None:
         folder = self.folders[message.folder_id]

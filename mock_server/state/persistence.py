@@ -20,8 +20,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from mock_server.state.mailstate import dump_mail, folder_record, message_record, outbound_record
+from mock_server.state.directory import Directory
+from mock_server.state.mailstate import dump_mail, folder_record, message_record, outbound_record, paused_gc
 from mock_server.state.mailstore import Folder, MailStore, Message, OutboundMail
+from mock_server.state.tenantfile import LoadedWorld, Settings, dump_world, load_world
 
 log = logging.getLogger("m365_mock.persistence")
 
@@ -33,8 +35,8 @@ CREATE TABLE IF NOT EXISTS mailboxes (tenant TEXT, mailbox TEXT, next_seq INTEGE
     PRIMARY KEY (tenant, mailbox));
 CREATE TABLE IF NOT EXISTS folders (tenant TEXT, mailbox TEXT, id TEXT, position INTEGER NOT NULL,
     data TEXT NOT NULL, PRIMARY KEY (tenant, mailbox, id));
-CREATE TABLE IF NOT EXISTS messages (tenant TEXT, mailbox TEXT, id TEXT, seq INTEGER NOT NULL,
-    data TEXT NOT NULL, PRIMARY KEY (tenant, mailbox, id));
+CREATE TABLE IF NOT EXISTS messages (tenant TEXT, mailbox TEXT, seq INTEGER, data TEXT NOT NULL,
+    PRIMARY KEY (tenant, mailbox, seq));
 CREATE TABLE IF NOT EXISTS outbound (position INTEGER PRIMARY KEY, data TEXT NOT NULL);
 """
 
@@ -75,6 +77,10 @@ class WorldFile:
 
     def read(self) -> dict[str, Any]:
         """The kept world as tenant-file data: directory, settings, each mailbox's `mail`, and `outbound`."""
+        with paused_gc():
+            return self._read()
+
+    def _read(self) -> dict[str, Any]:
         try:
             world = json.loads(self._meta("world") or "{}")
             mail: dict[MailboxKey, dict[str, Any]] = {}
@@ -119,7 +125,7 @@ class WorldFile:
                         db.execute(f"DELETE FROM {table} WHERE tenant = ? AND mailbox = ?", (tenant, mailbox))
                 db.executemany("INSERT OR REPLACE INTO mailboxes VALUES (?, ?, ?)", batch.mailboxes)
                 db.executemany("INSERT OR REPLACE INTO folders VALUES (?, ?, ?, ?, ?)", batch.folders)
-                db.executemany("INSERT OR REPLACE INTO messages VALUES (?, ?, ?, ?, ?)", batch.messages)
+                db.executemany("INSERT OR REPLACE INTO messages VALUES (?, ?, ?, ?)", batch.messages)
                 if batch.outbound:
                     start = db.execute("SELECT COALESCE(MAX(position), 0) FROM outbound").fetchone()[0]
                     db.executemany(
@@ -145,7 +151,7 @@ class Batch:
         self.dropped: list[MailboxKey] = []
         self.mailboxes: list[tuple[str, str, int]] = []
         self.folders: list[tuple[str, str, str, int, str]] = []
-        self.messages: list[tuple[str, str, str, int, str]] = []
+        self.messages: list[tuple[str, str, int, str]] = []
         self.outbound: list[str] = []
 
     def __bool__(self) -> bool:
@@ -175,18 +181,20 @@ class Persistence:
         describe_world: Callable[[], dict[str, Any]],
         world_version: Callable[[], Any],
         interval: float = DEFAULT_INTERVAL,
+        holds_it_already: bool = False,
     ) -> None:
         self.file, self.mail = file, mail
         self.describe_world, self.world_version = describe_world, world_version
         self.interval = interval
         self._lock = threading.Lock()
         self._flushing = threading.Lock()
-        self._rewrite = True
+        # A world just read from `file` is not written again; any other is written whole first.
+        self._rewrite = not holds_it_already
         self._messages: dict[MailboxKey, dict[str, Message]] = {}
         self._folders: dict[MailboxKey, dict[str, Folder]] = {}
         self._dropped: set[MailboxKey] = set()
         self._outbound: list[OutboundMail] = []
-        self._written_version: Any = None
+        self._written_version: Any = world_version() if holds_it_already else None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.failure: PersistenceError | None = None
@@ -291,7 +299,7 @@ class Persistence:
                 for folder in folders.get(key, {}).values():
                     batch.folders.append((*key, folder.id, positions.get(folder.id, 0), _json(folder_record(folder))))
                 for message in messages.get(key, {}).values():
-                    batch.messages.append((*key, message.immutable_id, message.seq, _json(message_record(message))))
+                    batch.messages.append((*key, message.seq, _json(message_record(message))))
                 batch.mailboxes.append((*key, store.next_seq))
         batch.outbound = [_json(outbound_record(m)) for m in outbound]
         return batch
@@ -301,7 +309,7 @@ class Persistence:
         for position, record in enumerate(state["folders"]):
             batch.folders.append((*key, record["id"], position, _json(record)))
         for record in state["messages"]:
-            batch.messages.append((*key, record["immutable_id"], record["seq"], _json(record)))
+            batch.messages.append((*key, record["seq"], _json(record)))
 
     def close(self) -> None:
         """Stop the writer after a last flush (a clean stop keeps every change)."""
@@ -315,3 +323,54 @@ class Persistence:
             for store in self.mail.stores():
                 store.journal = None
             self.file.close()
+
+
+WORLD_FILE = "world.sqlite"
+
+
+def read_kept_world(path: Path) -> LoadedWorld | None:
+    """The world kept in `path`, loaded as an import would load it; None when there is none yet."""
+    if not path.exists():
+        return None
+    file = WorldFile(path)
+    try:
+        if not file.holds_world():
+            return None
+        data = file.read()
+    finally:
+        file.close()
+    return load_world(data, mail_written_here=True)
+
+
+class WorldKeeper:
+    """Keeps one emulator's world (directory, settings, mail) in `path`, from `start` to `stop`.
+
+    Both run in the process that holds the world. Unless the world was `restored` from `path` (and so is what
+    the file holds), the first write after `start` is the whole world.
+    """
+
+    def __init__(
+        self, directory: Directory, settings: Settings, mail: MailStore, path: Path, *, restored: bool
+    ) -> None:
+        self.directory, self.settings, self.mail, self.path = directory, settings, mail, path
+        self.restored = restored
+        self.persistence: Persistence | None = None
+
+    def world_version(self) -> tuple[Any, ...]:
+        tenants = tuple((tenant.id, tenant.version) for tenant in self.directory.tenants)
+        return tenants, tuple(sorted(self.settings.to_dict().items()))
+
+    def start(self) -> None:
+        self.persistence = Persistence(
+            WorldFile(self.path),
+            self.mail,
+            describe_world=lambda: dump_world(self.directory, self.settings),
+            world_version=self.world_version,
+            holds_it_already=self.restored,
+        )
+        self.persistence.start()
+
+    def stop(self) -> None:
+        if self.persistence is not None:
+            self.persistence.close()
+            self.persistence = None

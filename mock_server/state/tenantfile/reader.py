@@ -55,6 +55,7 @@ class Settings:
     max_body_bytes: int = 4 * 1024 * 1024
     propagation_delay: int = 0
     nested_group_membership: bool = True
+    persist: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -62,6 +63,7 @@ class Settings:
             "max_body_bytes": self.max_body_bytes,
             "propagation_delay": self.propagation_delay,
             "nested_group_membership": self.nested_group_membership,
+            "persist": self.persist,
         }
 
 
@@ -174,7 +176,7 @@ def load_world(
     if found:
         raise refusal(found)
     try:
-        return _build(data, now, base_dir, secret_rng)
+        return _build(data, now, base_dir, secret_rng, trusted_mail=mail_written_here)
     except ConfigError as exc:
         problem = from_message(str(exc))
         raise (exc if problem is None else refusal([problem])) from None
@@ -211,7 +213,14 @@ def _without_mail(data: dict[str, Any]) -> dict[str, Any]:
     return {k: (tenants if k == "tenants" else v) for k, v in data.items() if k != "outbound"}
 
 
-def _build(data: dict[str, Any], now: datetime | None, base_dir: Path | None, rng: random.Random | None) -> LoadedWorld:
+def _build(
+    data: dict[str, Any],
+    now: datetime | None,
+    base_dir: Path | None,
+    rng: random.Random | None,
+    *,
+    trusted_mail: bool = False,
+) -> LoadedWorld:
     reader = TenantFileReader(now or datetime.now(UTC), base_dir, rng)
     settings = reader.settings(data.get("settings"))
     directory = Directory()
@@ -225,7 +234,9 @@ def _build(data: dict[str, Any], now: datetime | None, base_dir: Path | None, rn
     for content in reader.mail:
         if content.state is not None:
             try:
-                content.store = restore_mail(content.mailbox, utc_now_seconds, content.state, f"{content.where}.mail")
+                content.store = restore_mail(
+                    content.mailbox, utc_now_seconds, content.state, f"{content.where}.mail", trusted=trusted_mail
+                )
             except MailStateError as exc:
                 raise ConfigError(str(exc)) from None
     outbound = []

@@ -77,6 +77,11 @@ SETTINGS = {
                 "type": "boolean",
                 "description": "Access-policy group scopes include members of nested groups; default true.",
             },
+            "persist": {
+                "type": "boolean",
+                "description": "Keep the world (mail included) in the state folder across restarts, as "
+                "`serve --persist` does; default false.",
+            },
         },
     ),
     "type": ["object", "null"],
