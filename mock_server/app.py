@@ -22,7 +22,11 @@ from mock_server.identity.keys import SigningKey
 from mock_server.identity.tokens import TokenIssuer, TokenVerifier, VerifiedToken
 from mock_server.ids import new_uuid
 from mock_server.state.access import Decision
-from mock_server.state.config import (
+from mock_server.state.content import seed_mailboxes
+from mock_server.state.directory import Directory
+from mock_server.state.mailstore import MailStore, OutboundMail
+from mock_server.state.requestlog import LogRecord, RequestLog
+from mock_server.state.tenantfile import (
     LoadedWorld,
     MailboxContent,
     Settings,
@@ -30,10 +34,6 @@ from mock_server.state.config import (
     load_demo_world,
     load_world,
 )
-from mock_server.state.content import seed_mailboxes
-from mock_server.state.directory import Directory
-from mock_server.state.mailstore import MailStore, OutboundMail
-from mock_server.state.requestlog import LogRecord, RequestLog
 
 log = logging.getLogger("m365_mock")
 

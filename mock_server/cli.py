@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from mock_server import __version__
-from mock_server.state.config import ConfigError, LoadedWorld, load_demo_world, load_tenant_file
+from mock_server.state.tenantfile import ConfigError, LoadedWorld, load_demo_world, load_tenant_file
 
 DEFAULT_STATE_DIR = Path(os.environ.get("M365_MOCK_STATE_DIR", Path.home() / ".m365-mock"))
 
@@ -420,4 +420,8 @@ COMMANDS = {
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return COMMANDS[args.command](args)
+    try:
+        return COMMANDS[args.command](args)
+    except BrokenPipeError:  # `m365-mock ... | head`: the reader has all it wants
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141

@@ -19,7 +19,7 @@ from jsonschema import Draft202012Validator, ValidationError
 from mock_server.state.tenantfile.problems import ConfigError, Problem, refusal
 from mock_server.state.tenantfile.problems import Path as KeyPath
 from mock_server.state.tenantfile.source import Source, decode, find_places, parse
-from mock_server.state.tenantfile.validate import _explain, _in_data_order
+from mock_server.state.tenantfile.validate import explain, in_data_order
 from mock_server.state.tenantfile.validate import problems as tenant_problems
 from scenarios.schema import SCHEMA
 
@@ -68,7 +68,7 @@ def problems(data: Any) -> list[Problem]:
     tenant = data.get("tenant") if isinstance(data, dict) else None
     if isinstance(tenant, dict):
         found.extend(dataclasses.replace(p, path=("tenant", *p.path)) for p in tenant_problems(tenant))
-    return _in_data_order(list(dict.fromkeys(found)), data) if found else []
+    return in_data_order(list(dict.fromkeys(found)), data) if found else []
 
 
 def _explain_error(error: ValidationError, data: Any) -> list[Problem]:
@@ -86,7 +86,7 @@ def _explain_error(error: ValidationError, data: Any) -> list[Problem]:
             for name in error.validator_value
             if name not in error.instance
         ]
-    return list(_explain(error, "key"))
+    return list(explain(error, "key"))
 
 
 def _checked(source: Source, path: Path | None) -> Scenario:

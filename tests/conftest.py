@@ -12,9 +12,9 @@ from mock_server.app import Emulator, create_app
 from mock_server.clock import Clock
 from mock_server.identity.keys import SigningKey
 from mock_server.process import RunningEmulator, start_emulator
-from mock_server.state.config import load_demo_world
 from mock_server.state.directory import GRAPH_RESOURCE, Application, Tenant
 from mock_server.state.mailstore import Message, recipient
+from mock_server.state.tenantfile import load_demo_world
 from tests.helpers import ADMIN_KEY, Admin, GraphClient, issue_token
 
 GRAPH_SCOPE = "https://graph.microsoft.com/.default"

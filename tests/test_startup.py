@@ -177,7 +177,7 @@ def test_help_describes_every_command(capsys):
 
 
 def test_snippets_in_the_banner_carry_their_imports(tmp_path):
-    from mock_server.state.config import load_demo_world
+    from mock_server.state.tenantfile import load_demo_world
 
     world = load_demo_world()
     facts = cli.connection_facts(world, "https://127.0.0.1:8443", tmp_path / "ca.pem", "key")
@@ -219,3 +219,20 @@ def test_connection_files_that_cannot_be_written_stop_the_emulator(tmp_path):
     assert result.returncode == 1
     assert "could not be announced" in result.stderr and "connection.json" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_output_cut_short_by_a_closed_pipe_is_no_error():
+    """`m365-mock scenario list | head -1`: the reader may be gone before the listing is written."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        listed = subprocess.run(
+            [sys.executable, "-m", "mock_server", "scenario", "list"],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+    finally:
+        os.close(write_end)
+    assert listed.returncode == 141
+    assert "Traceback" not in listed.stderr and "BrokenPipeError" not in listed.stderr

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from mock_server.app import create_app
-from mock_server.state.config import load_demo_world
+from mock_server.state.tenantfile import load_demo_world
 from tests.conftest import ADMIN_KEY, shared_signing_key
 from tests.helpers import (
     BILLING,

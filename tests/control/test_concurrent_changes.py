@@ -12,8 +12,8 @@ import pytest
 
 from mock_server.app import create_app
 from mock_server.clock import Clock
-from mock_server.state.config import load_demo_world
 from mock_server.state.directory import GRAPH_RESOURCE
+from mock_server.state.tenantfile import load_demo_world
 from tests.conftest import shared_signing_key
 from tests.helpers import ADMIN_KEY, BILLING, GROUP, RAOP, SALES, SUPPORT, TENANT, Admin, GraphClient
 

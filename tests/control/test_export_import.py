@@ -6,7 +6,7 @@ import json
 
 from mock_server.app import create_app
 from mock_server.clock import Clock
-from mock_server.state.config import load_demo_world
+from mock_server.state.tenantfile import load_demo_world
 from tests.conftest import shared_signing_key
 from tests.helpers import ADMIN_KEY, BILLING, SUPPORT, Admin, GraphClient
 

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from mock_server.state.config import load_demo_world
 from mock_server.state.directory import Mailbox
 from mock_server.state.mailstate import MailStateError, dump_mail, exact_time, parse_time, restore_mail
 from mock_server.state.mailstore import MailStore, recipient
 from mock_server.state.persistence import Persistence, PersistenceError, WorldFile
+from mock_server.state.tenantfile import load_demo_world
 
 NOW = datetime(2026, 5, 1, 8, 0, 0, tzinfo=UTC)
 TENANT = "1da1fa86-3650-5d52-a52e-e15fae9dd210"

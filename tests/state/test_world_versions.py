@@ -7,9 +7,9 @@ import copy
 
 import pytest
 
-from mock_server.state.config import ConfigError, load_world
 from mock_server.state.directory import Directory, DirectoryError, Group, Mailbox, Tenant
 from mock_server.state.mailstore import MailStore
+from mock_server.state.tenantfile import ConfigError, load_world
 
 SHARED_ID = "0f8fad5b-d9cb-469f-a165-70867728950e"
 

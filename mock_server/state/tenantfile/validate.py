@@ -71,13 +71,13 @@ def entry_problems(definition: str, data: Any, *, noun: str = "field") -> list[P
 def _check(data: Any, definition: str | None, files: bool, noun: str) -> list[Problem]:
     found: list[Problem] = []
     for error in _validator(definition).iter_errors(data):
-        found.extend(_explain(error, noun))
+        found.extend(explain(error, noun))
     if not files:
         found.extend(Problem((*path, "file"), NO_FILES) for path in _certificates(data, definition))
-    return _in_data_order(list(dict.fromkeys(found)), data) if found else []
+    return in_data_order(list(dict.fromkeys(found)), data) if found else []
 
 
-def _in_data_order(found: list[Problem], data: Any) -> list[Problem]:
+def in_data_order(found: list[Problem], data: Any) -> list[Problem]:
     """Problems in the order of the places they name in `data` (a missing key: where its mapping is)."""
     order: dict[Path, int] = {}
     pending: list[tuple[Path, Any]] = [((), data)]
@@ -167,7 +167,8 @@ def _one_of(choices: list[str], conjunction: str = "or") -> str:
     return quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + f" {conjunction} " + quoted[-1]
 
 
-def _explain(error: ValidationError, noun: str) -> Iterator[Problem]:
+def explain(error: ValidationError, noun: str) -> Iterator[Problem]:
+    """One schema error as the problems a user reads (`noun` is "key" for files, "field" for request bodies)."""
     path: Path = tuple(error.absolute_path)
     kind, expected, value = error.validator, error.validator_value, error.instance
     if kind == "additionalProperties" and isinstance(value, dict):
