@@ -1,7 +1,7 @@
 """Shared benchmark helpers: start servers in child processes, drive a load at them, print the results.
 
 Servers:
-- `start_flask_app`: any Flask app factory served by `mock_server.server.serve` (granian, one worker, the
+- `start_flask_app`: any Flask app factory served by `m365_mock.server.serve` (granian, one worker, the
   same TLS and threads as the emulator) in a child process; the child is this module run with `serve-flask`.
 - `start_node_server`: a Node script that prints one JSON line (`{"ready": true, "url": ...}`) when listening.
 - `ensure_npm_install`: `npm install` into a folder once, or say why it cannot.
@@ -227,11 +227,11 @@ def start_flask_app(
 ) -> ChildServer:
     """Serve `factory` ("module:function", called with `state_dir`, returning a Flask app) like the emulator.
 
-    The child runs `mock_server.server.serve` (granian RSGI and the emulator's front, one worker, `threads` app
+    The child runs `m365_mock.server.serve` (granian RSGI and the emulator's front, one worker, `threads` app
     threads, TLS 1.2+ with the emulator's leaf certificate from `state_dir`, made there if missing) on a free
     port of 127.0.0.1.
     """
-    from mock_server.server import free_port
+    from m365_mock.server import free_port
 
     state_dir.mkdir(parents=True, exist_ok=True)
     port = free_port()
@@ -272,11 +272,10 @@ def start_flask_app(
 
 
 def serve_flask_child(args: argparse.Namespace) -> int:
-    """Build the app from the factory and serve it with `mock_server.server.serve` until terminated."""
+    """Build the app from the factory and serve it with `m365_mock.server.serve` until terminated."""
     from flask import Flask
-
-    from mock_server.identity.keys import atomic_write, ensure_tls_files
-    from mock_server.server import ServeOptions, serve
+    from m365_mock.identity.keys import atomic_write, ensure_tls_files
+    from m365_mock.server import ServeOptions, serve
 
     module_name, _, attribute = args.factory.partition(":")
     factory: Callable[[Path], Flask] = getattr(importlib.import_module(module_name), attribute)
@@ -626,7 +625,7 @@ def warm_up(target: Target, generator: tuple[str, str | None], connections: int,
 
 def add_load_arguments(parser: argparse.ArgumentParser, threads_help: str) -> None:
     """The load options every throughput benchmark takes: duration, connections, threads, warm-up, rounds."""
-    from mock_server.cli import default_threads
+    from m365_mock.cli import default_threads
 
     parser.add_argument("--duration", type=float, default=8.0, help="seconds of load per target (default 8)")
     parser.add_argument("--connections", type=int, default=8, help="concurrent connections (default 8)")

@@ -89,8 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Start both servers, check they answer the same page, load each in turn, print the figures and ratio."""
     args = build_parser().parse_args(argv)
-    from mock_server.identity.keys import ensure_tls_files
-    from mock_server.process import start_emulator
+    from m365_mock.identity.keys import ensure_tls_files
+    from m365_mock.tools.process import start_emulator
 
     generator = h.choose_generator(args.generator)
     load_before = os.getloadavg()[0]

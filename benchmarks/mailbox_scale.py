@@ -53,7 +53,7 @@ def rss_kib(pid: int) -> int:
 
 
 def control(emulator: Any, method: str, path: str, body: Any = None) -> Any:
-    from mock_server.control_client import control_request
+    from m365_mock.tools.control_client import control_request
 
     admin_key = emulator.facts["admin_key"]
     response = control_request(emulator.base_url, admin_key, method, path, body, ca_file=emulator.ca_file, timeout=600)
@@ -84,8 +84,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",")]
+    from m365_mock.tools.process import start_emulator
+
     from benchmarks.graph_throughput import fetch_token
-    from mock_server.process import start_emulator
 
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="m365-bench-") as tmp:

@@ -41,7 +41,7 @@ def kept_messages(world: Path) -> int:
 
 
 def timed_start(state: Path) -> tuple[float, object]:
-    from mock_server.process import start_emulator
+    from m365_mock.tools.process import start_emulator
 
     started = time.perf_counter()
     emulator = start_emulator(state, "--persist", timeout=300)

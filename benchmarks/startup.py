@@ -24,7 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python benchmarks/startup.py", description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args(argv)
-    from mock_server.process import start_emulator
+    from m365_mock.tools.process import start_emulator
 
     timings = []
     with tempfile.TemporaryDirectory(prefix="m365-startup-") as tmp:

@@ -5,9 +5,9 @@
 Three targets, all loaded the same way (POST, client credentials with client_secret in the form body,
 scope https://graph.microsoft.com/.default):
 
-- emulator: `m365-mock serve` on the demo tenant (HTTPS), started with `mock_server.process.start_emulator`;
+- emulator: `m365-mock serve` on the demo tenant (HTTPS), started with `m365_mock.tools.process.start_emulator`;
   POST /{tenant}/oauth2/v2.0/token.
-- limit: a bare Flask route served the same way (granian via `mock_server.server.serve`, same TLS leaf,
+- limit: a bare Flask route served the same way (granian via `m365_mock.server.serve`, same TLS leaf,
   same threads) that only signs an RS256 JWT with the same 2048-bit key and claims of the same shape.
 - peer: axa-group's `oauth2-mock-server` (npm, Node), installed into benchmarks/peer/, POST /token over
   HTTPS with the same certificate (plain HTTP only if HTTPS fails; the output says so).
@@ -183,8 +183,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Start the three servers, check each issues a token, load each in turn, print the figures and ratios."""
     args = build_parser().parse_args(argv)
-    from mock_server.identity.keys import SigningKey, ensure_tls_files
-    from mock_server.process import EmulatorStartError, start_emulator
+    from m365_mock.identity.keys import SigningKey, ensure_tls_files
+    from m365_mock.tools.process import EmulatorStartError, start_emulator
 
     generator = h.choose_generator(args.generator)
     load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else None

@@ -2,6 +2,6 @@
 
 import sys
 
-from client.cli import run
+from m365_mock.client.cli import run
 
 sys.exit(run())

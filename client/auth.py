@@ -17,10 +17,9 @@ import requests
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-
-from client.errors import AuthError, ConfigError
-from client.settings import ClientSettings
-from client.transport import Transport
+from m365_mock.client.errors import AuthError, ConfigError
+from m365_mock.client.settings import ClientSettings
+from m365_mock.client.transport import Transport
 
 JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 ASSERTION_LIFETIME = 600

@@ -16,8 +16,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from client.errors import AuthError, ConfigError, GraphError
-from client.settings import (
+from m365_mock.client.errors import AuthError, ConfigError, GraphError
+from m365_mock.client.settings import (
     ClientSettings,
     default_profile_file,
     emulator_values,
@@ -158,7 +158,7 @@ def _subject(message: dict[str, Any], width: int = 60) -> str:
 
 
 def cmd_token(args: argparse.Namespace, settings: ClientSettings, out: TextIO) -> int:
-    from client.auth import TokenProvider
+    from m365_mock.client.auth import TokenProvider
 
     provider = TokenProvider(settings)
     if args.claims:
@@ -169,7 +169,7 @@ def cmd_token(args: argparse.Namespace, settings: ClientSettings, out: TextIO) -
 
 
 def cmd_folders(args: argparse.Namespace, settings: ClientSettings, out: TextIO) -> int:
-    from client.mail import MailClient
+    from m365_mock.client.mail import MailClient
 
     with MailClient(settings) as mail:
         folders = mail.folders(args.mailbox)
@@ -181,7 +181,7 @@ def cmd_folders(args: argparse.Namespace, settings: ClientSettings, out: TextIO)
 
 
 def cmd_fetch(args: argparse.Namespace, settings: ClientSettings, out: TextIO) -> int:
-    from client.mail import WELL_KNOWN_FOLDERS, MailClient
+    from m365_mock.client.mail import WELL_KNOWN_FOLDERS, MailClient
 
     if args.top <= 0:
         raise ConfigError("--top must be a positive number")
@@ -217,7 +217,7 @@ def cmd_fetch(args: argparse.Namespace, settings: ClientSettings, out: TextIO) -
 
 
 def cmd_send(args: argparse.Namespace, settings: ClientSettings, out: TextIO) -> int:
-    from client.mail import MailClient
+    from m365_mock.client.mail import MailClient
 
     try:
         if args.body_file == "-":

@@ -12,11 +12,10 @@ from typing import Any
 from urllib.parse import quote
 
 import requests
-
-from client.auth import TokenProvider
-from client.errors import GraphError
-from client.settings import ClientSettings
-from client.transport import Transport
+from m365_mock.client.auth import TokenProvider
+from m365_mock.client.errors import GraphError
+from m365_mock.client.settings import ClientSettings
+from m365_mock.client.transport import Transport
 
 # Graph's well-known folder names (v1.0), usable wherever a folder id is.
 WELL_KNOWN_FOLDERS = frozenset(

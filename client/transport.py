@@ -11,9 +11,8 @@ from collections.abc import Callable
 from typing import Any
 
 import requests
-
-from client.errors import parse_retry_after
-from client.settings import ClientSettings
+from m365_mock.client.errors import parse_retry_after
+from m365_mock.client.settings import ClientSettings
 
 log = logging.getLogger("client")
 

@@ -1,3 +1,3 @@
-from mock_server.cli import main
+from m365_mock.cli import main
 
 raise SystemExit(main())

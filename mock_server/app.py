@@ -12,21 +12,18 @@ from typing import Any
 
 from flask import Flask, Response, current_app, g, request
 from flask.globals import request_ctx
-from werkzeug.exceptions import HTTPException
-from werkzeug.wrappers import Request as WerkzeugRequest
-
-from mock_server.clock import Clock
-from mock_server.graph import errors as graph_errors
-from mock_server.identity import errors as aad_errors
-from mock_server.identity.keys import SigningKey
-from mock_server.identity.tokens import TokenIssuer, TokenVerifier, VerifiedToken
-from mock_server.ids import new_uuid
-from mock_server.state.access import Decision
-from mock_server.state.content import seed_mailboxes
-from mock_server.state.directory import Directory
-from mock_server.state.mailstore import MailStore, OutboundMail
-from mock_server.state.requestlog import LogRecord, RequestLog
-from mock_server.state.tenantfile import (
+from m365_mock.clock import Clock
+from m365_mock.graph import errors as graph_errors
+from m365_mock.identity import errors as aad_errors
+from m365_mock.identity.keys import SigningKey
+from m365_mock.identity.tokens import TokenIssuer, TokenVerifier, VerifiedToken
+from m365_mock.ids import new_uuid
+from m365_mock.state.access import Decision
+from m365_mock.state.content import seed_mailboxes
+from m365_mock.state.directory import Directory
+from m365_mock.state.mailstore import MailStore, OutboundMail
+from m365_mock.state.requestlog import LogRecord, RequestLog
+from m365_mock.state.tenantfile import (
     LoadedWorld,
     MailboxContent,
     Settings,
@@ -34,6 +31,8 @@ from mock_server.state.tenantfile import (
     load_demo_world,
     load_world,
 )
+from werkzeug.exceptions import HTTPException
+from werkzeug.wrappers import Request as WerkzeugRequest
 
 log = logging.getLogger("m365_mock")
 
@@ -215,18 +214,18 @@ def create_app(
     admin_key: str | None = None,
 ) -> Flask:
     """Build the emulator app for `world` (default: the built-in demo tenant)."""
-    from mock_server.control import directory as _directory_routes  # noqa: F401 - registers routes
-    from mock_server.control import rules as _rules_routes  # noqa: F401 - registers routes
-    from mock_server.control.routes import control
-    from mock_server.graph.routes import graph
-    from mock_server.hotpaths import HotPaths
-    from mock_server.identity.routes import identity
+    from m365_mock.control import directory as _directory_routes  # noqa: F401 - registers routes
+    from m365_mock.control import rules as _rules_routes  # noqa: F401 - registers routes
+    from m365_mock.control.routes import control
+    from m365_mock.graph.routes import graph
+    from m365_mock.hotpaths import HotPaths
+    from m365_mock.identity.routes import identity
 
     world = world or load_demo_world()
     emulator = Emulator.build(world, signing_key=signing_key, clock=clock, admin_key=admin_key)
     seed_mailboxes(emulator.mail, world.mail, emulator.mail.now())
     emulator.mail.restore_outbound(world.outbound)
-    app = EmulatorFlask("mock_server")
+    app = EmulatorFlask("m365_mock")
     # Graph answers `//` in a path itself; werkzeug would redirect to the merged path with an HTML 308.
     app.url_map.merge_slashes = False
     app.config["MAX_CONTENT_LENGTH"] = world.settings.max_body_bytes

@@ -16,8 +16,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from mock_server import __version__
-from mock_server.state.tenantfile import ConfigError, LoadedWorld, load_demo_world, load_tenant_file
+from m365_mock import __version__
+from m365_mock.state.tenantfile import ConfigError, LoadedWorld, load_demo_world, load_tenant_file
 
 DEFAULT_STATE_DIR = Path(os.environ.get("M365_MOCK_STATE_DIR", Path.home() / ".m365-mock"))
 
@@ -105,8 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
     ca_path = command("ca-path", "print the path of the emulator's CA certificate (made if missing)")
     _add_state_dir(ca_path)
 
-    from mock_server.control_client import add_exo_arguments
-    from mock_server.logview import add_arguments as add_log_arguments
+    from m365_mock.tools.control_client import add_exo_arguments
+    from m365_mock.tools.logview import add_arguments as add_log_arguments
 
     exo = command("exo", "run Exchange Online PowerShell cmdlets against a running emulator", description=None)
     add_exo_arguments(exo)
@@ -119,7 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     client = command("client", "the reference client: token, folders, fetch, send", add_help=False, prefix_chars="\0")
     client.add_argument("client_args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
 
-    from scenarios.cli import add_arguments as add_scenario_arguments
+    from m365_mock.scenarios.cli import add_arguments as add_scenario_arguments
 
     scenario = command("scenario", "run scenario files or the built-in library")
     add_scenario_arguments(scenario)
@@ -271,9 +271,9 @@ def prepare_state_dir(state_dir: Path) -> str | None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from mock_server.app import create_app
-    from mock_server.identity.keys import SigningKey, StateFileError, ensure_tls_files
-    from mock_server.server import (
+    from m365_mock.app import create_app
+    from m365_mock.identity.keys import SigningKey, StateFileError, ensure_tls_files
+    from m365_mock.server import (
         ServeError,
         ServeOptions,
         check_port_free,
@@ -281,7 +281,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         serve,
         write_connection_files,
     )
-    from mock_server.state.persistence import WORLD_FILE, PersistenceError, WorldKeeper, read_kept_world
+    from m365_mock.state.persistence import WORLD_FILE, PersistenceError, WorldKeeper, read_kept_world
 
     started = time.monotonic()
     problem = serve_argument_problem(args)
@@ -360,7 +360,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_ca_path(args: argparse.Namespace) -> int:
-    from mock_server.identity.keys import StateFileError, ensure_tls_files
+    from m365_mock.identity.keys import StateFileError, ensure_tls_files
 
     state_dir = args.state_dir.expanduser().resolve()
     problem = prepare_state_dir(state_dir)
@@ -374,21 +374,21 @@ def cmd_ca_path(args: argparse.Namespace) -> int:
 
 
 def cmd_exo(args: argparse.Namespace) -> int:
-    from mock_server.exo import main as exo_main
+    from m365_mock.tools.exo import main as exo_main
 
     return exo_main(args)
 
 
 def cmd_log(args: argparse.Namespace) -> int:
-    from mock_server.logview import main as log_main
+    from m365_mock.tools.logview import main as log_main
 
     return log_main(args)
 
 
 def cmd_client(args: argparse.Namespace) -> int:
     """The reference client's own command line (its parser loads only when it is used)."""
-    from client.cli import add_arguments
-    from client.cli import main as client_main
+    from m365_mock.client.cli import add_arguments
+    from m365_mock.client.cli import main as client_main
 
     parser = argparse.ArgumentParser(prog="m365-mock client")
     add_arguments(parser)
@@ -396,13 +396,13 @@ def cmd_client(args: argparse.Namespace) -> int:
 
 
 def cmd_scenario(args: argparse.Namespace) -> int:
-    from scenarios.cli import main as scenario_main
+    from m365_mock.scenarios.cli import main as scenario_main
 
     return scenario_main(args)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from mock_server.demo import main as demo_main
+    from m365_mock.tools.demo import main as demo_main
 
     return demo_main(args)
 

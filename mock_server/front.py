@@ -26,6 +26,7 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from m365_mock.app import REFUSAL
 from werkzeug.exceptions import (
     HTTPException,
     RequestEntityTooLarge,
@@ -33,8 +34,6 @@ from werkzeug.exceptions import (
     RequestTimeout,
     RequestURITooLarge,
 )
-
-from mock_server.app import REFUSAL
 
 log = logging.getLogger("m365_mock.front")
 

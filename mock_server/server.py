@@ -1,6 +1,6 @@
 """Serving the app: granian (Rust HTTP server, TLS) in one worker process holding the state.
 
-granian serves through its RSGI interface on uvloop, with `mock_server.front.Front` in front of the WSGI app:
+granian serves through its RSGI interface on uvloop, with `m365_mock.front.Front` in front of the WSGI app:
 the event loop reads each request's body, then one of `threads` Python threads runs the app (see front.py
 for why not granian's WSGI interface). Granian forks its worker from this process, so the app built here
 (with its loaded tenant world) is what the worker serves; the worker exits when this process dies. After the
@@ -28,9 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask
-
-from mock_server.front import DEFAULT_BODY_TIMEOUT, Front
-from mock_server.identity.keys import atomic_write
+from m365_mock.front import DEFAULT_BODY_TIMEOUT, Front
+from m365_mock.identity.keys import atomic_write
 
 READY_TIMEOUT_SECONDS = 30.0
 # Open HTTP/2 connections (msgraph-sdk keeps one) would hold a graceful stop forever.
@@ -218,7 +217,7 @@ def serve(
     if options.use_tls:
         tls = {"ssl_cert": options.cert_file, "ssl_key": options.key_file, "ssl_protocol_min": SSLProtocols.tls12}
     server = EmulatorServer(
-        "mock_server.app:create_app",
+        "m365_mock.app:create_app",
         address=options.host,
         port=options.port,
         interface=Interfaces.RSGI,

@@ -64,8 +64,8 @@ class Unusable(Exception):
 @contextmanager
 def chosen_emulator(args: argparse.Namespace) -> Iterator[tuple[object, str, bool]]:
     """(target, one line saying which emulator the run uses, whether it is shared and so reset afterwards)."""
-    from mock_server.control_client import SetupError, client_from_args
-    from scenarios.runner import EmulatorTarget, local_emulator
+    from m365_mock.scenarios.runner import EmulatorTarget, local_emulator
+    from m365_mock.tools.control_client import SetupError, client_from_args
 
     if not args.local:
         if args.connection:
@@ -112,7 +112,7 @@ def _check(target) -> None:
 
 def main(args: argparse.Namespace) -> int:
     """0 when every scenario passed, 1 when one failed, 2 when the input or the emulator could not be used."""
-    from scenarios.model import ScenarioError, builtin_scenarios, load_scenario
+    from m365_mock.scenarios.model import ScenarioError, builtin_scenarios, load_scenario
 
     if args.scenario_command == "list":
         for path in builtin_scenarios():
@@ -168,9 +168,9 @@ def _terminate_as_interrupt() -> Iterator[None]:
 
 
 def _run(args: argparse.Namespace, scenarios: list) -> int:
-    from mock_server.process import EmulatorStartError
-    from scenarios.report import console, junit
-    from scenarios.runner import dumps, run_scenario
+    from m365_mock.scenarios.report import console, junit
+    from m365_mock.scenarios.runner import dumps, run_scenario
+    from m365_mock.tools.process import EmulatorStartError
 
     try:
         with chosen_emulator(args) as (target, which, shared):
@@ -197,7 +197,7 @@ def _write_failures(args: argparse.Namespace, failures: list[tuple[str, str, str
     """With --junit, a failed test case for each (name, source, reason), so CI shows why nothing ran."""
     if not args.junit:
         return
-    from scenarios.report import junit
-    from scenarios.runner import ScenarioResult
+    from m365_mock.scenarios.report import junit
+    from m365_mock.scenarios.runner import ScenarioResult
 
     junit([ScenarioResult(name, source, error=reason) for name, source, reason in failures], args.junit)

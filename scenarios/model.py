@@ -1,7 +1,7 @@
 """Scenario files: YAML (or JSON) read as tenant files are read, checked against scenarios/schema.json (and an
 inline tenant against the tenant-file schema), then turned into plain objects.
 
-Reading goes through the tenant files' parser (mock_server.state.tenantfile.source): a key given twice in one
+Reading goes through the tenant files' parser (m365_mock.state.tenantfile.source): a key given twice in one
 mapping is refused (YAML and JSON would otherwise keep the last one), nesting is bounded, date-times stay the text
 written, and every key path keeps its line and column. Every problem is reported at once, in file order, as
 `file:line:col: key.path: what is wrong`.
@@ -15,13 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from jsonschema import Draft202012Validator, ValidationError
-
-from mock_server.state.tenantfile.problems import ConfigError, Problem, refusal
-from mock_server.state.tenantfile.problems import Path as KeyPath
-from mock_server.state.tenantfile.source import Source, decode, find_places, parse
-from mock_server.state.tenantfile.validate import explain, in_data_order
-from mock_server.state.tenantfile.validate import problems as tenant_problems
-from scenarios.schema import SCHEMA
+from m365_mock.scenarios.schema import SCHEMA
+from m365_mock.state.tenantfile.problems import ConfigError, Problem, refusal
+from m365_mock.state.tenantfile.problems import Path as KeyPath
+from m365_mock.state.tenantfile.source import Source, decode, find_places, parse
+from m365_mock.state.tenantfile.validate import explain, in_data_order
+from m365_mock.state.tenantfile.validate import problems as tenant_problems
 
 LIBRARY = Path(__file__).resolve().parent / "library"
 NOT_A_MAPPING = "the top level must be a mapping with 'name' and 'steps'"
@@ -147,8 +146,8 @@ def tenant_data(scenario: Scenario) -> dict[str, Any]:
     """The tenant a scenario imports, as the control API takes it: the demo, a tenant file (read strictly) or the
     inline tenant, with each certificate given as a `file` read here (relative to the file that names it) and sent
     as `pem`, since the control API reads no files. ConfigError naming the place of what cannot be read."""
-    from mock_server.state.tenantfile import demo_tenant_data
-    from mock_server.state.tenantfile.reader import read_source
+    from m365_mock.state.tenantfile import demo_tenant_data
+    from m365_mock.state.tenantfile.reader import read_source
 
     tenant = scenario.tenant
     if tenant == "demo":

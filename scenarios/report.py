@@ -5,8 +5,8 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from mock_server.identity.keys import atomic_write
-from scenarios.runner import ScenarioResult
+from m365_mock.identity.keys import atomic_write
+from m365_mock.scenarios.runner import ScenarioResult
 
 
 def console(results: list[ScenarioResult], *, color: bool = False) -> str:

@@ -22,9 +22,8 @@ from urllib.parse import quote, urlencode
 
 import jwt
 import requests
-
-from mock_server.control_client import control_request
-from scenarios.model import Scenario, Step, tenant_data
+from m365_mock.scenarios.model import Scenario, Step, tenant_data
+from m365_mock.tools.control_client import control_request
 
 _PLACEHOLDER = re.compile(r"\{(tenant|domain|app_id)(?::([^{}]+))?\}")
 
@@ -73,7 +72,7 @@ class EmulatorTarget:
 def local_emulator() -> Iterator[EmulatorTarget]:
     """A private emulator for the length of a run: `m365-mock serve` (the production server) on a free port of
     127.0.0.1, with its CA, keys and access log in a temporary state folder; stopped and removed afterwards."""
-    from mock_server.process import start_emulator
+    from m365_mock.tools.process import start_emulator
 
     with (
         tempfile.TemporaryDirectory(prefix="m365-mock-run-", ignore_cleanup_errors=True) as tmp,
@@ -165,7 +164,7 @@ class World:
 def prepare(target: EmulatorTarget, scenario: Scenario, workdir: Path | None = None) -> World:
     """Import the scenario's tenant (demo, file or inline; certificate files read here, as the control API reads
     no files) and read back its apps and their secrets."""
-    from mock_server.state.tenantfile import ConfigError
+    from m365_mock.state.tenantfile import ConfigError
 
     try:
         data = tenant_data(scenario)
@@ -188,8 +187,8 @@ def run_setup(world: World, action: dict[str, Any]) -> str:
     """One admin action; returns what it did, for the report."""
     kind, value = next(iter(action.items()))
     if kind == "exo":
-        from mock_server.control_client import ControlClient
-        from mock_server.exo import run
+        from m365_mock.tools.control_client import ControlClient
+        from m365_mock.tools.exo import run
 
         out, err = io.StringIO(), io.StringIO()
         client = ControlClient(
@@ -263,7 +262,7 @@ def _addresses(value: str | list[str] | None) -> list[str]:
 
 
 def _make_certificate(world: World, app: dict[str, Any]) -> Path:
-    from mock_server.identity.keys import certificate_pem, new_rsa_key, private_key_pem, self_signed_certificate
+    from m365_mock.identity.keys import certificate_pem, new_rsa_key, private_key_pem, self_signed_certificate
 
     key = new_rsa_key()
     cert = self_signed_certificate(key, app["display_name"])
@@ -315,7 +314,7 @@ def _client_for(world: World, step: Step):
 
 
 def _new_client(world: World, app: dict[str, Any], credential: str):
-    from client import ClientSettings, MailClient, TokenProvider
+    from m365_mock.client import ClientSettings, MailClient, TokenProvider
 
     settings = ClientSettings(
         tenant=world.tenant_id,
@@ -340,7 +339,7 @@ def _new_client(world: World, app: dict[str, Any], credential: str):
 
 
 def _call(function, *args, **kwargs) -> Any:
-    from client import AuthError, GraphError
+    from m365_mock.client import AuthError, GraphError
 
     try:
         return function(*args, **kwargs)

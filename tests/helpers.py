@@ -7,8 +7,8 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from mock_server.app import Emulator
-from mock_server.state.directory import GRAPH_RESOURCE, Application, Tenant
+from m365_mock.app import Emulator
+from m365_mock.state.directory import GRAPH_RESOURCE, Application, Tenant
 
 BASE = "https://graph.emu.test"
 ADMIN_KEY = "test-admin-key"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from mock_server.clock import Clock
+from m365_mock.clock import Clock
 
 
 def test_runs_with_real_time_by_default():
@@ -45,7 +45,7 @@ def test_ids_differ_in_a_forked_child():
     """Identifiers come from a fast seeded generator; a fork reseeds it, so a worker never repeats its parent."""
     import os
 
-    from mock_server.ids import new_uuid
+    from m365_mock.ids import new_uuid
 
     read, write = os.pipe()
     pid = os.fork()

@@ -20,8 +20,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-
-from mock_server.server import free_port
+from m365_mock.server import free_port
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[1]
@@ -51,7 +50,7 @@ def local(command: list[str], volumes: dict[str, Path], port: int) -> list[str]:
         )
         out.append({"0.0.0.0": "127.0.0.1", "8443": str(port)}.get(arg, arg))
     assert out[0] == "m365-mock"
-    return [sys.executable, "-m", "mock_server", *out[1:]]
+    return [sys.executable, "-m", "m365_mock", *out[1:]]
 
 
 def volume_map(service: dict, named: dict[str, Path]) -> dict[str, Path]:

@@ -1,7 +1,7 @@
 """`m365-mock exo`: Exchange Online PowerShell lines run against the emulator through its control API.
 
 Most tests run in-process: the shell's ControlClient talks to the Flask test client. The slow ones start the real
-served emulator and run `python -m mock_server exo` as a subprocess.
+served emulator and run `python -m m365_mock exo` as a subprocess.
 """
 
 from __future__ import annotations
@@ -18,11 +18,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+from m365_mock import cli
+from m365_mock.state.policies import scope_sid
+from m365_mock.tools.exo import ControlClient, Shell, ShellSyntaxError, interactive, main, parse, run, tokenize
+from m365_mock.tools.process import start_emulator
 
-from mock_server import cli
-from mock_server.exo import ControlClient, Shell, ShellSyntaxError, interactive, main, parse, run, tokenize
-from mock_server.process import start_emulator
-from mock_server.state.policies import scope_sid
 from tests.helpers import ADMIN_KEY
 
 DOMAIN = "contoso.onmicrosoft.com"
@@ -1018,7 +1018,7 @@ def exo_process(*args: str, stdin: str | None = None, env: dict[str, str] | None
     # REQUESTS_CA_BUNDLE set to a bundle without the emulator's CA: the shell must pass its CA per request.
     base = {k: v for k, v in os.environ.items() if not k.startswith("M365_MOCK_")}
     return subprocess.run(
-        [sys.executable, "-m", "mock_server", "exo", *args],
+        [sys.executable, "-m", "m365_mock", "exo", *args],
         input=stdin,
         capture_output=True,
         text=True,

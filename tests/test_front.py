@@ -16,16 +16,15 @@ import sys
 from pathlib import Path
 
 import pytest
+from m365_mock.app import REFUSAL
+from m365_mock.front import Front, build_environ
+from m365_mock.server import free_port
 from werkzeug.exceptions import (
     RequestEntityTooLarge,
     RequestHeaderFieldsTooLarge,
     RequestTimeout,
     RequestURITooLarge,
 )
-
-from mock_server.app import REFUSAL
-from mock_server.front import Front, build_environ
-from mock_server.server import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -246,8 +245,8 @@ def make_app():
 SERVE_ECHO = """
 import sys
 from pathlib import Path
-from mock_server.identity.keys import ensure_tls_files
-from mock_server.server import ServeOptions, serve
+from m365_mock.identity.keys import ensure_tls_files
+from m365_mock.server import ServeOptions, serve
 state, port = Path(sys.argv[1]), int(sys.argv[2])
 tls = ensure_tls_files(state)
 options = ServeOptions(port=port, threads=2, state_dir=state, use_tls=len(sys.argv) > 3,

@@ -13,8 +13,7 @@ from pathlib import Path
 
 import pytest
 import requests
-
-from mock_server.process import RunningEmulator, start_emulator
+from m365_mock.tools.process import RunningEmulator, start_emulator
 
 pytestmark = pytest.mark.slow
 
@@ -173,7 +172,7 @@ def test_a_world_file_that_cannot_be_read_stops_the_start_in_one_line(tmp_path):
     state.mkdir()
     (state / "world.sqlite").write_bytes(b"not a database, " * 100)
     result = subprocess.run(
-        [sys.executable, "-m", "mock_server", "serve", "--persist", "--port", "0", "--state-dir", str(state)],
+        [sys.executable, "-m", "m365_mock", "serve", "--persist", "--port", "0", "--state-dir", str(state)],
         capture_output=True,
         text=True,
         timeout=60,

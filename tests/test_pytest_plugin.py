@@ -67,7 +67,7 @@ tenants:
 
 def test_every_helper_takes_the_app_that_add_app_returns(m365):
     """add_app()'s dict, the app id and the display name all name the same app, in every helper that takes one."""
-    from client import GraphError
+    from m365_mock.client import GraphError
 
     reporting = m365.add_app("Reporting Daemon", ["Mail.Read"])
     m365.add_policy(reporting, "cctr_sec_group@contoso.onmicrosoft.com")

@@ -9,8 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from mock_server.process import start_emulator
+from m365_mock.tools.process import start_emulator
 
 pytestmark = [pytest.mark.slow, pytest.mark.compat]
 README = Path(__file__).resolve().parents[1] / "README.md"

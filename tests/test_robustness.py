@@ -128,7 +128,7 @@ def test_assertions_with_absurd_times_are_refused(client, tenant, demo_app, clai
         "exp": time.time() + 600,
         **claims,
     }
-    from mock_server.identity.keys import b64url
+    from m365_mock.identity.keys import b64url
 
     assertion = jwt.encode(payload, key_pem, algorithm="RS256", headers={"x5t": b64url(cert.sha1)})
     response = post_token(

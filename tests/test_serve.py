@@ -19,9 +19,8 @@ import jwt
 import pytest
 import requests
 from cryptography import x509
-
-from mock_server.identity.keys import load_certificate
-from mock_server.process import start_emulator
+from m365_mock.identity.keys import load_certificate
+from m365_mock.tools.process import start_emulator
 
 pytestmark = pytest.mark.slow
 GRAPH_SCOPE = "https://graph.microsoft.com/.default"
@@ -154,7 +153,7 @@ def test_tenant_file_with_a_generated_secret(tmp_path):
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "mock_server", *args], capture_output=True, text=True, timeout=60)
+    return subprocess.run([sys.executable, "-m", "m365_mock", *args], capture_output=True, text=True, timeout=60)
 
 
 def test_bad_tenant_file_exits_2_with_the_reason(tmp_path):
@@ -477,7 +476,7 @@ def test_the_worker_exits_when_the_serve_process_is_killed(tmp_path):
 
 @pytest.mark.skipif(sys.platform == "win32", reason="process groups")
 def test_the_emulator_leads_its_own_process_group_so_a_forced_stop_reaches_the_worker(tmp_path):
-    from mock_server.process import kill_group
+    from m365_mock.tools.process import kill_group
 
     running = start_emulator(tmp_path)
     workers = _children(running.process.pid)
@@ -488,7 +487,7 @@ def test_the_emulator_leads_its_own_process_group_so_a_forced_stop_reaches_the_w
 
 
 def test_a_failed_second_start_leaves_the_running_emulators_files_alone(tmp_path):
-    from mock_server.process import EmulatorStartError
+    from m365_mock.tools.process import EmulatorStartError
 
     with start_emulator(tmp_path) as first:
         connection = (tmp_path / "connection.json").read_text()

@@ -14,9 +14,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from mock_server import cli
-from mock_server.identity.keys import SigningKey, ensure_tls_files
+from m365_mock import cli
+from m365_mock.identity.keys import SigningKey, ensure_tls_files
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -26,7 +25,7 @@ def never_serve(monkeypatch):
     def serve(*args, **kwargs):
         raise AssertionError("the emulator started serving")
 
-    monkeypatch.setattr("mock_server.server.serve", serve)
+    monkeypatch.setattr("m365_mock.server.serve", serve)
 
 
 def serve_fails(capsys, *args: str) -> str:
@@ -156,8 +155,8 @@ def test_the_banner_is_out_before_the_connection_files(capsys, monkeypatch, tmp_
     def serve(app, options, on_ready, **hooks):
         on_ready()
 
-    monkeypatch.setattr("mock_server.server.write_connection_files", write_connection_files)
-    monkeypatch.setattr("mock_server.server.serve", serve)
+    monkeypatch.setattr("m365_mock.server.write_connection_files", write_connection_files)
+    monkeypatch.setattr("m365_mock.server.serve", serve)
     assert cli.main(["serve", "--port", "0", "--state-dir", str(tmp_path), "--http"]) == 0
     assert order == ["files, banner printed before: True"]
 
@@ -177,7 +176,7 @@ def test_help_describes_every_command(capsys):
 
 
 def test_snippets_in_the_banner_carry_their_imports(tmp_path):
-    from mock_server.state.tenantfile import load_demo_world
+    from m365_mock.state.tenantfile import load_demo_world
 
     world = load_demo_world()
     facts = cli.connection_facts(world, "https://127.0.0.1:8443", tmp_path / "ca.pem", "key")
@@ -196,7 +195,7 @@ def test_snippets_in_the_banner_carry_their_imports(tmp_path):
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "mock_server", *args], capture_output=True, text=True, timeout=60, cwd=REPO_ROOT
+        [sys.executable, "-m", "m365_mock", *args], capture_output=True, text=True, timeout=60, cwd=REPO_ROOT
     )
 
 
@@ -227,7 +226,7 @@ def test_output_cut_short_by_a_closed_pipe_is_no_error():
     os.close(read_end)
     try:
         listed = subprocess.run(
-            [sys.executable, "-m", "mock_server", "scenario", "list"],
+            [sys.executable, "-m", "m365_mock", "scenario", "list"],
             stdout=write_end,
             stderr=subprocess.PIPE,
             text=True,

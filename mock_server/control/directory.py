@@ -10,9 +10,8 @@ import re
 from typing import Any
 
 from flask import Response, request
-
-from mock_server.app import current_emulator, json_response
-from mock_server.control.routes import (
+from m365_mock.app import current_emulator, json_response
+from m365_mock.control.routes import (
     ControlError,
     body_object,
     bool_field,
@@ -21,9 +20,9 @@ from mock_server.control.routes import (
     list_field,
     tenant_for,
 )
-from mock_server.state.content import seed_mailboxes
-from mock_server.state.directory import Application, Group, Mailbox, Tenant, canonical_permission
-from mock_server.state.tenantfile import (
+from m365_mock.state.content import seed_mailboxes
+from m365_mock.state.directory import Application, Group, Mailbox, Tenant, canonical_permission
+from m365_mock.state.tenantfile import (
     ConfigError,
     TenantFileReader,
     dump_application,

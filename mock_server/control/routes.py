@@ -11,16 +11,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 from flask import Blueprint, Response, request
-
-from mock_server.app import current_emulator, json_response
-from mock_server.clock import iso_z
-from mock_server.graph import body as graph_body
-from mock_server.graph import errors as graph_errors
-from mock_server.state.content import generate_messages
-from mock_server.state.directory import DirectoryError, Tenant
-from mock_server.state.mailstore import ItemNotFound, MalformedId, recipient
-from mock_server.state.tenantfile import ConfigError, Problem, dump_world, entry_problems, load_world
-from mock_server.state.tenantfile.problems import dotted
+from m365_mock.app import current_emulator, json_response
+from m365_mock.clock import iso_z
+from m365_mock.graph import body as graph_body
+from m365_mock.graph import errors as graph_errors
+from m365_mock.state.content import generate_messages
+from m365_mock.state.directory import DirectoryError, Tenant
+from m365_mock.state.mailstore import ItemNotFound, MalformedId, recipient
+from m365_mock.state.tenantfile import ConfigError, Problem, dump_world, entry_problems, load_world
+from m365_mock.state.tenantfile.problems import dotted
 
 control = Blueprint("control", __name__, url_prefix="/_m365")
 ADMIN_HEADER = "X-M365-Admin-Key"

@@ -11,15 +11,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from flask import Response
-
-from mock_server.app import current_emulator, json_response
-from mock_server.control.directory import created, mailbox_for, no_content, read, reader
-from mock_server.control.routes import ControlError, body_object, control, entry_body, tenant_for, text_field
-from mock_server.state import policies
-from mock_server.state.directory import Group, Mailbox, Tenant
-from mock_server.state.errors import not_found
-from mock_server.state.rules import AccessPolicy, AccessRules, RoleAssignment, scope_sid
-from mock_server.state.tenantfile import dump_assignment, dump_policy, dump_scope, dump_service_principal
+from m365_mock.app import current_emulator, json_response
+from m365_mock.control.directory import created, mailbox_for, no_content, read, reader
+from m365_mock.control.routes import ControlError, body_object, control, entry_body, tenant_for, text_field
+from m365_mock.state import policies
+from m365_mock.state.directory import Group, Mailbox, Tenant
+from m365_mock.state.errors import not_found
+from m365_mock.state.rules import AccessPolicy, AccessRules, RoleAssignment, scope_sid
+from m365_mock.state.tenantfile import dump_assignment, dump_policy, dump_scope, dump_service_principal
 
 
 def _when(moment: float | None) -> str | None:

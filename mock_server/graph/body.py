@@ -8,8 +8,7 @@ import re
 from typing import Any
 
 from flask import request
-
-from mock_server.graph import errors
+from m365_mock.graph import errors
 
 _ADDRESS = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 IMPORTANCE = ("low", "normal", "high")

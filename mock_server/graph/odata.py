@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any, TypeVar
 
-from mock_server.graph.errors import GraphError
+from m365_mock.graph.errors import GraphError
 
 Getter = Callable[[str], Any]
 T = TypeVar("T")

@@ -13,16 +13,14 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 from flask import Blueprint, Response, g, request
-from werkzeug.wrappers import Request as WerkzeugRequest
-
-from mock_server.app import GRAPH_JSON_TYPE, Emulator, current_emulator, json_response, origin_of
-from mock_server.graph import body, errors, odata
-from mock_server.graph.serializers import folder_json, message_fragment, message_json, message_value
-from mock_server.identity.tokens import TokenRejected, VerifiedToken
-from mock_server.state import access
-from mock_server.state.access import Decision, Operation
-from mock_server.state.directory import Mailbox
-from mock_server.state.mailstore import (
+from m365_mock.app import GRAPH_JSON_TYPE, Emulator, current_emulator, json_response, origin_of
+from m365_mock.graph import body, errors, odata
+from m365_mock.graph.serializers import folder_json, message_fragment, message_json, message_value
+from m365_mock.identity.tokens import TokenRejected, VerifiedToken
+from m365_mock.state import access
+from m365_mock.state.access import Decision, Operation
+from m365_mock.state.directory import Mailbox
+from m365_mock.state.mailstore import (
     Folder,
     FolderExists,
     ItemNotFound,
@@ -30,6 +28,7 @@ from mock_server.state.mailstore import (
     MalformedId,
     Message,
 )
+from werkzeug.wrappers import Request as WerkzeugRequest
 
 graph = Blueprint("graph", __name__, url_prefix="/v1.0")
 

@@ -7,8 +7,8 @@ from collections.abc import Iterable
 from typing import Any
 from urllib.parse import quote
 
-from mock_server.clock import iso_z
-from mock_server.state.mailstore import Folder, MailboxStore, Message, text_of
+from m365_mock.clock import iso_z
+from m365_mock.state.mailstore import Folder, MailboxStore, Message, text_of
 
 # Every property of a message in the order Graph writes them; the last two only with $select.
 MESSAGE_PROPERTIES = (

@@ -6,10 +6,9 @@ import math
 from datetime import UTC, datetime
 
 import jwt
-
-from mock_server.identity import errors
-from mock_server.identity.keys import b64url_decode
-from mock_server.state.directory import Application, Certificate
+from m365_mock.identity import errors
+from m365_mock.identity.keys import b64url_decode
+from m365_mock.state.directory import Application, Certificate
 
 JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 SUPPORTED_ALGORITHMS = ("RS256", "PS256")

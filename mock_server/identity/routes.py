@@ -8,12 +8,10 @@ from typing import Any
 from urllib.parse import unquote_plus, urlsplit
 
 from flask import Blueprint, Response, request
-from werkzeug.wrappers import Request as WerkzeugRequest
-
-from mock_server.app import Emulator, current_emulator, json_response, origin_of, request_origin
-from mock_server.identity import errors
-from mock_server.identity.assertions import verify_client_assertion
-from mock_server.identity.tokens import (
+from m365_mock.app import Emulator, current_emulator, json_response, origin_of, request_origin
+from m365_mock.identity import errors
+from m365_mock.identity.assertions import verify_client_assertion
+from m365_mock.identity.tokens import (
     APPIDACR_CERTIFICATE,
     APPIDACR_SECRET,
     RESERVED_SCOPES,
@@ -22,7 +20,8 @@ from mock_server.identity.tokens import (
     resolve_resource,
     sts_issuer,
 )
-from mock_server.state.directory import Application, Tenant
+from m365_mock.state.directory import Application, Tenant
+from werkzeug.wrappers import Request as WerkzeugRequest
 
 identity = Blueprint("identity", __name__)
 

@@ -9,11 +9,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import jwt
-
-from mock_server.clock import Clock
-from mock_server.identity.keys import SigningKey, b64url
-from mock_server.ids import random_bytes
-from mock_server.state.directory import GRAPH_APP_ID, GRAPH_RESOURCE, Application, Directory, Tenant
+from m365_mock.clock import Clock
+from m365_mock.identity.keys import SigningKey, b64url
+from m365_mock.ids import random_bytes
+from m365_mock.state.directory import GRAPH_APP_ID, GRAPH_RESOURCE, Application, Directory, Tenant
 
 # Scopes OpenID Connect reserves; Entra tolerates them beside a `/.default` scope.
 RESERVED_SCOPES = frozenset({"openid", "profile", "offline_access", "email"})

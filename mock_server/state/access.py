@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
-from mock_server.state.directory import Mailbox, Tenant
-from mock_server.state.policies import evaluate_policies, rbac_grants
+from m365_mock.state.directory import Mailbox, Tenant
+from m365_mock.state.policies import evaluate_policies, rbac_grants
 
 
 class Operation(Enum):

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from mock_server.state.mailstate import paused_gc, restore_mail
-from mock_server.state.mailstore import Folder, MailboxStore, MailStore, recipient
-from mock_server.state.tenantfile import MailboxContent
+from m365_mock.state.mailstate import paused_gc, restore_mail
+from m365_mock.state.mailstore import Folder, MailboxStore, MailStore, recipient
+from m365_mock.state.tenantfile import MailboxContent
 
 POOL_SIZE = 96
 

@@ -20,10 +20,9 @@ from datetime import datetime
 from typing import Any
 
 from cryptography import x509
-
-from mock_server.identity import keys
-from mock_server.state.errors import DirectoryError
-from mock_server.state.rules import AccessRules
+from m365_mock.identity import keys
+from m365_mock.state.errors import DirectoryError
+from m365_mock.state.rules import AccessRules
 
 GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"
 GRAPH_RESOURCE = "https://graph.microsoft.com"

@@ -15,8 +15,8 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-from mock_server.state.directory import Mailbox
-from mock_server.state.mailstore import (
+from m365_mock.state.directory import Mailbox
+from m365_mock.state.mailstore import (
     WELL_KNOWN_FOLDERS,
     Folder,
     MailboxStore,

@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from mock_server.ids import new_uuid, random_bytes
-from mock_server.state.directory import Mailbox, Tenant
+from m365_mock.ids import new_uuid, random_bytes
+from m365_mock.state.directory import Mailbox, Tenant
 
 # Well-known folders: name -> (display name, parent well-known name or None for the root's parent, listed).
 WELL_KNOWN_FOLDERS: dict[str, tuple[str, str | None]] = {

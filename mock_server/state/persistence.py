@@ -20,10 +20,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from mock_server.state.directory import Directory
-from mock_server.state.mailstate import dump_mail, folder_record, message_record, outbound_record, paused_gc
-from mock_server.state.mailstore import Folder, MailStore, Message, OutboundMail
-from mock_server.state.tenantfile import LoadedWorld, Settings, dump_world, load_world
+from m365_mock.state.directory import Directory
+from m365_mock.state.mailstate import dump_mail, folder_record, message_record, outbound_record, paused_gc
+from m365_mock.state.mailstore import Folder, MailStore, Message, OutboundMail
+from m365_mock.state.tenantfile import LoadedWorld, Settings, dump_world, load_world
 
 log = logging.getLogger("m365_mock.persistence")
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from mock_server.state.directory import Group, Mailbox, Tenant
-from mock_server.state.errors import RuleError, not_found
-from mock_server.state.recipientfilter import parse_recipient_filter
-from mock_server.state.rules import (
+from m365_mock.state.directory import Group, Mailbox, Tenant
+from m365_mock.state.errors import RuleError, not_found
+from m365_mock.state.recipientfilter import parse_recipient_filter
+from m365_mock.state.rules import (
     AccessPolicy,
     AccessRules,
     Lifetime,

@@ -17,10 +17,10 @@ import re
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Protocol
 
-from mock_server.state.errors import RuleError
+from m365_mock.state.errors import RuleError
 
 if TYPE_CHECKING:
-    from mock_server.state.directory import Group, Mailbox, Tenant
+    from m365_mock.state.directory import Group, Mailbox, Tenant
 
 Predicate = Callable[["Tenant", "Mailbox"], bool]
 

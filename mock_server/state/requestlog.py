@@ -15,8 +15,8 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from mock_server.identity.tokens import VerifiedToken
-    from mock_server.state.access import Decision
+    from m365_mock.identity.tokens import VerifiedToken
+    from m365_mock.state.access import Decision
 
 DEFAULT_CAPACITY = 10_000
 DEFAULT_MAX_BYTES = 32 * 1024 * 1024

@@ -10,10 +10,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from mock_server.state.errors import not_found
+from m365_mock.state.errors import not_found
 
 if TYPE_CHECKING:
-    from mock_server.state.directory import Mailbox, Tenant
+    from m365_mock.state.directory import Mailbox, Tenant
 
 
 def scope_sid(object_id: str) -> str:

@@ -14,9 +14,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
-
-from client import ClientSettings, MailClient
-from mock_server.process import RunningEmulator, start_emulator
+from m365_mock.client import ClientSettings, MailClient
+from m365_mock.tools.process import RunningEmulator, start_emulator
 
 SUPPORT = "support@contoso.onmicrosoft.com"
 SALES = "sales@contoso.onmicrosoft.com"

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import jwt
 import pytest
+from m365_mock.client import MailClient
+from m365_mock.client.cli import build_parser, main
+from m365_mock.tools.process import RunningEmulator
 
-from client import MailClient
-from client.cli import build_parser, main
-from mock_server.process import RunningEmulator
 from tests.client.conftest import BILLING, RAOP, SALES, SUPPORT, Control
 
 pytestmark = pytest.mark.slow
@@ -35,7 +35,7 @@ def cli(home: Path, *argv: str, env: dict[str, str] | None = None, stdin: str | 
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("M365_", "XDG_CONFIG"))}
     clean.update({"HOME": str(home), "PYTHONPATH": str(ROOT), **(env or {})})
     return subprocess.run(
-        [sys.executable, "-m", "client.cli", *argv],
+        [sys.executable, "-m", "m365_mock.client.cli", *argv],
         cwd=ROOT,
         env=clean,
         input=stdin,

@@ -14,9 +14,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
-
-from client import AuthError, ClientSettings, GraphError, MailClient, TokenProvider
-from client.errors import parse_retry_after
+from m365_mock.client import AuthError, ClientSettings, GraphError, MailClient, TokenProvider
+from m365_mock.client.errors import parse_retry_after
 
 pytestmark = pytest.mark.slow
 

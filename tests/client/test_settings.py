@@ -6,9 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
-
-from client import ClientSettings, ConfigError
-from client.cli import build_parser, settings_from_args
+from m365_mock.client import ClientSettings, ConfigError
+from m365_mock.client.cli import build_parser, settings_from_args
 
 FACTS = {
     "base_url": "https://127.0.0.1:8443",

@@ -20,9 +20,8 @@ from typing import Any
 import jwt
 import pytest
 import yaml
-
-from mock_server.identity import keys
-from mock_server.process import RunningEmulator, start_emulator
+from m365_mock.identity import keys
+from m365_mock.tools.process import RunningEmulator, start_emulator
 
 GRAPH_SCOPE = "https://graph.microsoft.com/.default"
 GRAPH_AUDIENCE = "https://graph.microsoft.com"

@@ -18,8 +18,7 @@ from azure.core.exceptions import ClientAuthenticationError
 from azure.identity import CertificateCredential, ClientSecretCredential
 from azure.identity.aio import CertificateCredential as AsyncCertificateCredential
 from azure.identity.aio import ClientSecretCredential as AsyncClientSecretCredential
-
-from mock_server.process import RunningEmulator
+from m365_mock.tools.process import RunningEmulator
 
 if TYPE_CHECKING:
     from .conftest import CertApp, TokenChecker

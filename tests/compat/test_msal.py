@@ -10,10 +10,9 @@ from typing import TYPE_CHECKING, Any
 import jwt
 import msal
 import pytest
+from m365_mock.identity.keys import b64url_decode
+from m365_mock.tools.process import RunningEmulator
 from msal.oauth2cli.assertion import JwtAssertionCreator
-
-from mock_server.identity.keys import b64url_decode
-from mock_server.process import RunningEmulator
 
 if TYPE_CHECKING:
     from .conftest import CertApp, CertificateCredential, TokenChecker

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 
-from mock_server.app import create_app
-from mock_server.clock import Clock
-from mock_server.state.tenantfile import load_demo_world
+from m365_mock.app import create_app
+from m365_mock.clock import Clock
+from m365_mock.state.tenantfile import load_demo_world
+
 from tests.conftest import shared_signing_key
 from tests.helpers import ADMIN_KEY, BILLING, SUPPORT, Admin, GraphClient
 

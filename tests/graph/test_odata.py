@@ -7,9 +7,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-
-from mock_server.graph.errors import GraphError
-from mock_server.graph.odata import (
+from m365_mock.graph.errors import GraphError
+from m365_mock.graph.odata import (
     MESSAGE_PROPERTIES,
     FilterExpr,
     InefficientFilter,

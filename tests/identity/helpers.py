@@ -7,9 +7,8 @@ import uuid
 from typing import Any
 
 import jwt
-
-from mock_server.identity.keys import b64url, new_rsa_key, private_key_pem, self_signed_certificate
-from mock_server.state.directory import Application, Certificate
+from m365_mock.identity.keys import b64url, new_rsa_key, private_key_pem, self_signed_certificate
+from m365_mock.state.directory import Application, Certificate
 
 GRAPH_SCOPE = "https://graph.microsoft.com/.default"
 BASE = "https://emu.test:8443"

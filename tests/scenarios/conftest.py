@@ -9,8 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from scenarios.runner import EmulatorTarget, local_emulator
+from m365_mock.scenarios.runner import EmulatorTarget, local_emulator
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -30,5 +29,5 @@ def clean_env(state_dir: Path, **extra: str) -> dict[str, str]:
 
 def run_cli(*args: str, env: dict[str, str], cwd: Path = REPO) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "mock_server", *args], capture_output=True, text=True, timeout=300, cwd=cwd, env=env
+        [sys.executable, "-m", "m365_mock", *args], capture_output=True, text=True, timeout=300, cwd=cwd, env=env
     )

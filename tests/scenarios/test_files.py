@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import pytest
-
-from scenarios.model import ScenarioError, parse_scenario
-from scenarios.report import console
-from scenarios.runner import perform, prepare, run_scenario, run_setup
-from scenarios.schema import STEP_KINDS
+from m365_mock.scenarios.model import ScenarioError, parse_scenario
+from m365_mock.scenarios.report import console
+from m365_mock.scenarios.runner import perform, prepare, run_scenario, run_setup
+from m365_mock.scenarios.schema import STEP_KINDS
 
 pytestmark = pytest.mark.slow
 

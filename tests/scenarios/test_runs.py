@@ -14,14 +14,14 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+from m365_mock.scenarios import runner
+from m365_mock.scenarios.cli import add_arguments
+from m365_mock.scenarios.cli import main as scenario_main
+from m365_mock.scenarios.model import builtin_scenarios
+from m365_mock.server import free_port
+from m365_mock.tools.control_client import control_request
+from m365_mock.tools.process import start_emulator
 
-from mock_server.control_client import control_request
-from mock_server.process import start_emulator
-from mock_server.server import free_port
-from scenarios import runner
-from scenarios.cli import add_arguments
-from scenarios.cli import main as scenario_main
-from scenarios.model import builtin_scenarios
 from tests.scenarios.conftest import clean_env, run_cli
 
 pytestmark = pytest.mark.slow
@@ -217,7 +217,7 @@ def test_a_run_stopped_by_a_signal_removes_its_files_and_its_emulator(tmp_path, 
         "steps:\n  - do: wait_for_delivery\n    mailbox: support@{domain}\n    subject: never\n    timeout: 60\n"
     )
     run = subprocess.Popen(
-        [sys.executable, "-m", "mock_server", "scenario", "run", str(slow)],
+        [sys.executable, "-m", "m365_mock", "scenario", "run", str(slow)],
         env=clean_env(tmp_path / "no-emulator", TMPDIR=str(temp)),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -6,11 +6,11 @@ import json
 import xml.etree.ElementTree as ET
 
 import pytest
+from m365_mock.scenarios.model import ScenarioError, builtin_scenarios, load_scenario, parse_scenario
+from m365_mock.scenarios.report import console, junit
+from m365_mock.scenarios.runner import run_scenario
+from m365_mock.scenarios.schema import SCHEMA, SCHEMA_FILE, schema_text
 
-from scenarios.model import ScenarioError, builtin_scenarios, load_scenario, parse_scenario
-from scenarios.report import console, junit
-from scenarios.runner import run_scenario
-from scenarios.schema import SCHEMA, SCHEMA_FILE, schema_text
 from tests.scenarios.conftest import clean_env, run_cli
 
 pytestmark = pytest.mark.slow
@@ -154,7 +154,7 @@ def test_cli_refuses_a_bad_file(tmp_path):
 
 
 def test_cli_against_a_running_emulator_by_url(tmp_path):
-    from mock_server.process import start_emulator
+    from m365_mock.tools.process import start_emulator
 
     with start_emulator(tmp_path / "state") as running:
         result = run_cli(

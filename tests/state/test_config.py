@@ -7,9 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import yaml
-
-from mock_server.identity.keys import certificate_pem, new_rsa_key, self_signed_certificate
-from mock_server.state.tenantfile import (
+from m365_mock.identity.keys import certificate_pem, new_rsa_key, self_signed_certificate
+from m365_mock.state.tenantfile import (
     ConfigError,
     dump_world,
     load_demo_world,
@@ -196,7 +195,8 @@ def test_unreadable_and_malformed_files(tmp_path):
 
 
 def test_tenant_file_mail_is_put_into_mailboxes(tmp_path):
-    from mock_server.app import create_app
+    from m365_mock.app import create_app
+
     from tests.conftest import shared_signing_key
 
     data = minimal()
@@ -231,7 +231,8 @@ def test_tenant_file_mail_is_put_into_mailboxes(tmp_path):
 
 
 def test_demo_tenant_has_sample_mail():
-    from mock_server.app import create_app
+    from m365_mock.app import create_app
+
     from tests.conftest import shared_signing_key
 
     world = load_demo_world()

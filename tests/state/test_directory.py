@@ -5,8 +5,7 @@ from __future__ import annotations
 import threading
 
 import pytest
-
-from mock_server.state.directory import Directory, DirectoryError, Mailbox, Tenant, canonical_permission
+from m365_mock.state.directory import Directory, DirectoryError, Mailbox, Tenant, canonical_permission
 
 
 def test_tenant_lookup_ignores_case(tenant, emulator):

@@ -9,12 +9,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-
-from mock_server.state.directory import Mailbox
-from mock_server.state.mailstate import MailStateError, dump_mail, exact_time, parse_time, restore_mail
-from mock_server.state.mailstore import MailStore, recipient
-from mock_server.state.persistence import Persistence, PersistenceError, WorldFile
-from mock_server.state.tenantfile import load_demo_world
+from m365_mock.state.directory import Mailbox
+from m365_mock.state.mailstate import MailStateError, dump_mail, exact_time, parse_time, restore_mail
+from m365_mock.state.mailstore import MailStore, recipient
+from m365_mock.state.persistence import Persistence, PersistenceError, WorldFile
+from m365_mock.state.tenantfile import load_demo_world
 
 NOW = datetime(2026, 5, 1, 8, 0, 0, tzinfo=UTC)
 TENANT = "1da1fa86-3650-5d52-a52e-e15fae9dd210"

@@ -6,9 +6,8 @@ import random
 import re
 
 import pytest
-
-from mock_server.state.directory import DirectoryError, Group, Mailbox, Tenant
-from mock_server.state.recipientfilter import (
+from m365_mock.state.directory import DirectoryError, Group, Mailbox, Tenant
+from m365_mock.state.recipientfilter import (
     FILTER_PROPERTIES,
     MAX_NESTING,
     RecipientFilterError,

@@ -5,9 +5,8 @@ from __future__ import annotations
 import threading
 
 import pytest
-
-from mock_server.state.access import Decision, Operation
-from mock_server.state.requestlog import (
+from m365_mock.state.access import Decision, Operation
+from m365_mock.state.requestlog import (
     DEFAULT_MAX_BYTES,
     MAX_PATH_CHARS,
     LogRecord,

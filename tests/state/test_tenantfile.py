@@ -8,10 +8,9 @@ import sys
 
 import pytest
 from jsonschema import Draft202012Validator
-
-from mock_server.identity.keys import certificate_pem, new_rsa_key, self_signed_certificate
-from mock_server.state.tenantfile import ConfigError, load_tenant_file, load_world, read_tenant_file
-from mock_server.state.tenantfile.schema import SCHEMA, SCHEMA_FILE, schema_text
+from m365_mock.identity.keys import certificate_pem, new_rsa_key, self_signed_certificate
+from m365_mock.state.tenantfile import ConfigError, load_tenant_file, load_world, read_tenant_file
+from m365_mock.state.tenantfile.schema import SCHEMA, SCHEMA_FILE, schema_text
 
 DOMAIN = "fabrikam.onmicrosoft.com"
 
@@ -59,7 +58,7 @@ def refusal(path) -> str:
 def test_schema_json_is_written_from_the_schema():
     Draft202012Validator.check_schema(SCHEMA)
     assert SCHEMA_FILE.read_text(encoding="utf-8") == schema_text(), (
-        "run `python -m mock_server.state.tenantfile.schema` to write schema.json"
+        "run `python -m m365_mock.state.tenantfile.schema` to write schema.json"
     )
 
 
@@ -294,7 +293,7 @@ def test_serve_refuses_a_misspelt_tenant_file_before_serving(tmp_path):
     bad = write(tmp_path, GOOD.replace("    access_policies:", "    accessPolicies:"), "bad.yaml")
     command = ["serve", "--config", str(bad), "--state-dir", str(tmp_path / "state"), "--port", "0"]
     result = subprocess.run(
-        [sys.executable, "-m", "mock_server", *command],
+        [sys.executable, "-m", "m365_mock", *command],
         capture_output=True,
         text=True,
         timeout=60,

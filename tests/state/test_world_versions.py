@@ -6,10 +6,9 @@ from __future__ import annotations
 import copy
 
 import pytest
-
-from mock_server.state.directory import Directory, DirectoryError, Group, Mailbox, Tenant
-from mock_server.state.mailstore import MailStore
-from mock_server.state.tenantfile import ConfigError, load_world
+from m365_mock.state.directory import Directory, DirectoryError, Group, Mailbox, Tenant
+from m365_mock.state.mailstore import MailStore
+from m365_mock.state.tenantfile import ConfigError, load_world
 
 SHARED_ID = "0f8fad5b-d9cb-469f-a165-70867728950e"
 

@@ -3,7 +3,7 @@
 The format is documented in docs/tenant-file.md; schema.json beside this module is its JSON Schema for editors.
 """
 
-from mock_server.state.tenantfile.demo import (
+from m365_mock.state.tenantfile.demo import (
     DEMO_APP_NAME,
     DEMO_DOMAINS,
     DEMO_MAIL,
@@ -11,8 +11,8 @@ from mock_server.state.tenantfile.demo import (
     demo_tenant_data,
     load_demo_world,
 )
-from mock_server.state.tenantfile.problems import ConfigError, Problem
-from mock_server.state.tenantfile.reader import (
+from m365_mock.state.tenantfile.problems import ConfigError, Problem
+from m365_mock.state.tenantfile.reader import (
     DEFAULT_SECRET_DAYS,
     DEFAULT_TOKEN_LIFETIME,
     ID_NAMESPACE,
@@ -29,9 +29,9 @@ from mock_server.state.tenantfile.reader import (
     read_tenant_file,
     stable_guid,
 )
-from mock_server.state.tenantfile.schema import SCHEMA
-from mock_server.state.tenantfile.validate import NO_FILES, entry_problems, problems
-from mock_server.state.tenantfile.writer import (
+from m365_mock.state.tenantfile.schema import SCHEMA
+from m365_mock.state.tenantfile.validate import NO_FILES, entry_problems, problems
+from m365_mock.state.tenantfile.writer import (
     dump_application,
     dump_assignment,
     dump_certificate,

@@ -6,7 +6,7 @@ import random
 from datetime import datetime
 from typing import Any
 
-from mock_server.state.tenantfile.reader import LoadedWorld, load_world, new_secret_value
+from m365_mock.state.tenantfile.reader import LoadedWorld, load_world, new_secret_value
 
 DEMO_DOMAINS = ["contoso.onmicrosoft.com", "contoso.com"]
 DEMO_APP_NAME = "Contact Center Connector"

@@ -17,8 +17,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from mock_server.identity import keys
-from mock_server.state.directory import (
+from m365_mock.identity import keys
+from m365_mock.state.directory import (
     Application,
     Certificate,
     ClientSecret,
@@ -29,11 +29,11 @@ from mock_server.state.directory import (
     Tenant,
     canonical_permission,
 )
-from mock_server.state.mailstate import MailStateError, outbound_from_record, restore_mail
-from mock_server.state.mailstore import MailboxStore, OutboundMail
-from mock_server.state.tenantfile.problems import ConfigError, from_message, refusal
-from mock_server.state.tenantfile.source import Source, decode, find_places, one_line, parse
-from mock_server.state.tenantfile.validate import NO_FILES, problems
+from m365_mock.state.mailstate import MailStateError, outbound_from_record, restore_mail
+from m365_mock.state.mailstore import MailboxStore, OutboundMail
+from m365_mock.state.tenantfile.problems import ConfigError, from_message, refusal
+from m365_mock.state.tenantfile.source import Source, decode, find_places, one_line, parse
+from m365_mock.state.tenantfile.validate import NO_FILES, problems
 
 ID_NAMESPACE = uuid.UUID("6d1f3a52-8c1e-4a4f-9b57-0d3f6e2b9a10")
 SECRET_ALPHABET = string.ascii_letters + string.digits + "_-.~"
@@ -341,7 +341,7 @@ class TenantFileReader:
             raise ConfigError(f"{where}: {exc}") from exc
 
     def access_policy(self, entry: dict[str, Any], tenant: Tenant, where: str, *, now: float = 0.0, delay: float = 0.0):
-        from mock_server.state import policies
+        from m365_mock.state import policies
 
         apps = entry.get("app_id")
         apps = apps if isinstance(apps, list) else [apps]
@@ -362,7 +362,7 @@ class TenantFileReader:
         )
 
     def service_principal(self, entry: dict[str, Any], tenant: Tenant, where: str):
-        from mock_server.state import policies
+        from m365_mock.state import policies
 
         app_id = self._app_key(tenant, self._text(entry, "app_id", where), f"{where}.app_id")
         return self._rule(
@@ -373,7 +373,7 @@ class TenantFileReader:
         )
 
     def management_scope(self, entry: dict[str, Any], tenant: Tenant, where: str):
-        from mock_server.state import policies
+        from m365_mock.state import policies
 
         return self._rule(
             where,
@@ -385,7 +385,7 @@ class TenantFileReader:
     def role_assignment(
         self, entry: dict[str, Any], tenant: Tenant, where: str, *, now: float = 0.0, delay: float = 0.0
     ):
-        from mock_server.state import policies
+        from m365_mock.state import policies
 
         return self._rule(
             where,

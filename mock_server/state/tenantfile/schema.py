@@ -4,7 +4,7 @@ Every key at every level is listed; any other key is refused. Values the schema 
 permission names, domains, Exchange's rules) are checked by the reader. Enumerated values are written here in
 their documented spelling; the reader accepts them in any case.
 
-`python -m mock_server.state.tenantfile.schema` writes schema.json from SCHEMA.
+`python -m m365_mock.state.tenantfile.schema` writes schema.json from SCHEMA.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from mock_server.state.mailstate import MAIL_SCHEMA, OUTBOUND_SCHEMA
+from m365_mock.state.mailstate import MAIL_SCHEMA, OUTBOUND_SCHEMA
 
 MAX_GENERATED = 200_000
 MAX_SECRET_DAYS = 36_500

@@ -14,9 +14,8 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
-
-from mock_server.state.tenantfile.problems import Path, Problem
-from mock_server.state.tenantfile.schema import SCHEMA
+from m365_mock.state.tenantfile.problems import Path, Problem
+from m365_mock.state.tenantfile.schema import SCHEMA
 
 NO_FILES = "the control API reads no files; give the certificate as 'pem'"
 

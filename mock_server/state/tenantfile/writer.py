@@ -11,12 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-
-from mock_server.identity import keys
-from mock_server.state.directory import Application, Certificate, ClientSecret, Directory, Group, Mailbox, Tenant
-from mock_server.state.mailstate import dump_mail, outbound_record
-from mock_server.state.mailstore import MailStore
-from mock_server.state.tenantfile.reader import Settings
+from m365_mock.identity import keys
+from m365_mock.state.directory import Application, Certificate, ClientSecret, Directory, Group, Mailbox, Tenant
+from m365_mock.state.mailstate import dump_mail, outbound_record
+from m365_mock.state.mailstore import MailStore
+from m365_mock.state.tenantfile.reader import Settings
 
 
 def _iso(moment: datetime) -> str:

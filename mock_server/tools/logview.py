@@ -8,7 +8,7 @@ import sys
 from typing import Any, TextIO
 from urllib.parse import urlencode
 
-from mock_server.control_client import (
+from m365_mock.tools.control_client import (
     CmdletError,
     ControlUnavailable,
     SetupError,

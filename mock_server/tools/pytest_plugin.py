@@ -21,9 +21,8 @@ from urllib.parse import quote, urlencode
 
 import pytest
 import requests
-
-from mock_server.control_client import control_request
-from mock_server.process import RunningEmulator, start_emulator
+from m365_mock.tools.control_client import control_request
+from m365_mock.tools.process import RunningEmulator, start_emulator
 
 GRAPH_SCOPE = "https://graph.microsoft.com/.default"
 # How a test names an app, everywhere a helper takes one: the dict that `add_app()`, `app()` and `apps()` return,
@@ -191,8 +190,8 @@ class M365:
         """Run Exchange Online PowerShell lines; their output. M365Error with the errors when one fails."""
         import io
 
-        from mock_server.control_client import ControlClient
-        from mock_server.exo import run
+        from m365_mock.tools.control_client import ControlClient
+        from m365_mock.tools.exo import run
 
         out, err = io.StringIO(), io.StringIO()
         client = ControlClient(self.base_url, self.facts["admin_key"], ca_file=self.ca_file, tenant=self.tenant_id)
@@ -263,7 +262,7 @@ class M365:
 
     def client_settings(self, app: AppRef | None = None):
         """`client.ClientSettings` for the app, pointed at this emulator."""
-        from client import ClientSettings
+        from m365_mock.client import ClientSettings
 
         entry = self.app(app)
         return ClientSettings(
@@ -277,7 +276,7 @@ class M365:
 
     def mail_client(self, app: AppRef | None = None):
         """The reference `client.MailClient` for the app."""
-        from client import MailClient
+        from m365_mock.client import MailClient
 
         return MailClient(self.client_settings(app))
 

@@ -11,10 +11,10 @@ from pathlib import Path
 
 def main(args: argparse.Namespace) -> int:
     """0 when every built-in scenario passed (and, unless --no-serve, the emulator was then stopped cleanly)."""
-    from mock_server.process import EmulatorStartError, start_emulator
-    from scenarios.model import builtin_scenarios, load_scenario
-    from scenarios.report import console
-    from scenarios.runner import EmulatorTarget, run_scenario
+    from m365_mock.scenarios.model import builtin_scenarios, load_scenario
+    from m365_mock.scenarios.report import console
+    from m365_mock.scenarios.runner import EmulatorTarget, run_scenario
+    from m365_mock.tools.process import EmulatorStartError, start_emulator
 
     state_dir = Path(args.state_dir).expanduser().resolve()
     extra = ["--port", str(args.port), "--host", args.host]

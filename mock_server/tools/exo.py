@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, TextIO
 from urllib.parse import quote
 
-from mock_server.control_client import (  # noqa: F401 - part of the shell's interface
+from m365_mock.tools.control_client import (  # noqa: F401 - part of the shell's interface
     ADMIN_HEADER,
     CmdletError,
     ControlClient,

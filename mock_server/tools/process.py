@@ -87,7 +87,7 @@ def start_emulator(
     starting_log = Path(name)
     with os.fdopen(fd, "wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "mock_server", "serve", "--port", "0", "--state-dir", str(state_dir), *args],
+            [sys.executable, "-m", "m365_mock", "serve", "--port", "0", "--state-dir", str(state_dir), *args],
             stdout=log,
             stderr=subprocess.STDOUT,
             env={**os.environ, **(env or {})},
