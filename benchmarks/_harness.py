@@ -274,6 +274,7 @@ def start_flask_app(
 def serve_flask_child(args: argparse.Namespace) -> int:
     """Build the app from the factory and serve it with `m365_mock.server.serve` until terminated."""
     from flask import Flask
+
     from m365_mock.identity.keys import atomic_write, ensure_tls_files
     from m365_mock.server import ServeOptions, serve
 

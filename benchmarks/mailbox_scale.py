@@ -84,9 +84,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",")]
-    from m365_mock.tools.process import start_emulator
-
     from benchmarks.graph_throughput import fetch_token
+    from m365_mock.tools.process import start_emulator
 
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="m365-bench-") as tmp:

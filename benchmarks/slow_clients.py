@@ -27,9 +27,8 @@ from urllib.parse import urlencode
 if __package__ in (None, ""):  # run as `python benchmarks/slow_clients.py`: make `benchmarks` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from m365_mock.tools.process import RunningEmulator, start_emulator
-
 from benchmarks._harness import log
+from m365_mock.tools.process import RunningEmulator, start_emulator
 
 REQUEST_TIMEOUT = 60.0
 

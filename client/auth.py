@@ -17,6 +17,7 @@ import requests
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+
 from m365_mock.client.errors import AuthError, ConfigError
 from m365_mock.client.settings import ClientSettings
 from m365_mock.client.transport import Transport

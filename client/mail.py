@@ -12,6 +12,7 @@ from typing import Any
 from urllib.parse import quote
 
 import requests
+
 from m365_mock.client.auth import TokenProvider
 from m365_mock.client.errors import GraphError
 from m365_mock.client.settings import ClientSettings

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 import requests
+
 from m365_mock.client.errors import parse_retry_after
 from m365_mock.client.settings import ClientSettings
 

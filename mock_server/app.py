@@ -5,34 +5,25 @@ from __future__ import annotations
 import json
 import logging
 import re
-import secrets
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from typing import Any
 
 from flask import Flask, Response, current_app, g, request
 from flask.globals import request_ctx
+from werkzeug.exceptions import HTTPException
+from werkzeug.wrappers import Request as WerkzeugRequest
+
 from m365_mock.clock import Clock
+from m365_mock.emulator import Emulator
 from m365_mock.graph import errors as graph_errors
 from m365_mock.identity import errors as aad_errors
 from m365_mock.identity.keys import SigningKey
-from m365_mock.identity.tokens import TokenIssuer, TokenVerifier, VerifiedToken
+from m365_mock.identity.tokens import VerifiedToken
 from m365_mock.ids import new_uuid
 from m365_mock.state.access import Decision
 from m365_mock.state.content import seed_mailboxes
-from m365_mock.state.directory import Directory
-from m365_mock.state.mailstore import MailStore, OutboundMail
-from m365_mock.state.requestlog import LogRecord, RequestLog
-from m365_mock.state.tenantfile import (
-    LoadedWorld,
-    MailboxContent,
-    Settings,
-    dump_world,
-    load_demo_world,
-    load_world,
-)
-from werkzeug.exceptions import HTTPException
-from werkzeug.wrappers import Request as WerkzeugRequest
+from m365_mock.state.requestlog import LogRecord
+from m365_mock.state.tenantfile import LoadedWorld, load_demo_world
 
 log = logging.getLogger("m365_mock")
 
@@ -42,78 +33,6 @@ JSON_TYPE = "application/json; charset=utf-8"
 GRAPH_JSON_TYPE = (
     "application/json; odata.metadata=minimal; odata.streaming=true; IEEE754Compatible=false; charset=utf-8"
 )
-
-
-@dataclass
-class Emulator:
-    """Everything one running emulator holds: the tenant world, its mail, its clock, and its keys."""
-
-    directory: Directory
-    settings: Settings
-    clock: Clock
-    signing_key: SigningKey
-    issuer: TokenIssuer
-    verifier: TokenVerifier
-    mail: MailStore
-    admin_key: str
-    log: RequestLog
-    initial: tuple[dict[str, Any], list[MailboxContent]] = ((), [])  # type: ignore[assignment]
-    initial_outbound: list[OutboundMail] = field(default_factory=list)
-
-    def load(self, world: LoadedWorld) -> None:
-        """Make `world` the emulator's world: its tenants, settings, mail and outbound log; the log starts over."""
-        self.mail.reset()
-        self.directory.replace_with(world.directory)
-        self.settings.__dict__.update(world.settings.__dict__)
-        self.issuer.lifetime = world.settings.token_lifetime
-        seed_mailboxes(self.mail, world.mail, self.mail.now())
-        self.mail.restore_outbound(world.outbound)
-        self.log.clear()
-
-    def reset(self) -> None:
-        """Back to the world loaded at start-up (the same ids and secrets, the start-up mail)."""
-        data, mail = self.initial
-        world = load_world(data)
-        by_key = {c.mailbox.store_key: c for c in mail}
-        world.mail = []
-        for tenant in world.directory.tenants:
-            for mailbox in tenant.mailboxes.values():
-                content = by_key.get(mailbox.store_key)
-                if content is not None:
-                    world.mail.append(
-                        MailboxContent(
-                            mailbox, content.messages, content.generate, state=content.state, where=content.where
-                        )
-                    )
-        world.outbound = list(self.initial_outbound)
-        self.load(world)
-        self.clock.reset()
-
-    @classmethod
-    def build(
-        cls,
-        world: LoadedWorld,
-        *,
-        signing_key: SigningKey | None = None,
-        clock: Clock | None = None,
-        admin_key: str | None = None,
-    ) -> Emulator:
-        clock = clock or Clock()
-        signing_key = signing_key or SigningKey.generate()
-        emulator = cls(
-            directory=world.directory,
-            settings=world.settings,
-            clock=clock,
-            signing_key=signing_key,
-            issuer=TokenIssuer(signing_key, clock, world.settings.token_lifetime),
-            verifier=TokenVerifier(signing_key, clock, world.directory),
-            mail=MailStore(lambda: clock.now_datetime().replace(microsecond=0)),
-            admin_key=admin_key or secrets.token_urlsafe(24),
-            log=RequestLog(),
-        )
-        emulator.initial = (dump_world(world.directory, world.settings), list(world.mail))
-        emulator.initial_outbound = list(world.outbound)
-        return emulator
 
 
 def current_emulator() -> Emulator:

@@ -26,7 +26,6 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from m365_mock.app import REFUSAL
 from werkzeug.exceptions import (
     HTTPException,
     RequestEntityTooLarge,
@@ -34,6 +33,8 @@ from werkzeug.exceptions import (
     RequestTimeout,
     RequestURITooLarge,
 )
+
+from m365_mock.app import REFUSAL
 
 log = logging.getLogger("m365_mock.front")
 

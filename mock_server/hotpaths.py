@@ -24,11 +24,13 @@ import re
 from collections.abc import Callable, Iterable
 
 from flask import Flask, signals
-from m365_mock.app import GRAPH_JSON_TYPE, JSON_TYPE, REFUSAL, Emulator, graph_log_record
+from werkzeug.wrappers import Request as WerkzeugRequest
+
+from m365_mock.app import GRAPH_JSON_TYPE, JSON_TYPE, REFUSAL, graph_log_record
+from m365_mock.emulator import Emulator
 from m365_mock.graph.routes import find_folder, folder_messages_tail, mailbox_request, message_page, verify_bearer
 from m365_mock.identity.routes import MULTI_TENANT_SEGMENTS, TOKEN_HEADERS, token_answer
 from m365_mock.state.access import Operation
-from werkzeug.wrappers import Request as WerkzeugRequest
 
 _TOKEN = re.compile(r"/([^/]+)/oauth2/(?:(v2\.0)/)?token")
 _MESSAGES = re.compile(r"/v1\.0/users/([^/]+)/(?:mailFolders/([^/]+)/)?messages")

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask
+
 from m365_mock.front import DEFAULT_BODY_TIMEOUT, Front
 from m365_mock.identity.keys import atomic_write
 

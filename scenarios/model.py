@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from jsonschema import Draft202012Validator, ValidationError
+
 from m365_mock.scenarios.schema import SCHEMA
 from m365_mock.state.tenantfile.problems import ConfigError, Problem, refusal
 from m365_mock.state.tenantfile.problems import Path as KeyPath

@@ -22,6 +22,7 @@ from urllib.parse import quote, urlencode
 
 import jwt
 import requests
+
 from m365_mock.scenarios.model import Scenario, Step, tenant_data
 from m365_mock.tools.control_client import control_request
 

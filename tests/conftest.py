@@ -7,14 +7,15 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from m365_mock.app import Emulator, create_app
+
+from m365_mock.app import create_app
 from m365_mock.clock import Clock
+from m365_mock.emulator import Emulator
 from m365_mock.identity.keys import SigningKey
 from m365_mock.state.directory import GRAPH_RESOURCE, Application, Tenant
 from m365_mock.state.mailstore import Message, recipient
 from m365_mock.state.tenantfile import load_demo_world
 from m365_mock.tools.process import RunningEmulator, start_emulator
-
 from tests.helpers import ADMIN_KEY, Admin, GraphClient, issue_token
 
 GRAPH_SCOPE = "https://graph.microsoft.com/.default"

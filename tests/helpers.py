@@ -7,7 +7,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from m365_mock.app import Emulator
+from m365_mock.emulator import Emulator
 from m365_mock.state.directory import GRAPH_RESOURCE, Application, Tenant
 
 BASE = "https://graph.emu.test"

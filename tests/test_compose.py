@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from m365_mock.server import free_port
 
 pytestmark = pytest.mark.slow

@@ -18,11 +18,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+
 from m365_mock import cli
 from m365_mock.state.policies import scope_sid
 from m365_mock.tools.exo import ControlClient, Shell, ShellSyntaxError, interactive, main, parse, run, tokenize
 from m365_mock.tools.process import start_emulator
-
 from tests.helpers import ADMIN_KEY
 
 DOMAIN = "contoso.onmicrosoft.com"

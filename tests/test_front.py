@@ -16,15 +16,16 @@ import sys
 from pathlib import Path
 
 import pytest
-from m365_mock.app import REFUSAL
-from m365_mock.front import Front, build_environ
-from m365_mock.server import free_port
 from werkzeug.exceptions import (
     RequestEntityTooLarge,
     RequestHeaderFieldsTooLarge,
     RequestTimeout,
     RequestURITooLarge,
 )
+
+from m365_mock.app import REFUSAL
+from m365_mock.front import Front, build_environ
+from m365_mock.server import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 

@@ -15,8 +15,8 @@ from urllib.parse import urlencode
 import jwt
 import pytest
 from flask import request_started
-from m365_mock.state.directory import GRAPH_APP_ID
 
+from m365_mock.state.directory import GRAPH_APP_ID
 from tests.helpers import GROUP, RAOP, SALES, SUPPORT, GraphClient
 from tests.identity.helpers import (
     JWT_BEARER,

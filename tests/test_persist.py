@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import requests
+
 from m365_mock.tools.process import RunningEmulator, start_emulator
 
 pytestmark = pytest.mark.slow

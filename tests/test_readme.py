@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from m365_mock.tools.process import start_emulator
 
 pytestmark = [pytest.mark.slow, pytest.mark.compat]

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from m365_mock.app import REFUSAL
 from werkzeug.exceptions import RequestHeaderFieldsTooLarge, RequestTimeout, RequestURITooLarge
 
+from m365_mock.app import REFUSAL
 from tests.helpers import ADMIN_KEY
 
 

@@ -19,6 +19,7 @@ import jwt
 import pytest
 import requests
 from cryptography import x509
+
 from m365_mock.identity.keys import load_certificate
 from m365_mock.tools.process import start_emulator
 

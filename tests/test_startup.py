@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from m365_mock import cli
 from m365_mock.identity.keys import SigningKey, ensure_tls_files
 

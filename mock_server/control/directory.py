@@ -10,6 +10,7 @@ import re
 from typing import Any
 
 from flask import Response, request
+
 from m365_mock.app import current_emulator, json_response
 from m365_mock.control.routes import (
     ControlError,

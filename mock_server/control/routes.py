@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from flask import Blueprint, Response, request
+
 from m365_mock.app import current_emulator, json_response
 from m365_mock.clock import iso_z
 from m365_mock.graph import body as graph_body

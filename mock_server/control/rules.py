@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from flask import Response
+
 from m365_mock.app import current_emulator, json_response
 from m365_mock.control.directory import created, mailbox_for, no_content, read, reader
 from m365_mock.control.routes import ControlError, body_object, control, entry_body, tenant_for, text_field

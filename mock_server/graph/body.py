@@ -8,6 +8,7 @@ import re
 from typing import Any
 
 from flask import request
+
 from m365_mock.graph import errors
 
 _ADDRESS = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")

@@ -13,7 +13,10 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 from flask import Blueprint, Response, g, request
-from m365_mock.app import GRAPH_JSON_TYPE, Emulator, current_emulator, json_response, origin_of
+from werkzeug.wrappers import Request as WerkzeugRequest
+
+from m365_mock.app import GRAPH_JSON_TYPE, current_emulator, json_response, origin_of
+from m365_mock.emulator import Emulator
 from m365_mock.graph import body, errors, odata
 from m365_mock.graph.serializers import folder_json, message_fragment, message_json, message_value
 from m365_mock.identity.tokens import TokenRejected, VerifiedToken
@@ -28,7 +31,6 @@ from m365_mock.state.mailstore import (
     MalformedId,
     Message,
 )
-from werkzeug.wrappers import Request as WerkzeugRequest
 
 graph = Blueprint("graph", __name__, url_prefix="/v1.0")
 

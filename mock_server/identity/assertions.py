@@ -6,6 +6,7 @@ import math
 from datetime import UTC, datetime
 
 import jwt
+
 from m365_mock.identity import errors
 from m365_mock.identity.keys import b64url_decode
 from m365_mock.state.directory import Application, Certificate

@@ -8,7 +8,10 @@ from typing import Any
 from urllib.parse import unquote_plus, urlsplit
 
 from flask import Blueprint, Response, request
-from m365_mock.app import Emulator, current_emulator, json_response, origin_of, request_origin
+from werkzeug.wrappers import Request as WerkzeugRequest
+
+from m365_mock.app import current_emulator, json_response, origin_of, request_origin
+from m365_mock.emulator import Emulator
 from m365_mock.identity import errors
 from m365_mock.identity.assertions import verify_client_assertion
 from m365_mock.identity.tokens import (
@@ -21,7 +24,6 @@ from m365_mock.identity.tokens import (
     sts_issuer,
 )
 from m365_mock.state.directory import Application, Tenant
-from werkzeug.wrappers import Request as WerkzeugRequest
 
 identity = Blueprint("identity", __name__)
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import jwt
+
 from m365_mock.clock import Clock
 from m365_mock.identity.keys import SigningKey, b64url
 from m365_mock.ids import random_bytes

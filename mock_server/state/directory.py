@@ -20,6 +20,7 @@ from datetime import datetime
 from typing import Any
 
 from cryptography import x509
+
 from m365_mock.identity import keys
 from m365_mock.state.errors import DirectoryError
 from m365_mock.state.rules import AccessRules

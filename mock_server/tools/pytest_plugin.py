@@ -21,6 +21,7 @@ from urllib.parse import quote, urlencode
 
 import pytest
 import requests
+
 from m365_mock.tools.control_client import control_request
 from m365_mock.tools.process import RunningEmulator, start_emulator
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
+
 from m365_mock.app import create_app
 from m365_mock.state.tenantfile import load_demo_world
-
 from tests.conftest import ADMIN_KEY, shared_signing_key
 from tests.helpers import (
     BILLING,

@@ -14,6 +14,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
+
 from m365_mock.client import ClientSettings, MailClient
 from m365_mock.tools.process import RunningEmulator, start_emulator
 

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import jwt
 import pytest
+
 from m365_mock.client import MailClient
 from m365_mock.client.cli import build_parser, main
 from m365_mock.tools.process import RunningEmulator
-
 from tests.client.conftest import BILLING, RAOP, SALES, SUPPORT, Control
 
 pytestmark = pytest.mark.slow

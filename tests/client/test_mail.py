@@ -6,8 +6,8 @@ import uuid
 from pathlib import Path
 
 import pytest
-from m365_mock.client import ClientSettings, GraphError, MailClient
 
+from m365_mock.client import ClientSettings, GraphError, MailClient
 from tests.client.conftest import BILLING, RAOP, SALES, SUPPORT, Control, RecordingSession
 
 pytestmark = pytest.mark.slow

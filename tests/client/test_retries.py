@@ -14,6 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+
 from m365_mock.client import AuthError, ClientSettings, GraphError, MailClient, TokenProvider
 from m365_mock.client.errors import parse_retry_after
 

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from m365_mock.client import ClientSettings, ConfigError
 from m365_mock.client.cli import build_parser, settings_from_args
 

@@ -10,9 +10,9 @@ import jwt
 import pytest
 import requests
 from cryptography.hazmat.primitives import hashes
+
 from m365_mock.client import AuthError, ClientSettings, ConfigError, MailClient, TokenProvider
 from m365_mock.client.auth import CertificateCredential
-
 from tests.client.conftest import SUPPORT, Control, RecordingSession, make_certificate
 
 pytestmark = pytest.mark.slow

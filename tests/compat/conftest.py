@@ -20,6 +20,7 @@ from typing import Any
 import jwt
 import pytest
 import yaml
+
 from m365_mock.identity import keys
 from m365_mock.tools.process import RunningEmulator, start_emulator
 

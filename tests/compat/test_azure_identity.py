@@ -18,6 +18,7 @@ from azure.core.exceptions import ClientAuthenticationError
 from azure.identity import CertificateCredential, ClientSecretCredential
 from azure.identity.aio import CertificateCredential as AsyncCertificateCredential
 from azure.identity.aio import ClientSecretCredential as AsyncClientSecretCredential
+
 from m365_mock.tools.process import RunningEmulator
 
 if TYPE_CHECKING:

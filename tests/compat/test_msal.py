@@ -10,9 +10,10 @@ from typing import TYPE_CHECKING, Any
 import jwt
 import msal
 import pytest
+from msal.oauth2cli.assertion import JwtAssertionCreator
+
 from m365_mock.identity.keys import b64url_decode
 from m365_mock.tools.process import RunningEmulator
-from msal.oauth2cli.assertion import JwtAssertionCreator
 
 if TYPE_CHECKING:
     from .conftest import CertApp, CertificateCredential, TokenChecker

@@ -23,7 +23,6 @@ import httpx
 import pytest
 from azure.identity.aio import ClientSecretCredential
 from kiota_abstractions.base_request_configuration import RequestConfiguration
-from m365_mock.tools.process import RunningEmulator
 from msgraph import GraphServiceClient
 from msgraph.generated.models.body_type import BodyType
 from msgraph.generated.models.email_address import EmailAddress
@@ -38,6 +37,7 @@ from msgraph.generated.users.item.mail_folders.item.messages.messages_request_bu
 from msgraph.generated.users.item.messages.messages_request_builder import MessagesRequestBuilder
 from msgraph.generated.users.item.send_mail.send_mail_post_request_body import SendMailPostRequestBody
 
+from m365_mock.tools.process import RunningEmulator
 from tests.compat.conftest import empty_contoso, seed
 
 pytestmark = [

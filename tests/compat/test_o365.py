@@ -21,13 +21,13 @@ from typing import Any
 import msal
 import pytest
 import requests
-from m365_mock.tools.process import RunningEmulator
 from O365 import Account, MSGraphProtocol
 from O365.connection import Connection
 from O365.mailbox import Folder, MailBox
 from O365.message import Message
 from O365.utils.token import MemoryTokenBackend
 
+from m365_mock.tools.process import RunningEmulator
 from tests.compat.conftest import empty_contoso, seed
 
 pytestmark = pytest.mark.compat

@@ -9,11 +9,11 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 
 import pytest
+
 from m365_mock.app import create_app
 from m365_mock.clock import Clock
 from m365_mock.state.directory import GRAPH_RESOURCE
 from m365_mock.state.tenantfile import load_demo_world
-
 from tests.conftest import shared_signing_key
 from tests.helpers import ADMIN_KEY, BILLING, GROUP, RAOP, SALES, SUPPORT, TENANT, Admin, GraphClient
 

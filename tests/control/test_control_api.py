@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from m365_mock.identity.keys import certificate_pem, new_rsa_key, self_signed_certificate
 
+from m365_mock.identity.keys import certificate_pem, new_rsa_key, self_signed_certificate
 from tests.helpers import GROUP, SALES, SUPPORT
 from tests.identity.helpers import decode_unverified, post_token, secret_form
 

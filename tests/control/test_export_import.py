@@ -7,7 +7,6 @@ import json
 from m365_mock.app import create_app
 from m365_mock.clock import Clock
 from m365_mock.state.tenantfile import load_demo_world
-
 from tests.conftest import shared_signing_key
 from tests.helpers import ADMIN_KEY, BILLING, SUPPORT, Admin, GraphClient
 

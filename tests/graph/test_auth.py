@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import jwt
 import pytest
-from m365_mock.identity.keys import SigningKey
 
+from m365_mock.identity.keys import SigningKey
 from tests.helpers import GraphClient, error_of
 
 SUPPORT = "support@contoso.onmicrosoft.com"

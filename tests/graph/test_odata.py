@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+
 from m365_mock.graph.errors import GraphError
 from m365_mock.graph.odata import (
     MESSAGE_PROPERTIES,

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from m365_mock.state.mailstore import recipient
 
+from m365_mock.state.mailstore import recipient
 from tests.helpers import error_of
 
 SUPPORT = "support@contoso.onmicrosoft.com"

@@ -7,6 +7,7 @@ import uuid
 from typing import Any
 
 import jwt
+
 from m365_mock.identity.keys import b64url, new_rsa_key, private_key_pem, self_signed_certificate
 from m365_mock.state.directory import Application, Certificate
 

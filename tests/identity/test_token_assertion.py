@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 
 import jwt
 import pytest
-from m365_mock.identity.keys import b64url, new_rsa_key, private_key_pem
 
+from m365_mock.identity.keys import b64url, new_rsa_key, private_key_pem
 from tests.identity.helpers import (
     BASE,
     GRAPH_SCOPE,

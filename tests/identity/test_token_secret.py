@@ -7,8 +7,8 @@ from urllib.parse import quote_plus
 
 import jwt
 import pytest
-from m365_mock.state.directory import GRAPH_APP_ID
 
+from m365_mock.state.directory import GRAPH_APP_ID
 from tests.identity.helpers import BASE, GRAPH_SCOPE, assert_aadsts, decode_unverified, post_token, secret_form
 
 

@@ -7,9 +7,9 @@ import time
 
 import jwt
 import pytest
+
 from m365_mock.identity.keys import SigningKey, b64url
 from m365_mock.identity.tokens import GRAPH_APP_ID, MALFORMED_MESSAGE, TokenRejected
-
 from tests.helpers import error_of
 from tests.identity.helpers import decode_unverified, post_token, secret_form
 

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from m365_mock.scenarios.runner import EmulatorTarget, local_emulator
 
 REPO = Path(__file__).resolve().parents[2]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from m365_mock.scenarios.model import ScenarioError, parse_scenario
 from m365_mock.scenarios.report import console
 from m365_mock.scenarios.runner import perform, prepare, run_scenario, run_setup

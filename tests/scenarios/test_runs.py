@@ -14,6 +14,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+
 from m365_mock.scenarios import runner
 from m365_mock.scenarios.cli import add_arguments
 from m365_mock.scenarios.cli import main as scenario_main
@@ -21,7 +22,6 @@ from m365_mock.scenarios.model import builtin_scenarios
 from m365_mock.server import free_port
 from m365_mock.tools.control_client import control_request
 from m365_mock.tools.process import start_emulator
-
 from tests.scenarios.conftest import clean_env, run_cli
 
 pytestmark = pytest.mark.slow

@@ -6,11 +6,11 @@ import json
 import xml.etree.ElementTree as ET
 
 import pytest
+
 from m365_mock.scenarios.model import ScenarioError, builtin_scenarios, load_scenario, parse_scenario
 from m365_mock.scenarios.report import console, junit
 from m365_mock.scenarios.runner import run_scenario
 from m365_mock.scenarios.schema import SCHEMA, SCHEMA_FILE, schema_text
-
 from tests.scenarios.conftest import clean_env, run_cli
 
 pytestmark = pytest.mark.slow

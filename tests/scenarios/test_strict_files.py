@@ -8,11 +8,11 @@ import textwrap
 from pathlib import Path
 
 import pytest
+
 from m365_mock.identity.keys import certificate_pem, new_rsa_key, self_signed_certificate
 from m365_mock.scenarios.model import ScenarioError, load_scenario
 from m365_mock.scenarios.report import console
 from m365_mock.scenarios.runner import perform, prepare, run_scenario, run_setup
-
 from tests.scenarios.conftest import clean_env, run_cli
 
 

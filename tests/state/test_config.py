@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import yaml
+
 from m365_mock.identity.keys import certificate_pem, new_rsa_key, self_signed_certificate
 from m365_mock.state.tenantfile import (
     ConfigError,
@@ -196,7 +197,6 @@ def test_unreadable_and_malformed_files(tmp_path):
 
 def test_tenant_file_mail_is_put_into_mailboxes(tmp_path):
     from m365_mock.app import create_app
-
     from tests.conftest import shared_signing_key
 
     data = minimal()
@@ -232,7 +232,6 @@ def test_tenant_file_mail_is_put_into_mailboxes(tmp_path):
 
 def test_demo_tenant_has_sample_mail():
     from m365_mock.app import create_app
-
     from tests.conftest import shared_signing_key
 
     world = load_demo_world()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 
 import pytest
+
 from m365_mock.state.directory import Directory, DirectoryError, Mailbox, Tenant, canonical_permission
 
 

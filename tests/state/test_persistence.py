@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+
 from m365_mock.state.directory import Mailbox
 from m365_mock.state.mailstate import MailStateError, dump_mail, exact_time, parse_time, restore_mail
 from m365_mock.state.mailstore import MailStore, recipient

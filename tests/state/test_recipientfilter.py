@@ -6,6 +6,7 @@ import random
 import re
 
 import pytest
+
 from m365_mock.state.directory import DirectoryError, Group, Mailbox, Tenant
 from m365_mock.state.recipientfilter import (
     FILTER_PROPERTIES,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 
 import pytest
+
 from m365_mock.state.access import Decision, Operation
 from m365_mock.state.requestlog import (
     DEFAULT_MAX_BYTES,

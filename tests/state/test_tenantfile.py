@@ -8,6 +8,7 @@ import sys
 
 import pytest
 from jsonschema import Draft202012Validator
+
 from m365_mock.identity.keys import certificate_pem, new_rsa_key, self_signed_certificate
 from m365_mock.state.tenantfile import ConfigError, load_tenant_file, load_world, read_tenant_file
 from m365_mock.state.tenantfile.schema import SCHEMA, SCHEMA_FILE, schema_text

@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 
 import pytest
+
 from m365_mock.state.directory import Directory, DirectoryError, Group, Mailbox, Tenant
 from m365_mock.state.mailstore import MailStore
 from m365_mock.state.tenantfile import ConfigError, load_world

@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
-from m365_mock.state.tenantfile.problems import ConfigError, Path, Problem
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from m365_mock.state.tenantfile.problems import ConfigError, Path, Problem
 
 MAX_DEPTH = 64  # levels of nesting; a real tenant file needs under 15
 MAX_ALIAS_EXPANSION = 100_000  # entries that YAML aliases may add beyond what the file itself holds

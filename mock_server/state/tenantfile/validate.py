@@ -14,6 +14,7 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
+
 from m365_mock.state.tenantfile.problems import Path, Problem
 from m365_mock.state.tenantfile.schema import SCHEMA
 

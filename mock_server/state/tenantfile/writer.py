@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
 from m365_mock.identity import keys
 from m365_mock.state.directory import Application, Certificate, ClientSecret, Directory, Group, Mailbox, Tenant
 from m365_mock.state.mailstate import dump_mail, outbound_record

@@ -1,0 +1,91 @@
+"""The Emulator model: everything one running emulator holds (tenant world, mail, clock, keys, request log).
+
+No Flask here: the app serves an Emulator, the tools and tests build one directly.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+from typing import Any
+
+from m365_mock.clock import Clock
+from m365_mock.identity.keys import SigningKey
+from m365_mock.identity.tokens import TokenIssuer, TokenVerifier
+from m365_mock.state.content import seed_mailboxes
+from m365_mock.state.directory import Directory
+from m365_mock.state.mailstore import MailStore, OutboundMail
+from m365_mock.state.requestlog import RequestLog
+from m365_mock.state.tenantfile import LoadedWorld, MailboxContent, Settings, dump_world, load_world
+
+
+@dataclass
+class Emulator:
+    """Everything one running emulator holds: the tenant world, its mail, its clock, and its keys."""
+
+    directory: Directory
+    settings: Settings
+    clock: Clock
+    signing_key: SigningKey
+    issuer: TokenIssuer
+    verifier: TokenVerifier
+    mail: MailStore
+    admin_key: str
+    log: RequestLog
+    initial: tuple[dict[str, Any], list[MailboxContent]] = ((), [])  # type: ignore[assignment]
+    initial_outbound: list[OutboundMail] = field(default_factory=list)
+
+    def load(self, world: LoadedWorld) -> None:
+        """Make `world` the emulator's world: its tenants, settings, mail and outbound log; the log starts over."""
+        self.mail.reset()
+        self.directory.replace_with(world.directory)
+        self.settings.__dict__.update(world.settings.__dict__)
+        self.issuer.lifetime = world.settings.token_lifetime
+        seed_mailboxes(self.mail, world.mail, self.mail.now())
+        self.mail.restore_outbound(world.outbound)
+        self.log.clear()
+
+    def reset(self) -> None:
+        """Back to the world loaded at start-up (the same ids and secrets, the start-up mail)."""
+        data, mail = self.initial
+        world = load_world(data)
+        by_key = {c.mailbox.store_key: c for c in mail}
+        world.mail = []
+        for tenant in world.directory.tenants:
+            for mailbox in tenant.mailboxes.values():
+                content = by_key.get(mailbox.store_key)
+                if content is not None:
+                    world.mail.append(
+                        MailboxContent(
+                            mailbox, content.messages, content.generate, state=content.state, where=content.where
+                        )
+                    )
+        world.outbound = list(self.initial_outbound)
+        self.load(world)
+        self.clock.reset()
+
+    @classmethod
+    def build(
+        cls,
+        world: LoadedWorld,
+        *,
+        signing_key: SigningKey | None = None,
+        clock: Clock | None = None,
+        admin_key: str | None = None,
+    ) -> Emulator:
+        clock = clock or Clock()
+        signing_key = signing_key or SigningKey.generate()
+        emulator = cls(
+            directory=world.directory,
+            settings=world.settings,
+            clock=clock,
+            signing_key=signing_key,
+            issuer=TokenIssuer(signing_key, clock, world.settings.token_lifetime),
+            verifier=TokenVerifier(signing_key, clock, world.directory),
+            mail=MailStore(lambda: clock.now_datetime().replace(microsecond=0)),
+            admin_key=admin_key or secrets.token_urlsafe(24),
+            log=RequestLog(),
+        )
+        emulator.initial = (dump_world(world.directory, world.settings), list(world.mail))
+        emulator.initial_outbound = list(world.outbound)
+        return emulator
