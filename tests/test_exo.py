@@ -21,7 +21,8 @@ import pytest
 
 from m365_mock import cli
 from m365_mock.state.policies import scope_sid
-from m365_mock.tools.exo import ControlClient, Shell, ShellSyntaxError, interactive, main, parse, run, tokenize
+from m365_mock.tools.control_client import ControlClient
+from m365_mock.tools.exo import Shell, ShellSyntaxError, interactive, main, parse, run, tokenize
 from m365_mock.tools.process import start_emulator
 from tests.helpers import ADMIN_KEY
 
