@@ -163,8 +163,7 @@ def test_cli_against_a_running_emulator_by_url(tmp_path):
             str(builtin_scenarios()[0]),
             "--url",
             running.base_url,
-            "--admin-key",
-            running.facts["admin_key"],
+            f"--admin-key={running.facts['admin_key']}",  # a generated key may start with '-'
             "--ca-file",
             running.ca_file,
             "--json",
