@@ -711,6 +711,20 @@ def test_new_mailbox_and_set_mailbox(exo, control):
     assert exo("Get-Mailbox helpdesk")[0] == 1
 
 
+def test_a_name_no_alias_can_be_made_from_needs_an_alias_or_an_address(exo, control):
+    refusal = "An alias can't be made from the name '日本'; give -Alias or -PrimarySmtpAddress."
+    assert exo("New-Mailbox -Name 日本") == (1, "", f"New-Mailbox : {refusal}\n")
+    assert exo("New-DistributionGroup -Name 日本 -Type Security") == (1, "", f"New-DistributionGroup : {refusal}\n")
+    status, _, err = exo(
+        "New-Mailbox -Name 日本 -PrimarySmtpAddress nihon@contoso.onmicrosoft.com; "
+        "New-Mailbox -Name 日本 -Alias tokyo; "
+        "New-DistributionGroup -Name 日本 -Type Security -PrimarySmtpAddress nihon-team@contoso.onmicrosoft.com"
+    )
+    assert (status, err) == (0, "")
+    addresses = {m["address"] for m in control.call("GET", "/mailboxes")["value"]}
+    assert {"nihon@contoso.onmicrosoft.com", "tokyo@contoso.onmicrosoft.com"} <= addresses
+
+
 def test_addresses_outside_the_accepted_domains_are_refused(exo, control):
     """Exchange Online refuses an address in a domain the organisation hasn't accepted. The check is the
     directory's (tenant files, the control API and the cmdlets share it); the shell shows its message after the

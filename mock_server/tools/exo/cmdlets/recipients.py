@@ -76,11 +76,10 @@ def group_record(group: dict[str, Any]) -> dict[str, Any]:
     target="Name",
 )
 def new_mailbox(ctx: Context, args: dict[str, Any]) -> Output:
-    alias = args.get("Alias") or _alias_from(args["Name"])
     address = (
         args.get("PrimarySmtpAddress")
         or args.get("MicrosoftOnlineServicesID")
-        or f"{alias}@{ctx.client.tenant['domains'][0]}"
+        or f"{args.get('Alias') or _alias_from(args['Name'])}@{ctx.client.tenant['domains'][0]}"
     )
     body = {
         "address": address,
