@@ -8,7 +8,7 @@ import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from flask import Flask, Response, current_app, g, request
+from flask import Flask, Response, current_app, request
 from flask.globals import request_ctx
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Request as WerkzeugRequest
@@ -18,9 +18,7 @@ from m365_mock.emulator import Emulator
 from m365_mock.graph import errors as graph_errors
 from m365_mock.identity import errors as aad_errors
 from m365_mock.identity.keys import SigningKey
-from m365_mock.identity.tokens import VerifiedToken
 from m365_mock.ids import new_uuid
-from m365_mock.state.access import Decision
 from m365_mock.state.content import seed_mailboxes
 from m365_mock.state.requestlog import LogRecord
 from m365_mock.state.tenantfile import LoadedWorld, load_demo_world
@@ -74,20 +72,25 @@ REQUEST_ID = "m365.request_id"
 REFUSAL = "m365.refusal"
 _ORIGIN = "m365.origin"
 CLIENT_REQUEST_ID = "m365.client_request_id"
+# What a Graph route learnt, for the request log: the verified token, the access decision, the error code.
+TOKEN = "m365.token"
+DECISION = "m365.decision"
+ERROR_CODE = "m365.error_code"
 
 
 class RequestEnvelope:
-    """WSGI middleware around the Flask app, for what every response shares.
+    """WSGI middleware around the Flask app, for what every request shares, done once for every route.
 
     Gives each request its `request-id` (and echoes `client-request-id`, or repeats the request id when the
-    client sent none) as headers on every response, errors included; and, for routing, rewrites Graph's key
-    syntax `/mailFolders('Inbox')` to `/mailFolders/Inbox` and drops the empty segments of Graph paths (`//`),
-    as Graph's URI parser does. Doing this here rather than in Flask hooks keeps it off Flask's per-request hook
-    machinery.
+    client sent none) as headers on every response, errors included; for routing, rewrites Graph's key syntax
+    `/mailFolders('Inbox')` to `/mailFolders/Inbox` and drops the empty segments of Graph paths (`//`), as
+    Graph's URI parser does; and writes the request-log record of every Graph request, success or error, from
+    what the route left in the environ (the verified token, the access decision, the error code).
     """
 
-    def __init__(self, app: Callable) -> None:
+    def __init__(self, app: Callable, emulator: Emulator) -> None:
         self.app = app
+        self.emulator = emulator
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
@@ -95,18 +98,24 @@ class RequestEnvelope:
             merged = _EMPTY_SEGMENTS.sub("/", path)
             if is_graph_path(merged):  # Graph's URI parser skips empty segments
                 path = environ["PATH_INFO"] = merged
-        if "('" in path and is_graph_path(path):
-            environ["PATH_INFO"] = _KEY_SEGMENT.sub(r"/\1/\2", path)
+        graph = is_graph_path(path)
+        if graph and "('" in path:
+            path = environ["PATH_INFO"] = _KEY_SEGMENT.sub(r"/\1/\2", path)
         request_id = new_uuid()
         client_request_id = environ.get("HTTP_CLIENT_REQUEST_ID") or request_id
         environ[REQUEST_ID], environ[CLIENT_REQUEST_ID] = request_id, client_request_id
+        answered: list[str] = []
 
         def with_ids(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Callable:
             headers.append(("request-id", request_id))
             headers.append(("client-request-id", client_request_id))
+            answered.append(status)
             return start_response(status, headers, exc_info)
 
-        return self.app(environ, with_ids)
+        body = self.app(environ, with_ids)
+        if graph:
+            self.emulator.log.append(graph_log_record(self.emulator, environ, int(answered[-1][:3])))
+        return body
 
 
 class EmulatorFlask(Flask):
@@ -137,7 +146,6 @@ def create_app(
     from m365_mock.control import rules as _rules_routes  # noqa: F401 - registers routes
     from m365_mock.control.routes import control
     from m365_mock.graph.routes import graph
-    from m365_mock.hotpaths import HotPaths
     from m365_mock.identity.routes import identity
 
     world = world or load_demo_world()
@@ -153,15 +161,7 @@ def create_app(
     app.register_blueprint(graph)
     app.register_blueprint(identity)
 
-    @app.after_request
-    def log_graph_request(response: Response) -> Response:
-        if is_graph_path(request.path):
-            emulator.log.append(_log_record(response, emulator))
-        return response
-
-    hot_paths = HotPaths(app, emulator, request_log_hook=log_graph_request)
-    app.extensions["m365_hot_paths"] = hot_paths
-    app.wsgi_app = RequestEnvelope(hot_paths)  # type: ignore[method-assign]
+    app.wsgi_app = RequestEnvelope(app.wsgi_app, emulator)  # type: ignore[method-assign]
 
     @app.errorhandler(aad_errors.AadstsError)
     def render_aadsts(exc: aad_errors.AadstsError) -> Response:
@@ -179,6 +179,7 @@ def create_app(
 
     @app.errorhandler(graph_errors.GraphError)
     def render_graph(exc: graph_errors.GraphError) -> Response:
+        request.environ[ERROR_CODE] = exc.code
         body = exc.body(
             request_id=request_ids()[0],
             client_request_id=request_ids()[1],
@@ -235,37 +236,21 @@ def _graph_equivalent(exc: HTTPException, path: str) -> graph_errors.GraphError:
     return graph_errors.BadRequest(exc.description or "Bad request.")
 
 
-def _log_record(response: Response, emulator: Emulator) -> LogRecord:
-    error_code = None
-    if response.status_code >= 400 and response.is_json:
-        body = response.get_json(silent=True) or {}
-        error_code = (body.get("error") or {}).get("code") if isinstance(body.get("error"), dict) else None
-    return graph_log_record(
-        emulator, request, response.status_code, g.get("token"), g.get("decision"), error_code=error_code
-    )
-
-
-def graph_log_record(
-    emulator: Emulator,
-    http: WerkzeugRequest,
-    status: int,
-    token: VerifiedToken | None,
-    decision: Decision | None,
-    *,
-    error_code: str | None = None,
-) -> LogRecord:
-    """The request-log record of one Graph request."""
-    environ = http.environ
+def graph_log_record(emulator: Emulator, environ: dict[str, Any], status: int) -> LogRecord:
+    """The request-log record of one Graph request, from what its route left in the environ."""
     query = environ.get("QUERY_STRING")
+    path = environ.get("PATH_INFO", "")
+    if not path.isascii():  # WSGI's latin-1 text of the UTF-8 bytes, shown as the client wrote it
+        path = path.encode("latin-1").decode("utf-8", "replace")
     return LogRecord(
         at=emulator.clock.now(),
         request_id=environ.get(REQUEST_ID, ""),
         method=environ["REQUEST_METHOD"],
-        path=http.path + (f"?{query}" if query else ""),
+        path=path + (f"?{query}" if query else ""),
         status=status,
-        token=token,
-        access=decision,
-        error_code=error_code,
+        token=environ.get(TOKEN),
+        access=environ.get(DECISION),
+        error_code=environ.get(ERROR_CODE),
     )
 
 

@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from flask import Blueprint, Response, g, request
+from flask import Blueprint, Response, request
 from werkzeug.wrappers import Request as WerkzeugRequest
 
-from m365_mock.app import GRAPH_JSON_TYPE, current_emulator, json_response, origin_of
+from m365_mock.app import DECISION, GRAPH_JSON_TYPE, TOKEN, current_emulator, json_response, origin_of
 from m365_mock.emulator import Emulator
 from m365_mock.graph import body, errors, odata
 from m365_mock.graph.serializers import folder_json, message_fragment, message_json, message_value
@@ -100,12 +100,15 @@ def mailbox_request(
 
 
 def authorize(user: str, operation: Operation) -> MailboxRequest:
-    """Token, then mailbox, then the access decision: the one gate of every mailbox route."""
+    """Token, then mailbox, then the access decision: the one gate of every mailbox route.
+
+    The token and the decision are left in the environ for the request log.
+    """
     emulator = current_emulator()
     http = request._get_current_object()
-    token = g.token = verify_bearer(emulator, http)
+    token = http.environ[TOKEN] = verify_bearer(emulator, http)
     req = mailbox_request(emulator, http, token, user, operation)
-    g.decision = req.decision
+    http.environ[DECISION] = req.decision
     if not req.decision.allowed:
         raise errors.AccessDenied(req.decision.message)
     return req

@@ -63,7 +63,25 @@ def decide(
 
     Entra permissions are the token's `roles`; application access policies constrain only those. RBAC for
     Applications grants add to them, each within its management scope, and policies do not constrain them.
+
+    The decision depends only on the tenant's version, the rule period `now` falls in and the arguments, so it
+    is remembered under exactly those: any change to the tenant world, a propagation delay running out or a
+    moved clock gives a new key.
     """
+    roles = tuple(roles)
+    key = ("decision", tenant.rule_period(now), app_id, roles, mailbox.id, operation, nested_groups)
+    return tenant.remember(key, lambda: _decide(tenant, app_id, roles, mailbox, operation, now, nested_groups))
+
+
+def _decide(
+    tenant: Tenant,
+    app_id: str,
+    roles: tuple[str, ...],
+    mailbox: Mailbox,
+    operation: Operation,
+    now: float,
+    nested_groups: bool,
+) -> Decision:
     verdict = evaluate_policies(tenant, tenant.rules, app_id, mailbox, now=now, nested=nested_groups)
     entra = set(roles) if verdict.allowed is not False else set()
     grants = {g.permission: g for g in rbac_grants(tenant, tenant.rules, app_id, mailbox, now=now)}

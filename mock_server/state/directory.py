@@ -8,16 +8,17 @@ reader ever sees half a change and no request needs a lock to read.
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import hmac
 import itertools
 import threading
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from cryptography import x509
 
@@ -46,6 +47,9 @@ MAILBOX_KINDS = ("user", "shared")
 
 
 __all__ = ["DirectoryError"]  # re-exported: callers catch the tenant world's refusals from here
+
+T = TypeVar("T")
+_MISSING = object()
 
 
 def canonical_permission(name: str) -> str:
@@ -249,6 +253,34 @@ class Tenant:
     def accepts(self, address: str) -> bool:
         """Whether the address is in one of the tenant's accepted (verified) domains."""
         return domain_of(address) in self.domains
+
+    def remember(self, key: Any, compute: Callable[[], T]) -> T:
+        """`compute()`, remembered under `key` for this published version (a draft computes every time).
+
+        A published version never changes, so whatever follows from it alone may be kept with it.
+        """
+        if not self._published:
+            return compute()
+        value = self._memo.get(key, _MISSING)
+        if value is _MISSING:
+            value = self._memo[key] = compute()
+        return value  # type: ignore[no-any-return]
+
+    def rule_period(self, now: float) -> int:
+        """Which stretch of time `now` falls in, between the instants a rule starts or stops counting.
+
+        Within one period of one version, every access decision is the same whatever `now` is; so decisions
+        are remembered per period, and a propagation delay or a moved clock ends one exactly when it should.
+        """
+        return bisect.bisect_right(self.remember("rule instants", self._rule_instants), now)
+
+    def _rule_instants(self) -> list[float]:
+        instants: set[float] = set()
+        for rule in (*self.rules.policies, *self.rules.assignments):
+            instants.add(rule.lifetime.effective_at)
+            if rule.lifetime.removed_at is not None:
+                instants.add(rule.lifetime.removed_at)
+        return sorted(instants)
 
     def group_members(self, group: Group, *, nested: bool) -> frozenset[str]:
         """Ids of the mailboxes in `group`, directly or (with `nested`) through member groups.

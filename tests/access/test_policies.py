@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 
 from m365_mock.app import create_app
+from m365_mock.state import access
+from m365_mock.state.access import Operation
 from m365_mock.state.tenantfile import load_demo_world
 from tests.conftest import ADMIN_KEY, shared_signing_key
 from tests.helpers import (
@@ -14,6 +16,7 @@ from tests.helpers import (
     RAOP,
     SALES,
     SUPPORT,
+    TENANT,
     GraphClient,
     can_read,
     issue_token,
@@ -210,3 +213,27 @@ def test_token_for_an_unrelated_app_in_the_same_tenant(client, emulator, tenant,
     admin.policy(demo_app.app_id, GROUP, "DenyAccess")
     other = GraphClient(client, issue_token(emulator, tenant, ["Mail.Read"]))
     assert can_read(other, SUPPORT) == OK
+
+
+def test_remembered_decisions_follow_the_clock_both_ways(graph, admin, demo_app, emulator):
+    """Decisions are remembered per tenant version and rule period: the same answer is reused while nothing
+    changes, and a delay running out, or the clock moved back before it, changes the answer at once."""
+    admin.call("PATCH", "/_m365/settings", {"propagationDelay": 60}, expect=200)
+    admin.policy(demo_app.app_id, GROUP, "DenyAccess")
+    tenant = emulator.directory.tenant(TENANT)
+    mailbox = tenant.mailbox(SUPPORT)
+
+    def decision():
+        return access.decide(
+            tenant, demo_app.app_id, demo_app.permissions, mailbox, Operation.READ_BASIC, now=emulator.clock.now()
+        )
+
+    first = decision()
+    assert first.allowed and decision() is first, "remembered while nothing changes"
+    assert can_read(graph, SUPPORT)[0] == 200
+    admin.advance(61)
+    assert not decision().allowed
+    assert can_read(graph, SUPPORT) == (403, "ErrorAccessDenied", RAOP)
+    admin.advance(-61)
+    assert decision() is first
+    assert can_read(graph, SUPPORT)[0] == 200
