@@ -64,7 +64,7 @@ class Unusable(Exception):
 @contextmanager
 def chosen_emulator(args: argparse.Namespace) -> Iterator[tuple[object, str, bool]]:
     """(target, one line saying which emulator the run uses, whether it is shared and so reset afterwards)."""
-    from m365_mock.scenarios.runner import EmulatorTarget, local_emulator
+    from m365_mock.scenarios.target import EmulatorTarget, local_emulator
     from m365_mock.tools.control_client import SetupError, client_from_args
 
     if not args.local:
@@ -168,8 +168,9 @@ def _terminate_as_interrupt() -> Iterator[None]:
 
 
 def _run(args: argparse.Namespace, scenarios: list) -> int:
-    from m365_mock.scenarios.report import console, junit
-    from m365_mock.scenarios.runner import dumps, run_scenario
+    from m365_mock.scenarios.report import console, dumps, junit
+    from m365_mock.scenarios.runner import run_scenario
+    from m365_mock.scenarios.target import ControlError
     from m365_mock.tools.process import EmulatorStartError
 
     try:
@@ -180,8 +181,8 @@ def _run(args: argparse.Namespace, scenarios: list) -> int:
             finally:
                 if shared:
                     # Scenarios imported their own tenants; put the emulator back on the one it was started with.
-                    with suppress(OSError):
-                        target.control("POST", "/reset")
+                    with suppress(OSError, ControlError):
+                        target.reset()
     except EmulatorStartError as exc:
         raise Unusable(f"the private emulator did not start: {exc}") from None
     if args.json:
@@ -198,6 +199,6 @@ def _write_failures(args: argparse.Namespace, failures: list[tuple[str, str, str
     if not args.junit:
         return
     from m365_mock.scenarios.report import junit
-    from m365_mock.scenarios.runner import ScenarioResult
+    from m365_mock.scenarios.results import ScenarioResult
 
     junit([ScenarioResult(name, source, error=reason) for name, source, reason in failures], args.junit)

@@ -1,12 +1,14 @@
-"""Scenario results for people (console) and for CI (JUnit XML)."""
+"""Scenario results for people (console), for CI (JUnit XML) and for programs (JSON)."""
 
 from __future__ import annotations
 
+import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from typing import Any
 
 from m365_mock.identity.keys import atomic_write
-from m365_mock.scenarios.runner import ScenarioResult
+from m365_mock.scenarios.results import ScenarioResult
 
 
 def console(results: list[ScenarioResult], *, color: bool = False) -> str:
@@ -54,3 +56,18 @@ def junit(results: list[ScenarioResult], path: str | Path, suite: str = "m365-mo
         out.text = "\n".join(f"{'ok' if s.passed else 'FAIL'} {s.name}: {s.detail}" for s in result.steps)
     ET.indent(root)
     atomic_write(Path(path), ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n")
+
+
+def result_json(result: ScenarioResult) -> dict[str, Any]:
+    return {
+        "name": result.name,
+        "source": result.source,
+        "passed": result.passed,
+        "error": result.error,
+        "seconds": round(result.seconds, 3),
+        "steps": [{"name": s.name, "passed": s.passed, "detail": s.detail} for s in result.steps],
+    }
+
+
+def dumps(results: list[ScenarioResult]) -> str:
+    return json.dumps([result_json(r) for r in results], indent=2)

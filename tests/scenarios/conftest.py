@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from m365_mock.scenarios.runner import EmulatorTarget, local_emulator
+from m365_mock.scenarios.target import EmulatorTarget, local_emulator
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import pytest
 
+from m365_mock.scenarios.actions import run_setup
 from m365_mock.scenarios.model import ScenarioError, parse_scenario
 from m365_mock.scenarios.report import console
-from m365_mock.scenarios.runner import perform, prepare, run_scenario, run_setup
+from m365_mock.scenarios.runner import run_scenario
 from m365_mock.scenarios.schema import STEP_KINDS
+from m365_mock.scenarios.steps import perform
+from m365_mock.scenarios.world import prepare
 
 pytestmark = pytest.mark.slow
 

@@ -10,9 +10,12 @@ from pathlib import Path
 import pytest
 
 from m365_mock.identity.keys import certificate_pem, new_rsa_key, self_signed_certificate
+from m365_mock.scenarios.actions import run_setup
 from m365_mock.scenarios.model import ScenarioError, load_scenario
 from m365_mock.scenarios.report import console
-from m365_mock.scenarios.runner import perform, prepare, run_scenario, run_setup
+from m365_mock.scenarios.runner import run_scenario
+from m365_mock.scenarios.steps import perform
+from m365_mock.scenarios.world import prepare
 from tests.scenarios.conftest import clean_env, run_cli
 
 

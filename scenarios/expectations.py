@@ -1,0 +1,152 @@
+"""Expectations: a step's `expect:` checked against the Outcome the step produced.
+
+Without `error`, the step must have succeeded; with it, it must have failed that way. Every other key of `expect`
+has one check in CHECKS, which says what came back when it differs from what was expected.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from m365_mock.scenarios.model import Step
+    from m365_mock.scenarios.steps import Outcome, StepError
+
+
+def check(step: Step, outcome: Outcome) -> tuple[bool, str]:
+    """Compare an outcome with the step's `expect`; (passed, explanation)."""
+    expect = step.expect
+    if expect.get("error") is not None:
+        return _failed_as_expected(expect["error"], outcome.error)
+    got = outcome.error
+    if got is not None and expect.get("ok", True):
+        return False, f"expected success, got {got.status} {got.code}: {got.message}"
+    problems = []
+    for key, problems_of in CHECKS.items():
+        if key in expect:
+            problems.extend(problems_of(expect[key], outcome))
+    if problems:
+        return False, "; ".join(problems)
+    return True, _summary(step, outcome)
+
+
+def _failed_as_expected(wanted: dict[str, Any], got: StepError | None) -> tuple[bool, str]:
+    if got is None:
+        return False, f"expected error {_describe_error(wanted)}, but the step succeeded"
+    problems = []
+    if "status" in wanted and wanted["status"] != got.status:
+        problems.append(f"status {got.status} (expected {wanted['status']})")
+    if "code" in wanted and str(wanted["code"]) != str(got.code):
+        problems.append(f"code {got.code} (expected {wanted['code']})")
+    if "message" in wanted and wanted["message"] != got.message:
+        problems.append(f"message {got.message!r} (expected {wanted['message']!r})")
+    if "message_contains" in wanted and wanted["message_contains"] not in got.message:
+        problems.append(f"message {got.message!r} (expected to contain {wanted['message_contains']!r})")
+    if problems:
+        return False, "wrong error: " + "; ".join(problems)
+    return True, f"failed as expected: {got.status} {got.code}"
+
+
+def _describe_error(error: dict[str, Any]) -> str:
+    return " ".join(str(error[k]) for k in ("status", "code") if k in error) or "(any)"
+
+
+# ---------------------------------------------------------------- one check per key: (expected, outcome) -> problems
+
+
+def _subjects(outcome: Outcome) -> list[Any]:
+    return [m.get("subject") for m in outcome.messages]
+
+
+def _count(wanted: int, outcome: Outcome) -> list[str]:
+    return [] if outcome.count == wanted else [f"count {outcome.count} (expected {wanted})"]
+
+
+def _count_at_least(wanted: int, outcome: Outcome) -> list[str]:
+    return [] if (outcome.count or 0) >= wanted else [f"count {outcome.count} (expected at least {wanted})"]
+
+
+def _subjects_are(wanted: list[str], outcome: Outcome) -> list[str]:
+    subjects = _subjects(outcome)
+    return [] if subjects == wanted else [f"subjects {subjects} (expected {wanted})"]
+
+
+def _contains_subject(wanted: str, outcome: Outcome) -> list[str]:
+    subjects = _subjects(outcome)
+    return [] if wanted in subjects else [f"no message {wanted!r} among {subjects[:10]}"]
+
+
+def _body_visible(wanted: bool, outcome: Outcome) -> list[str]:
+    if outcome.body_visible == wanted:
+        return []
+    return [f"body {'present' if outcome.body_visible else 'absent'} (expected {'present' if wanted else 'absent'})"]
+
+
+def _claims(wanted: dict[str, Any], outcome: Outcome) -> list[str]:
+    claims = outcome.claims or {}
+    return [
+        f"claim {claim} = {claims.get(claim)!r} (expected {value!r})"
+        for claim, value in (wanted or {}).items()
+        if claims.get(claim) != value
+    ]
+
+
+def _no_claims(wanted: list[str], outcome: Outcome) -> list[str]:
+    claims = outcome.claims or {}
+    return [f"claim {claim} present (expected absent): {claims[claim]!r}" for claim in wanted or [] if claim in claims]
+
+
+def _folder_count(key: str, field: str) -> Callable[[int, Outcome], list[str]]:
+    def check_count(wanted: int, outcome: Outcome) -> list[str]:
+        actual = (outcome.folder or {}).get(field)
+        return [] if actual == wanted else [f"{key} {actual} (expected {wanted})"]
+
+    return check_count
+
+
+def _entries(wanted: int, outcome: Outcome) -> list[str]:
+    return [] if len(outcome.log) == wanted else [f"{len(outcome.log)} log entries (expected {wanted})"]
+
+
+def _decision_contains(wanted: str, outcome: Outcome) -> list[str]:
+    missing = [r["decision"] for r in outcome.log if wanted not in (r.get("decision") or "")]
+    if missing or not outcome.log:
+        return [f"decisions {missing or '(none)'} (expected each to contain {wanted!r})"]
+    return []
+
+
+# In the order their problems are reported.
+CHECKS: dict[str, Callable[[Any, Outcome], list[str]]] = {
+    "count": _count,
+    "count_at_least": _count_at_least,
+    "subjects": _subjects_are,
+    "contains_subject": _contains_subject,
+    "body_visible": _body_visible,
+    "claims": _claims,
+    "no_claims": _no_claims,
+    "unread": _folder_count("unread", "unreadItemCount"),
+    "total": _folder_count("total", "totalItemCount"),
+    "entries": _entries,
+    "decision_contains": _decision_contains,
+}
+
+
+def _summary(step: Step, outcome: Outcome) -> str:
+    """What a step that passed did, for the report."""
+    if outcome.note:
+        return outcome.note
+    if outcome.claims is not None:
+        return f"token for {outcome.claims.get('app_displayname')} with roles {outcome.claims.get('roles', [])}"
+    if step.do == "log":
+        return f"{len(outcome.log)} log entries"
+    if outcome.body_visible is not None:
+        return f"{outcome.messages[0].get('subject')!r} read, body {'present' if outcome.body_visible else 'absent'}"
+    if outcome.folder is not None and outcome.count is None:
+        return (
+            f"{outcome.folder.get('displayName')}: {outcome.folder.get('totalItemCount')} total, "
+            f"{outcome.folder.get('unreadItemCount')} unread"
+        )
+    if outcome.count is not None:
+        return f"{outcome.count} message(s)"
+    return "ok"

@@ -1,0 +1,231 @@
+"""The steps of a scenario: one handler per `do:` kind, in STEPS, with the options it needs and the options it reads.
+
+schema.py takes the kinds (`do`'s values) and the options each kind requires from STEPS, so a file can name no kind
+without a handler, and no handler runs without its options. The schema is imported to read files, so this module
+imports nothing heavy when it is imported: the reference client and jwt are imported by the handlers using them.
+
+A handler takes the world and the step's options (placeholders filled) and returns the Outcome that the step's
+`expect` is checked against (expectations.py). It reads a required option as `o["name"]` and an optional one as
+`o.get("name")`; `as` and `credential` (the app and how it signs in) are read by `World.daemon`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from m365_mock.scenarios.world import ScenarioFailure
+
+if TYPE_CHECKING:
+    from m365_mock.client import MailClient
+    from m365_mock.scenarios.model import Step
+    from m365_mock.scenarios.world import World
+
+# Options every kind takes: which app acts, and with which credential (`name` is the step's, not an option).
+COMMON_OPTIONS = ("as", "credential")
+
+
+class StepError(Exception):
+    """What a failed call returned: HTTP status, error code and message."""
+
+    def __init__(self, status: int, code: str | int | None, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+@dataclass
+class Outcome:
+    """What a step produced, compared with its `expect`."""
+
+    error: StepError | None = None
+    messages: list[dict[str, Any]] = field(default_factory=list)
+    count: int | None = None
+    claims: dict[str, Any] | None = None
+    body_visible: bool | None = None
+    folder: dict[str, Any] | None = None
+    log: list[dict[str, Any]] = field(default_factory=list)
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class StepKind:
+    """A kind of step: its handler, the options it cannot run without, and the other options it reads."""
+
+    handler: Callable[[World, dict[str, Any]], Outcome]
+    required: tuple[str, ...] = ()
+    optional: tuple[str, ...] = ()
+
+
+def perform(world: World, step: Step) -> Outcome:
+    """Do one step; the outcome holds what came back (or the error the emulator answered)."""
+    kind = STEPS.get(step.do)
+    if kind is None:  # a file naming it is refused when read (the schema takes the kinds from STEPS)
+        raise ScenarioFailure(f"no kind of step is called {step.do!r}; the kinds are {', '.join(STEPS)}")
+    try:
+        return kind.handler(world, world.fill(step.options))
+    except StepError as exc:
+        return Outcome(error=exc)
+
+
+def call(function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """`function(*args, **kwargs)`, with the reference client's errors as StepError."""
+    from m365_mock.client import AuthError, GraphError
+
+    try:
+        return function(*args, **kwargs)
+    except AuthError as exc:
+        raise StepError(exc.status, exc.code, exc.description) from None
+    except GraphError as exc:
+        raise StepError(exc.status, exc.code, exc.message) from None
+
+
+def find(mail: MailClient, mailbox: str, subject: str, folder: str | None = None) -> dict[str, Any]:
+    """The first message with this subject (among the first 100 of the folder)."""
+    for message in call(lambda: list(mail.messages(mailbox, folder=folder, top=100))):
+        if message.get("subject") == subject:
+            return message
+    raise StepError(404, "ScenarioMessageNotFound", f"no message with subject {subject!r} in {mailbox}")
+
+
+# ---------------------------------------------------------------- the handlers, one per kind
+
+
+def token(world: World, o: dict[str, Any]) -> Outcome:
+    """A token by client credentials; its claims (read, not verified) for `expect.claims`."""
+    import jwt
+
+    tokens, _ = world.daemon(o)
+    return Outcome(claims=jwt.decode(call(tokens.token), options={"verify_signature": False}))
+
+
+def fetch(world: World, o: dict[str, Any]) -> Outcome:
+    """List messages, following @odata.nextLink."""
+    _, mail = world.daemon(o)
+    messages = call(
+        lambda: list(mail.messages(o["mailbox"], folder=o.get("folder"), unread=o.get("unread"), top=o.get("top", 50)))
+    )
+    return Outcome(messages=messages, count=len(messages))
+
+
+def read(world: World, o: dict[str, Any]) -> Outcome:
+    """Get the first message with the subject; whether its body came back."""
+    _, mail = world.daemon(o)
+    found = find(mail, o["mailbox"], o["subject"], o.get("folder"))
+    message = call(mail.message, o["mailbox"], found["id"])
+    return Outcome(messages=[message], body_visible="body" in message)
+
+
+def mark_read(world: World, o: dict[str, Any]) -> Outcome:
+    _, mail = world.daemon(o)
+    found = find(mail, o["mailbox"], o["subject"], o.get("folder"))
+    return Outcome(messages=[call(mail.mark_read, o["mailbox"], found["id"], True)])
+
+
+def move(world: World, o: dict[str, Any]) -> Outcome:
+    """Move the first message with the subject (the folder is made when missing)."""
+    _, mail = world.daemon(o)
+    found = find(mail, o["mailbox"], o["subject"], o.get("folder"))
+    return Outcome(messages=[call(mail.move, o["mailbox"], found["id"], o["move_to"], create=True)])
+
+
+def send(world: World, o: dict[str, Any]) -> Outcome:
+    """sendMail from the mailbox; attachments are files relative to the scenario file."""
+    from m365_mock.scenarios.actions import addresses
+
+    _, mail = world.daemon(o)
+    attachments = [str(world.file(name)) for name in o.get("attachments", [])]
+    call(
+        mail.send,
+        o["mailbox"],
+        to=addresses(o["to"]),
+        cc=addresses(o.get("cc")),
+        subject=o.get("subject", ""),
+        body=o.get("body", ""),
+        attachments=attachments,
+    )
+    return Outcome()
+
+
+def wait_for_delivery(world: World, o: dict[str, Any]) -> Outcome:
+    """Poll the folder until a message with the subject is there, or `timeout` seconds (default 5) have passed."""
+    _, mail = world.daemon(o)
+    deadline = time.monotonic() + float(o.get("timeout", 5))
+    while True:
+        messages = [
+            m
+            for m in call(lambda: list(mail.messages(o["mailbox"], folder=o.get("folder", "inbox"), top=100)))
+            if m.get("subject") == o["subject"]
+        ]
+        if messages or time.monotonic() > deadline:
+            return Outcome(messages=messages, count=len(messages))
+        time.sleep(0.1)
+
+
+def process(world: World, o: dict[str, Any]) -> Outcome:
+    """The daemon's fetch loop: take unread mail page by page, mark it read and/or move it, until none is left.
+
+    Fails when a message would be handled twice (by internetMessageId, else id).
+    """
+    _, mail = world.daemon(o)
+    mailbox, folder, top, move_to = o["mailbox"], o.get("folder", "inbox"), o.get("top", 10), o.get("move_to")
+    seen: set[str] = set()
+    subjects: list[str] = []
+    for _ in range(1000):
+        page = call(lambda: list(mail.messages(mailbox, folder=folder, unread=True, top=top, limit=top)))
+        if not page:
+            break
+        for message in page:
+            identity = message.get("internetMessageId") or message["id"]
+            if identity in seen:
+                raise StepError(500, "ScenarioDuplicate", f"message {message['subject']!r} was handed out twice")
+            seen.add(identity)
+            subjects.append(message["subject"])
+            if o.get("mark_read", True):
+                message = call(mail.mark_read, mailbox, message["id"], True)
+            if move_to:
+                call(mail.move, mailbox, message["id"], move_to, create=True)
+    outcome = Outcome(count=len(subjects), messages=[{"subject": s} for s in subjects])
+    outcome.folder = call(mail.folder, mailbox, folder)
+    return outcome
+
+
+def folder(world: World, o: dict[str, Any]) -> Outcome:
+    """A folder's counts (default inbox)."""
+    _, mail = world.daemon(o)
+    return Outcome(folder=call(mail.folder, o["mailbox"], o.get("folder", "inbox")))
+
+
+def log(world: World, o: dict[str, Any]) -> Outcome:
+    """The request log's records, by mailbox, outcome and app (`as`, when given)."""
+    query = {
+        "mailbox": o.get("mailbox"),
+        "outcome": o.get("outcome"),
+        "app": world.app(o["as"])["app_id"] if "as" in o else None,
+    }
+    records = world.target.log(**{k: v for k, v in query.items() if v})
+    return Outcome(log=records, count=len(records))
+
+
+def admin(world: World, o: dict[str, Any]) -> Outcome:
+    """An admin action between daemon steps (filling its placeholders again changes nothing)."""
+    from m365_mock.scenarios.actions import run_setup
+
+    return Outcome(note=run_setup(world, o["action"]))
+
+
+# The table: `do`'s values, in the order the schema and the documentation list them.
+STEPS: dict[str, StepKind] = {
+    "token": StepKind(token),
+    "fetch": StepKind(fetch, ("mailbox",), ("folder", "unread", "top")),
+    "read": StepKind(read, ("mailbox", "subject"), ("folder",)),
+    "mark_read": StepKind(mark_read, ("mailbox", "subject"), ("folder",)),
+    "move": StepKind(move, ("mailbox", "subject", "move_to"), ("folder",)),
+    "send": StepKind(send, ("mailbox", "to"), ("cc", "subject", "body", "attachments")),
+    "wait_for_delivery": StepKind(wait_for_delivery, ("mailbox", "subject"), ("folder", "timeout")),
+    "process": StepKind(process, ("mailbox",), ("folder", "mark_read", "move_to", "top")),
+    "folder": StepKind(folder, ("mailbox",), ("folder",)),
+    "log": StepKind(log, (), ("mailbox", "outcome")),
+    "admin": StepKind(admin, ("action",)),
+}
