@@ -1,6 +1,7 @@
 """The JSON Schema of scenario files (also written to scenarios/schema.json for editors).
 
-`python -m scenarios.schema` writes scenarios/schema.json from SCHEMA.
+`python -m m365_mock.scenarios.schema` writes scenarios/schema.json from SCHEMA. The kinds of step and the options
+they require come from steps.py's table of handlers; this module stays light to import (so does steps.py).
 """
 
 from __future__ import annotations
@@ -9,34 +10,12 @@ import json
 from pathlib import Path
 from typing import Any
 
-STEP_KINDS = [
-    "token",
-    "fetch",
-    "read",
-    "mark_read",
-    "move",
-    "send",
-    "wait_for_delivery",
-    "process",
-    "folder",
-    "log",
-    "admin",
-]
+from m365_mock.scenarios.steps import STEPS
 
-# The options each kind of step cannot do without; a step missing one is refused when the file is read.
-REQUIRED_OPTIONS: dict[str, list[str]] = {
-    "token": [],
-    "fetch": ["mailbox"],
-    "read": ["mailbox", "subject"],
-    "mark_read": ["mailbox", "subject"],
-    "move": ["mailbox", "subject", "move_to"],
-    "send": ["mailbox", "to"],
-    "wait_for_delivery": ["mailbox", "subject"],
-    "process": ["mailbox"],
-    "folder": ["mailbox"],
-    "log": [],
-    "admin": ["action"],
-}
+# `do`'s values and the options each kind cannot do without (a step missing one is refused when the file is read):
+# both from the runner's table of step handlers, so the schema and the runner cannot disagree.
+STEP_KINDS = list(STEPS)
+REQUIRED_OPTIONS: dict[str, list[str]] = {kind: list(step.required) for kind, step in STEPS.items()}
 
 _ADDRESSES: dict[str, Any] = {
     "type": ["string", "array"],

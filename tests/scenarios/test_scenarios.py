@@ -18,7 +18,7 @@ pytestmark = pytest.mark.slow
 
 def test_schema_file_is_the_schema():
     assert json.loads(SCHEMA_FILE.read_text()) == SCHEMA
-    assert SCHEMA_FILE.read_text() == schema_text(), "run: python -m scenarios.schema"
+    assert SCHEMA_FILE.read_text() == schema_text(), "run: python -m m365_mock.scenarios.schema"
 
 
 def test_library_has_the_situations_teams_hit():
