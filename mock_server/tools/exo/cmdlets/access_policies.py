@@ -7,16 +7,19 @@ from typing import Any
 from m365_mock.tools.exo.binding import IDENTITY, OPTIONAL_IDENTITY, Context, Parameter, cmdlet
 from m365_mock.tools.exo.cmdlets.shared import (
     app_ids,
-    find_recipient,
-    not_found,
+    item_path,
+    listing,
     one_or_many,
     recipient_address,
-    segment,
+    register_removal,
+    require_recipient,
+    warn_unchanged,
 )
 from m365_mock.tools.exo.formatting import Output
 
 
 def policy_record(policy: dict[str, Any]) -> dict[str, Any]:
+    """A policy as Get-ApplicationAccessPolicy shows it."""
     return {
         "ScopeName": policy["scope_name"],
         "ScopeIdentity": policy["scope_identity"],
@@ -54,23 +57,21 @@ def new_application_access_policy(ctx: Context, args: dict[str, Any]) -> Output:
 @cmdlet("Get-ApplicationAccessPolicy", OPTIONAL_IDENTITY)
 def get_application_access_policy(ctx: Context, args: dict[str, Any]) -> Output:
     if args.get("Identity"):
-        return Output([policy_record(ctx.client.call("GET", f"/accessPolicies/{segment(args['Identity'])}"))])
-    return Output([policy_record(p) for p in ctx.client.call("GET", "/accessPolicies")["value"]])
+        return Output([policy_record(ctx.client.call("GET", item_path("/accessPolicies", args["Identity"])))])
+    return Output([policy_record(p) for p in listing(ctx, "/accessPolicies")])
 
 
 @cmdlet("Set-ApplicationAccessPolicy", IDENTITY, Parameter("Description"), changes=True, target="Identity")
 def set_application_access_policy(ctx: Context, args: dict[str, Any]) -> None:
-    path = f"/accessPolicies/{segment(args['Identity'])}"
+    path = item_path("/accessPolicies", args["Identity"])
     if "Description" not in args:
         ctx.client.call("GET", path)
-        ctx.warn(f"The command completed successfully but no settings of '{args['Identity']}' have been modified.")
+        warn_unchanged(ctx, args["Identity"])
         return
     ctx.client.call("PATCH", path, {"description": args["Description"] or ""})
 
 
-@cmdlet("Remove-ApplicationAccessPolicy", IDENTITY, changes=True, target="Identity")
-def remove_application_access_policy(ctx: Context, args: dict[str, Any]) -> None:
-    ctx.client.call("DELETE", f"/accessPolicies/{segment(args['Identity'])}")
+register_removal("Remove-ApplicationAccessPolicy", "/accessPolicies")
 
 
 @cmdlet("Test-ApplicationAccessPolicy", IDENTITY, Parameter("AppId", mandatory=True))
@@ -78,10 +79,7 @@ def test_application_access_policy(ctx: Context, args: dict[str, Any]) -> Output
     """-Identity is any recipient: a mailbox, or a group as in the cmdlet's own example. A group is tested as one
     recipient (one result, its own ids), covered by a policy whose scope is the group or contains it."""
     [app_id] = app_ids([args["AppId"]])
-    found = find_recipient(ctx, args["Identity"])
-    if found is None:
-        raise not_found(args["Identity"])
-    kind, recipient = found
+    kind, recipient = require_recipient(ctx, args["Identity"])
     body = {"mailbox" if kind == "mailbox" else "recipient": recipient["address"], "app_id": app_id}
     result = ctx.client.call("POST", "/accessPolicies/test", body)
     ctx.note(f"m365-mock: {result['reason']}")

@@ -7,7 +7,16 @@ from __future__ import annotations
 from typing import Any
 
 from m365_mock.tools.exo.binding import IDENTITY, OPTIONAL_IDENTITY, Context, Parameter, cmdlet
-from m365_mock.tools.exo.cmdlets.shared import app_ids, find_mailbox, not_found, one_or_many, segment
+from m365_mock.tools.exo.cmdlets.shared import (
+    app_ids,
+    find_mailbox,
+    item_path,
+    listing,
+    named,
+    not_found,
+    one_or_many,
+    register_removal,
+)
 from m365_mock.tools.exo.formatting import Output
 
 SERVICE_PRINCIPAL_COLUMNS = ("DisplayName", "ObjectId", "AppId")
@@ -15,6 +24,7 @@ ASSIGNMENT_COLUMNS = ("Name", "Role", "RoleAssigneeName", "RoleAssigneeType", "A
 
 
 def service_principal_record(sp: dict[str, Any]) -> dict[str, Any]:
+    """A service principal as Get-ServicePrincipal shows it."""
     return {
         "DisplayName": sp["display_name"],
         "ObjectId": sp["object_id"],
@@ -24,6 +34,7 @@ def service_principal_record(sp: dict[str, Any]) -> dict[str, Any]:
 
 
 def scope_record(scope: dict[str, Any]) -> dict[str, Any]:
+    """A management scope as Get-ManagementScope shows it."""
     return {
         "Name": scope["name"],
         "ScopeRestrictionType": "RecipientScope",
@@ -35,7 +46,8 @@ def scope_record(scope: dict[str, Any]) -> dict[str, Any]:
 
 
 def assignment_records(ctx: Context, assignments: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    names = {sp["app_id"]: sp["display_name"] for sp in ctx.client.call("GET", "/servicePrincipals")["value"]}
+    """Role assignments as Get-ManagementRoleAssignment shows them, each assignee by its display name."""
+    names = {sp["app_id"]: sp["display_name"] for sp in listing(ctx, "/servicePrincipals")}
     return [
         {
             "Name": a["name"],
@@ -70,7 +82,8 @@ def new_service_principal(ctx: Context, args: dict[str, Any]) -> Output:
 
 
 def _service_principals(ctx: Context, identity: str | None) -> list[dict[str, Any]]:
-    sps = ctx.client.call("GET", "/servicePrincipals")["value"]
+    """Every service principal, or those `identity` names by app id, object id, identity or display name."""
+    sps = listing(ctx, "/servicePrincipals")
     if identity is None:
         return sps
     key = identity.strip().lower()
@@ -86,9 +99,7 @@ def get_service_principal(ctx: Context, args: dict[str, Any]) -> Output:
     return Output(records, "table", SERVICE_PRINCIPAL_COLUMNS)
 
 
-@cmdlet("Remove-ServicePrincipal", IDENTITY, changes=True, target="Identity")
-def remove_service_principal(ctx: Context, args: dict[str, Any]) -> None:
-    ctx.client.call("DELETE", f"/servicePrincipals/{segment(args['Identity'])}")
+register_removal("Remove-ServicePrincipal", "/servicePrincipals")
 
 
 @cmdlet(
@@ -108,17 +119,13 @@ def new_management_scope(ctx: Context, args: dict[str, Any]) -> Output:
 
 @cmdlet("Get-ManagementScope", OPTIONAL_IDENTITY)
 def get_management_scope(ctx: Context, args: dict[str, Any]) -> Output:
-    scopes = ctx.client.call("GET", "/managementScopes")["value"]
+    scopes = listing(ctx, "/managementScopes")
     if args.get("Identity"):
-        scopes = [s for s in scopes if s["name"].lower() == args["Identity"].strip().lower()]
-        if not scopes:
-            raise not_found(args["Identity"])
+        scopes = named(scopes, args["Identity"])
     return Output([scope_record(s) for s in scopes], "table")
 
 
-@cmdlet("Remove-ManagementScope", IDENTITY, changes=True, target="Identity")
-def remove_management_scope(ctx: Context, args: dict[str, Any]) -> None:
-    ctx.client.call("DELETE", f"/managementScopes/{segment(args['Identity'])}")
+register_removal("Remove-ManagementScope", "/managementScopes")
 
 
 ONLY_APPS = "m365-mock emulates role assignments to applications (-App) only."
@@ -150,11 +157,9 @@ def new_management_role_assignment(ctx: Context, args: dict[str, Any]) -> Output
 
 @cmdlet("Get-ManagementRoleAssignment", OPTIONAL_IDENTITY, Parameter("RoleAssignee"), Parameter("Role"))
 def get_management_role_assignment(ctx: Context, args: dict[str, Any]) -> Output:
-    assignments = ctx.client.call("GET", "/roleAssignments")["value"]
+    assignments = listing(ctx, "/roleAssignments")
     if args.get("Identity"):
-        assignments = [a for a in assignments if a["name"].lower() == args["Identity"].strip().lower()]
-        if not assignments:
-            raise not_found(args["Identity"])
+        assignments = named(assignments, args["Identity"])
     if args.get("RoleAssignee"):
         apps = {sp["app_id"] for sp in _service_principals(ctx, args["RoleAssignee"])}
         assignments = [a for a in assignments if a["app_id"] in apps]
@@ -163,9 +168,7 @@ def get_management_role_assignment(ctx: Context, args: dict[str, Any]) -> Output
     return Output(assignment_records(ctx, assignments), "table", ASSIGNMENT_COLUMNS)
 
 
-@cmdlet("Remove-ManagementRoleAssignment", IDENTITY, changes=True, target="Identity")
-def remove_management_role_assignment(ctx: Context, args: dict[str, Any]) -> None:
-    ctx.client.call("DELETE", f"/roleAssignments/{segment(args['Identity'])}")
+register_removal("Remove-ManagementRoleAssignment", "/roleAssignments")
 
 
 @cmdlet("Test-ServicePrincipalAuthorization", IDENTITY, Parameter("Resource"))
@@ -173,7 +176,7 @@ def test_service_principal_authorization(ctx: Context, args: dict[str, Any]) -> 
     body = {}
     if args.get("Resource"):
         body["resource"] = find_mailbox(ctx, args["Resource"])["address"]
-    rows = ctx.client.call("POST", f"/servicePrincipals/{segment(args['Identity'])}/testAuthorization", body)
+    rows = ctx.client.call("POST", item_path("/servicePrincipals", args["Identity"]) + "/testAuthorization", body)
     records = [
         {
             "RoleName": row["role_name"],

@@ -13,26 +13,22 @@ from m365_mock.tools.exo.cmdlets.shared import (
     find_group,
     find_mailbox,
     find_recipient,
-    group_keys,
+    item_path,
+    listing,
     local_part,
-    mailbox_keys,
     recipient_address,
-    segment,
+    recipients_named,
+    warn_unchanged,
 )
 from m365_mock.tools.exo.formatting import Output
 
 MAILBOX_COLUMNS = ("Name", "Alias", "RecipientTypeDetails", "PrimarySmtpAddress")
 GROUP_COLUMNS = ("Name", "DisplayName", "GroupType", "PrimarySmtpAddress")
-
-
-def _alias_from(name: str) -> str:
-    alias = re.sub(r"[^A-Za-z0-9!#$%&'*+\-/=?^_`{|}~.]", "", name)
-    if not alias:
-        raise CmdletError(f"An alias can't be made from the name '{name}'; give -Alias or -PrimarySmtpAddress.")
-    return alias
+NOT_IN_ALIAS = re.compile(r"[^A-Za-z0-9!#$%&'*+\-/=?^_`{|}~.]")  # what making an alias from a name leaves out
 
 
 def mailbox_record(mailbox: dict[str, Any]) -> dict[str, Any]:
+    """A mailbox as Get-Mailbox shows it."""
     attributes = mailbox.get("custom_attributes") or {}
     record = {
         "Name": mailbox["display_name"],
@@ -49,6 +45,7 @@ def mailbox_record(mailbox: dict[str, Any]) -> dict[str, Any]:
 
 
 def group_record(group: dict[str, Any]) -> dict[str, Any]:
+    """A group as Get-DistributionGroup shows it."""
     return {
         "Name": group["display_name"],
         "DisplayName": group["display_name"],
@@ -58,6 +55,32 @@ def group_record(group: dict[str, Any]) -> dict[str, Any]:
         "RecipientTypeDetails": "MailUniversalSecurityGroup",
         "ExternalDirectoryObjectId": group["id"],
     }
+
+
+def _member_record(kind: str, recipient: dict[str, Any]) -> dict[str, Any]:
+    """A member as Get-DistributionGroupMember shows it."""
+    record = mailbox_record(recipient) if kind == "mailbox" else group_record(recipient)
+    return {
+        "Name": record["Name"],
+        "RecipientType": "UserMailbox" if kind == "mailbox" else record["RecipientTypeDetails"],
+        "Alias": record["Alias"],
+        "PrimarySmtpAddress": record["PrimarySmtpAddress"],
+        "RecipientTypeDetails": record["RecipientTypeDetails"],
+    }
+
+
+def _names(ctx: Context, args: dict[str, Any], *addresses: str) -> dict[str, str]:
+    """The address and display name of a new mailbox or group: the first of the `addresses` parameters given, else
+    the alias (-Alias, else made from -Name) at the tenant's first domain; -DisplayName, else -Name."""
+    address = next((args[name] for name in addresses if args.get(name)), None)
+    if not address:
+        alias = args.get("Alias") or NOT_IN_ALIAS.sub("", args["Name"])
+        if not alias:
+            raise CmdletError(
+                f"An alias can't be made from the name '{args['Name']}'; give -Alias or -PrimarySmtpAddress."
+            )
+        address = f"{alias}@{ctx.client.tenant['domains'][0]}"
+    return {"address": address, "display_name": args.get("DisplayName") or args["Name"]}
 
 
 # ---------------------------------------------------------------- mailboxes
@@ -76,14 +99,8 @@ def group_record(group: dict[str, Any]) -> dict[str, Any]:
     target="Name",
 )
 def new_mailbox(ctx: Context, args: dict[str, Any]) -> Output:
-    address = (
-        args.get("PrimarySmtpAddress")
-        or args.get("MicrosoftOnlineServicesID")
-        or f"{args.get('Alias') or _alias_from(args['Name'])}@{ctx.client.tenant['domains'][0]}"
-    )
     body = {
-        "address": address,
-        "display_name": args.get("DisplayName") or args["Name"],
+        **_names(ctx, args, "PrimarySmtpAddress", "MicrosoftOnlineServicesID"),
         "type": "shared" if args.get("Shared") else "user",
     }
     return Output([mailbox_record(ctx.client.call("POST", "/mailboxes", body))], "table", MAILBOX_COLUMNS)
@@ -96,10 +113,7 @@ def new_mailbox(ctx: Context, args: dict[str, Any]) -> Output:
     Parameter("ResultSize"),
 )
 def get_mailbox(ctx: Context, args: dict[str, Any]) -> Output:
-    if args.get("Identity"):
-        mailboxes = [find_mailbox(ctx, args["Identity"])]
-    else:
-        mailboxes = ctx.client.call("GET", "/mailboxes")["value"]
+    mailboxes = [find_mailbox(ctx, args["Identity"])] if args.get("Identity") else listing(ctx, "/mailboxes")
     records = [mailbox_record(m) for m in mailboxes]
     if "RecipientTypeDetails" in args:
         wanted = {t.lower() for t in args["RecipientTypeDetails"]}
@@ -138,15 +152,15 @@ def set_mailbox(ctx: Context, args: dict[str, Any]) -> None:
     if args.get("DisplayName"):
         body["display_name"] = args["DisplayName"]
     if not body:
-        ctx.warn(f"The command completed successfully but no settings of '{args['Identity']}' have been modified.")
+        warn_unchanged(ctx, args["Identity"])
         return
-    ctx.client.call("PATCH", f"/mailboxes/{segment(mailbox['address'])}", body)
+    ctx.client.call("PATCH", item_path("/mailboxes", mailbox["address"]), body)
 
 
 @cmdlet("Remove-Mailbox", IDENTITY, changes=True, target="Identity")
 def remove_mailbox(ctx: Context, args: dict[str, Any]) -> None:
     mailbox = find_mailbox(ctx, args["Identity"])
-    ctx.client.call("DELETE", f"/mailboxes/{segment(mailbox['address'])}")
+    ctx.client.call("DELETE", item_path("/mailboxes", mailbox["address"]))
 
 
 # ---------------------------------------------------------------- mail-enabled security groups
@@ -181,16 +195,13 @@ def new_distribution_group(ctx: Context, args: dict[str, Any]) -> Output:
                 "different object."
             )
         members.append(found[1]["address"])
-    address = args.get("PrimarySmtpAddress") or (
-        f"{args.get('Alias') or _alias_from(args['Name'])}@{ctx.client.tenant['domains'][0]}"
-    )
-    body = {"address": address, "display_name": args.get("DisplayName") or args["Name"], "members": members}
+    body = {**_names(ctx, args, "PrimarySmtpAddress"), "members": members}
     return Output([group_record(ctx.client.call("POST", "/groups", body))], "table", GROUP_COLUMNS)
 
 
 @cmdlet("Get-DistributionGroup", OPTIONAL_IDENTITY)
 def get_distribution_group(ctx: Context, args: dict[str, Any]) -> Output:
-    groups = [find_group(ctx, args["Identity"])] if args.get("Identity") else ctx.client.call("GET", "/groups")["value"]
+    groups = [find_group(ctx, args["Identity"])] if args.get("Identity") else listing(ctx, "/groups")
     return Output([group_record(g) for g in groups], "table", GROUP_COLUMNS)
 
 
@@ -217,37 +228,16 @@ def add_distribution_group_member(ctx: Context, args: dict[str, Any]) -> None:
 def remove_distribution_group_member(ctx: Context, args: dict[str, Any]) -> None:
     group = find_group(ctx, args["Identity"])
     member = recipient_address(ctx, args["Member"])
-    ctx.client.call("DELETE", f"/groups/{group['id']}/members/{segment(member)}")
+    ctx.client.call("DELETE", item_path(f"/groups/{group['id']}/members", member))
 
 
 @cmdlet("Get-DistributionGroupMember", IDENTITY, Parameter("ResultSize"))
 def get_distribution_group_member(ctx: Context, args: dict[str, Any]) -> Output:
     group = find_group(ctx, args["Identity"])
-    mailboxes = ctx.client.call("GET", "/mailboxes")["value"]
-    groups = ctx.client.call("GET", "/groups")["value"]
+    mailboxes, groups = listing(ctx, "/mailboxes"), listing(ctx, "/groups")
     records = []
     for member in group["members"]:
-        key = member.lower()
-        mailbox = next((m for m in mailboxes if key in mailbox_keys(m)), None)
-        if mailbox is not None:
-            record = mailbox_record(mailbox)
-            records.append(
-                {
-                    "Name": record["Name"],
-                    "RecipientType": "UserMailbox",
-                    "Alias": record["Alias"],
-                    "PrimarySmtpAddress": record["PrimarySmtpAddress"],
-                    "RecipientTypeDetails": record["RecipientTypeDetails"],
-                }
-            )
-        elif (inner := next((g for g in groups if key in group_keys(g)), None)) is not None:
-            records.append(
-                {
-                    "Name": inner["display_name"],
-                    "RecipientType": "MailUniversalSecurityGroup",
-                    "Alias": local_part(inner["address"]),
-                    "PrimarySmtpAddress": inner["address"],
-                    "RecipientTypeDetails": "MailUniversalSecurityGroup",
-                }
-            )
+        found = recipients_named(member, mailboxes, groups)
+        if found:
+            records.append(_member_record(*found[0]))
     return Output(records, "table", ("Name", "RecipientType"))

@@ -42,12 +42,19 @@ def _piped(ctx: Context) -> Output:
     return ctx.input or Output()
 
 
-@cmdlet("Format-List", Parameter("Property", "list", position=0), formatter=True, aliases=("fl",))
-def format_list_cmdlet(ctx: Context, args: dict[str, Any]) -> Output:
+def _formatted(ctx: Context, args: dict[str, Any], view: str) -> Output:
+    """The piped objects in `view` with -Property as the columns; without it, Format-List shows every property
+    and Format-Table the columns of the default view. Plain lines pass through."""
     given = _piped(ctx)
     if given.lines is not None:
         return given
-    return Output(given.objects, "list", tuple(args["Property"]) if "Property" in args else None)
+    default = given.columns if view == "table" else None
+    return Output(given.objects, view, tuple(args["Property"]) if "Property" in args else default)
+
+
+@cmdlet("Format-List", Parameter("Property", "list", position=0), formatter=True, aliases=("fl",))
+def format_list_cmdlet(ctx: Context, args: dict[str, Any]) -> Output:
+    return _formatted(ctx, args, "list")
 
 
 @cmdlet(
@@ -59,11 +66,7 @@ def format_list_cmdlet(ctx: Context, args: dict[str, Any]) -> Output:
     aliases=("ft",),
 )
 def format_table_cmdlet(ctx: Context, args: dict[str, Any]) -> Output:
-    given = _piped(ctx)
-    if given.lines is not None:
-        return given
-    columns = tuple(args["Property"]) if "Property" in args else given.columns
-    return Output(given.objects, "table", columns)
+    return _formatted(ctx, args, "table")
 
 
 @cmdlet(

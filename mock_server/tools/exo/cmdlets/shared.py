@@ -1,5 +1,6 @@
-"""What the cmdlet families share: finding the recipient an -Identity names (a mailbox or a group, by id, address,
-alias or name), application ids as Exchange takes them, and control-API path segments.
+"""What the cmdlet families share: control-API paths and listings, finding what an -Identity names (a recipient by
+id, address, alias or name; other objects by name), application ids as Exchange takes them, the one shape of the
+Remove-* cmdlets that delete by identity, and the warning of a Set-* that changed nothing.
 """
 
 from __future__ import annotations
@@ -9,14 +10,25 @@ from typing import Any
 from urllib.parse import quote
 
 from m365_mock.tools.control_client import CmdletError
-from m365_mock.tools.exo.binding import Context
+from m365_mock.tools.exo.binding import IDENTITY, Context, cmdlet
 
 GUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.IGNORECASE)
 
+Recipient = tuple[str, dict[str, Any]]  # ("mailbox" | "group", the control API's object)
 
-def segment(value: str) -> str:
-    """`value` as one segment of a control-API path."""
-    return quote(value, safe="")
+
+def item_path(collection: str, identity: str) -> str:
+    """The control-API path of one item: `identity` quoted as one segment below `collection`."""
+    return f"{collection}/{quote(identity, safe='')}"
+
+
+def listing(ctx: Context, collection: str) -> list[dict[str, Any]]:
+    """Every item of a control-API collection such as `/mailboxes`."""
+    return ctx.client.call("GET", collection)["value"]
+
+
+def not_found(identity: str) -> CmdletError:
+    return CmdletError(f"The operation couldn't be performed because object '{identity}' couldn't be found.")
 
 
 def local_part(address: str) -> str:
@@ -35,43 +47,54 @@ def group_keys(group: dict[str, Any]) -> set[str]:
     return {n.lower() for n in (group["id"], group["address"], local_part(group["address"]), group["display_name"])}
 
 
-def find_recipient(
-    ctx: Context, identity: str, *, mailboxes: bool = True, groups: bool = True
-) -> tuple[str, dict[str, Any]] | None:
-    """("mailbox" | "group", object) named by id, address, alias or name, as Exchange's -Identity takes them."""
+def recipients_named(identity: str, mailboxes: list[dict[str, Any]], groups: list[dict[str, Any]]) -> list[Recipient]:
+    """The mailboxes, then the groups, that `identity` names by id, address, alias or name (any case)."""
     key = identity.strip().lower()
-    found: list[tuple[str, dict[str, Any]]] = []
-    if mailboxes:
-        found += [("mailbox", m) for m in ctx.client.call("GET", "/mailboxes")["value"] if key in mailbox_keys(m)]
-    if groups:
-        found += [("group", g) for g in ctx.client.call("GET", "/groups")["value"] if key in group_keys(g)]
+    return [("mailbox", m) for m in mailboxes if key in mailbox_keys(m)] + [
+        ("group", g) for g in groups if key in group_keys(g)
+    ]
+
+
+def find_recipient(ctx: Context, identity: str, *, mailboxes: bool = True, groups: bool = True) -> Recipient | None:
+    """The recipient `identity` names, as Exchange's -Identity takes it; None when none does, an error when several
+    do."""
+    found = recipients_named(
+        identity, listing(ctx, "/mailboxes") if mailboxes else [], listing(ctx, "/groups") if groups else []
+    )
     if len(found) > 1:
         raise CmdletError(f"The operation couldn't be performed because '{identity}' matches multiple entries.")
     return found[0] if found else None
 
 
-def not_found(identity: str) -> CmdletError:
-    return CmdletError(f"The operation couldn't be performed because object '{identity}' couldn't be found.")
+def require_recipient(ctx: Context, identity: str, *, mailboxes: bool = True, groups: bool = True) -> Recipient:
+    """As `find_recipient`, but an error when nothing matches."""
+    found = find_recipient(ctx, identity, mailboxes=mailboxes, groups=groups)
+    if found is None:
+        raise not_found(identity)
+    return found
 
 
 def find_mailbox(ctx: Context, identity: str) -> dict[str, Any]:
-    found = find_recipient(ctx, identity, groups=False)
-    if found is None:
-        raise not_found(identity)
-    return found[1]
+    return require_recipient(ctx, identity, groups=False)[1]
 
 
 def find_group(ctx: Context, identity: str) -> dict[str, Any]:
-    found = find_recipient(ctx, identity, mailboxes=False)
-    if found is None:
-        raise not_found(identity)
-    return found[1]
+    return require_recipient(ctx, identity, mailboxes=False)[1]
 
 
 def recipient_address(ctx: Context, identity: str) -> str:
     """The address of the mailbox or group `identity` names; as given when nothing matches (the API says so)."""
     found = find_recipient(ctx, identity)
     return found[1]["address"] if found else identity
+
+
+def named(items: list[dict[str, Any]], identity: str) -> list[dict[str, Any]]:
+    """The items whose name is `identity` (any case); an error when there are none."""
+    key = identity.strip().lower()
+    found = [item for item in items if item["name"].lower() == key]
+    if not found:
+        raise not_found(identity)
+    return found
 
 
 def app_ids(values: list[str], *, everyone: bool = False) -> list[str]:
@@ -88,3 +111,16 @@ def app_ids(values: list[str], *, everyone: bool = False) -> list[str]:
 def one_or_many(values: list[str]) -> str | list[str]:
     """A multi-valued property as Exchange shows it: one value bare, more as a list."""
     return values[0] if len(values) == 1 else values
+
+
+def warn_unchanged(ctx: Context, identity: str) -> None:
+    """What a Set-* cmdlet says when it was given nothing to change."""
+    ctx.warn(f"The command completed successfully but no settings of '{identity}' have been modified.")
+
+
+def register_removal(name: str, collection: str) -> None:
+    """Register `name` as the cmdlet that deletes `<collection>/<Identity>` (the API says when there is none)."""
+
+    @cmdlet(name, IDENTITY, changes=True, target="Identity")
+    def remove(ctx: Context, args: dict[str, Any]) -> None:
+        ctx.client.call("DELETE", item_path(collection, args["Identity"]))
