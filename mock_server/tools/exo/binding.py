@@ -1,9 +1,10 @@
 """The cmdlet registry and parameter binding as PowerShell does it.
 
 `Parameter` and `Cmdlet` describe a cmdlet (kinds, mandatory, positions, aliases, common parameters, -WhatIf and
--Confirm for cmdlets that change something); `@cmdlet(...)` registers a function in `CMDLETS`; `bind` matches
-what was written to the parameters (exact name or alias, else an unambiguous prefix, then positions) and
-converts each value to its parameter's kind, failing with PowerShell's messages.
+-Confirm for cmdlets that change something); `@cmdlet(...)` registers a function in `CMDLETS`, to be called with
+a `Context` and the bound arguments. `bind` matches what was written to the parameters (exact name or alias, else
+an unambiguous prefix, then positions) and converts each value to its parameter's kind, failing with
+PowerShell's messages.
 """
 
 from __future__ import annotations

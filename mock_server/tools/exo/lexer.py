@@ -224,15 +224,11 @@ class Lexer:
             if self.pos >= len(self.text):
                 self.fail("The string is missing the terminator: '.", start, incomplete=True)
             c = self.text[self.pos]
-            if c in SINGLE_QUOTES:
-                if self.pos + 1 < len(self.text) and self.text[self.pos + 1] in SINGLE_QUOTES:
-                    out.append(c)
-                    self.pos += 2
-                    continue
+            if c not in SINGLE_QUOTES:
+                out.append(c)
                 self.pos += 1
+            elif self.closes(SINGLE_QUOTES, out):
                 return "".join(out)
-            out.append(c)
-            self.pos += 1
 
     def double_quoted(self, parts: list[Part], buffer: list[str]) -> None:
         start = self.pos
@@ -242,13 +238,9 @@ class Lexer:
                 self.fail('The string is missing the terminator: ".', start, incomplete=True)
             c = self.text[self.pos]
             if c in DOUBLE_QUOTES:
-                if self.pos + 1 < len(self.text) and self.text[self.pos + 1] in DOUBLE_QUOTES:
-                    buffer.append(c)
-                    self.pos += 2
-                    continue
-                self.pos += 1
-                return
-            if c == "`":
+                if self.closes(DOUBLE_QUOTES, buffer):
+                    return
+            elif c == "`":
                 buffer.append(ESCAPES.get(self.text[self.pos + 1], self.text[self.pos + 1]))
                 self.pos += 2
             elif c == "$":
@@ -256,6 +248,15 @@ class Lexer:
             else:
                 buffer.append(c)
                 self.pos += 1
+
+    def closes(self, quotes: str, out: list[str]) -> bool:
+        """At a quote inside a string quoted with `quotes`: steps past it and says whether it ends the string. Two
+        in a row stand for one quote character, added to `out`."""
+        doubled = self.pos + 1 < len(self.text) and self.text[self.pos + 1] in quotes
+        if doubled:
+            out.append(self.text[self.pos])
+        self.pos += 2 if doubled else 1
+        return not doubled
 
     def variable(self, parts: list[Part], buffer: list[str]) -> None:
         match = VARIABLE.match(self.text, self.pos)

@@ -84,6 +84,9 @@ class _Parser:
         token = token or self.tokens[-1]
         raise ShellSyntaxError(message, token.line, token.column)
 
+    def unexpected(self, token: Token) -> None:
+        self.fail(f"Unexpected token '{token.text}' in expression or statement.", token)
+
     def statement(self) -> Statement:
         first = self.tokens[0]
         if first.kind == "assign":
@@ -91,8 +94,8 @@ class _Parser:
             if self.peek() is None:
                 self.fail("You must provide a value expression following the '=' operator.", first)
             value = self.expression()
-            if self.peek() is not None:
-                self.fail(f"Unexpected token '{self.peek().text}' in expression or statement.", self.peek())
+            if (extra := self.peek()) is not None:
+                self.unexpected(extra)
             for word in words(value):
                 if not word.quoted and not NUMBER.fullmatch(word.text) and not is_variable(word):
                     self.fail(
@@ -114,7 +117,7 @@ class _Parser:
             # name of a command: no syntax error, but "The term '-AppId' is not recognized" when it runs.
             return Command(token.raw, self.elements(), token.line, token.column)
         if token.kind != "word":
-            self.fail(f"Unexpected token '{token.text}' in expression or statement.", token)
+            self.unexpected(token)
         if token.quoted or any(isinstance(p, Var) for p in token.parts):
             self.fail(f"m365-mock runs cmdlets: a statement must start with a cmdlet name, not {token.text}.", token)
         name = "".join(p for p in token.parts if isinstance(p, str))
@@ -155,10 +158,10 @@ class _Parser:
                 elif nxt.kind in ("word", "array"):
                     items.append(self.primary())
                 else:
-                    self.fail(f"Unexpected token '{nxt.text}' in expression or statement.", nxt)
+                    self.unexpected(nxt)
             self.take()
             return ArrayValue(items)
-        self.fail(f"Unexpected token '{token.text}' in expression or statement.", token)
+        self.unexpected(token)
         raise AssertionError  # unreachable: fail raises
 
 

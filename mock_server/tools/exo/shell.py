@@ -10,7 +10,7 @@ import argparse
 import contextlib
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -53,12 +53,8 @@ class Shell:
 
     def run_text(self, text: str) -> bool:
         """Parse and run `text`; True when every statement succeeded. A syntax error runs nothing."""
-        try:
-            statements = parse(text)
-        except ShellSyntaxError as exc:
-            self.err.write(exc.describe() + "\n")
-            return False
-        return self.run_statements(statements)
+        statements = _parsed(text, self.err)
+        return statements is not None and self.run_statements(statements)
 
     def run_statements(self, statements: list[Statement]) -> bool:
         ok = True
@@ -105,11 +101,8 @@ class Shell:
                     command.name,
                 )
             assert spec is not None
-            try:
+            with _reported_as(spec.name):
                 stages.append((spec, bind(spec, command.elements, self.evaluate)))
-            except CmdletError as exc:
-                exc.cmdlet = spec.name
-                raise
         output: Output | None = None
         for spec, args in stages:
             if spec.changes and args.get("WhatIf"):
@@ -120,15 +113,32 @@ class Shell:
             ctx = Context(self.client, self.err, verbose=bool(args.get("Verbose")), input=output)
             self.client.trace = ctx.note if ctx.verbose else None
             try:
-                output = spec.run(ctx, args)
-            except CmdletError as exc:
-                exc.cmdlet = spec.name
-                raise
+                with _reported_as(spec.name):
+                    output = spec.run(ctx, args)
             finally:
                 self.client.trace = None
         if output is not None:
             self.out.write(render(output))
         self.out.flush()
+
+
+@contextlib.contextmanager
+def _reported_as(name: str) -> Iterator[None]:
+    """A CmdletError raised inside is reported as the cmdlet `name`'s."""
+    try:
+        yield
+    except CmdletError as exc:
+        exc.cmdlet = name
+        raise
+
+
+def _parsed(text: str, err: TextIO) -> list[Statement] | None:
+    """The statements of `text`; None, with the parser's error written to `err`, when it is malformed."""
+    try:
+        return parse(text)
+    except ShellSyntaxError as exc:
+        err.write(exc.describe() + "\n")
+        return None
 
 
 PASTED_SPACES = "Delete the spaces after that backtick (text pasted from a PDF often carries them)."
@@ -219,10 +229,8 @@ def main(
             return 2
     else:
         text = stdin.read()
-    try:
-        statements = parse(text)
-    except ShellSyntaxError as exc:
-        err.write(exc.describe() + "\n")
+    statements = _parsed(text, err)
+    if statements is None:
         return 1
     if statements and not _connected(client, err):
         return 1
