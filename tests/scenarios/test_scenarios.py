@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import json
+import re
 import xml.etree.ElementTree as ET
 
 import pytest
 
-from m365_mock.scenarios.model import ScenarioError, builtin_scenarios, load_scenario, parse_scenario
+from m365_mock.scenarios.model import Scenario, ScenarioError, Step, builtin_scenarios, load_scenario, parse_scenario
 from m365_mock.scenarios.report import console, junit
 from m365_mock.scenarios.runner import run_scenario
 from m365_mock.scenarios.schema import SCHEMA, SCHEMA_FILE, schema_text
-from tests.scenarios.conftest import clean_env, run_cli
+from tests.scenarios.conftest import REPO, clean_env, run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -21,9 +22,182 @@ def test_schema_file_is_the_schema():
     assert SCHEMA_FILE.read_text() == schema_text(), "run: python -m m365_mock.scenarios.schema"
 
 
+RAOP = "Access to OData is disabled: [RAOP] : Blocked by tenant configured AppOnly AccessPolicy settings."
+DENIED = "Access is denied. Check credentials and try again."
+
+
+def documented_library() -> dict[str, str]:
+    """docs/scenarios.md's list of the built-in library: file name -> the situation it replays."""
+    text = (REPO / "docs" / "scenarios.md").read_text().split("## The built-in library", 1)[1].split("\n## ", 1)[0]
+    rows = re.findall(r"^\| `([\w-]+)` \| (.+?) \|$", text, re.MULTILINE)
+    return dict(rows)
+
+
+def steps(scenario: Scenario, do: str, **options) -> list[Step]:
+    """The scenario's steps of one kind whose options include `options` (as written, placeholders and all)."""
+    return [s for s in scenario.steps if s.do == do and all(s.options.get(k) == v for k, v in options.items())]
+
+
+def succeeds(step: Step) -> bool:
+    return "error" not in step.expect
+
+
+def setup_of(scenario: Scenario, kind: str) -> list:
+    return [action[kind] for action in scenario.setup if kind in action]
+
+
+def created_app(scenario: Scenario) -> dict:
+    """The body of the one app the scenario's setup registers."""
+    [request] = [c for c in setup_of(scenario, "control") if c["path"] == "/tenants/{tenant}/applications"]
+    return request["body"]
+
+
+def demo() -> dict:
+    from m365_mock.state.tenantfile import demo_tenant_data
+
+    return demo_tenant_data()["tenants"][0]
+
+
+def demo_group(name: str) -> list[str]:
+    [group] = [g for g in demo()["groups"] if g["display_name"] == name]
+    return [member.split("@")[0] for member in group["members"]]
+
+
+def restricted_mailbox(s: Scenario) -> None:
+    # The runbook's policy, in the demo tenant: the app is restricted to cctr_sec_group, which holds support@ only.
+    assert s.tenant == "demo" and not s.setup
+    [policy] = demo()["access_policies"]
+    assert (policy["access_right"], policy["scope"].split("@")[0]) == ("RestrictAccess", "cctr_sec_group")
+    assert "support" in demo_group("cctr_sec_group") and "sales" not in demo_group("cctr_sec_group")
+    [support] = steps(s, "fetch", mailbox="support@{domain}")
+    assert succeeds(support) and support.expect["count"] > 0
+    [read] = steps(s, "read", mailbox="support@{domain}")
+    assert read.expect == {"body_visible": True}
+    [sales] = steps(s, "fetch", mailbox="sales@{domain}")
+    assert sales.expect["error"] == {"status": 403, "code": "ErrorAccessDenied", "message": RAOP}
+    [send] = steps(s, "send", mailbox="sales@{domain}")
+    assert (send.expect["error"]["status"], send.expect["error"]["code"]) == (403, "ErrorAccessDenied")
+    [log] = steps(s, "log", mailbox="sales@{domain}", outcome="denied")
+    assert log.expect["entries"] == 2 and "RestrictAccess" in log.expect["decision_contains"]
+
+
+def deny_access(s: Scenario) -> None:
+    # billing@ is in cctr_sec_group, which the Restrict policy lets in; a Deny policy on a group holding it wins.
+    assert "billing" in demo_group("cctr_sec_group")
+    [script] = setup_of(s, "exo")
+    assert "-Members billing@{domain}" in script and "-AccessRight DenyAccess" in script
+    [billing] = steps(s, "fetch", mailbox="billing@{domain}")
+    assert billing.expect["error"]["code"] == "ErrorAccessDenied" and "[RAOP]" in billing.expect["error"].values()
+    [support] = steps(s, "fetch", mailbox="support@{domain}")
+    assert succeeds(support) and support.expect["count"] > 0
+    [log] = steps(s, "log", mailbox="billing@{domain}", outcome="denied")
+    assert "DenyAccess" in log.expect["decision_contains"]
+
+
+def policy_added_while_running(s: Scenario) -> None:
+    app = created_app(s)["display_name"]
+    kinds = [step.do for step in s.steps]
+    before, admin, after = kinds.index("fetch"), kinds.index("admin"), kinds.index("fetch", kinds.index("admin"))
+    assert before < admin < after
+    first, policy, second = s.steps[before], s.steps[admin], s.steps[after]
+    assert first.options == second.options == {"as": app, "mailbox": "sales@{domain}"}, "the same app and token"
+    assert succeeds(first) and first.expect["count"] > 0
+    script = policy.options["action"]["exo"]
+    assert script.startswith("New-ApplicationAccessPolicy") and f"-AppId {{app_id:{app}}}" in script
+    assert second.expect["error"]["code"] == "ErrorAccessDenied" and "[RAOP]" in second.expect["error"].values()
+
+
+def expired_secret(s: Scenario) -> None:
+    [secret] = [c["body"] for c in setup_of(s, "control") if c["path"].endswith("/secrets")]
+    [seconds] = setup_of(s, "advance")
+    assert seconds > secret["expires_in_days"] * 86400
+    [token] = steps(s, "token")
+    assert (token.expect["error"]["status"], token.expect["error"]["code"]) == (401, 7000222)
+
+
+def wrong_secret(s: Scenario) -> None:
+    [token] = steps(s, "token", credential="secret_id")
+    assert (token.expect["error"]["status"], token.expect["error"]["code"]) == (401, 7000215)
+
+
+def no_admin_consent(s: Scenario) -> None:
+    app = created_app(s)
+    assert app["admin_consent"] is False and app["permissions"]
+    [token] = steps(s, "token", **{"as": app["display_name"]})
+    assert succeeds(token) and token.expect["no_claims"] == ["roles"]
+    fetches = steps(s, "fetch", **{"as": app["display_name"]})
+    assert fetches and all(
+        f.expect["error"] == {"status": 403, "code": "ErrorAccessDenied", "message": DENIED} for f in fetches
+    )
+
+
+def mail_send_missing(s: Scenario) -> None:
+    app = created_app(s)
+    assert "Mail.Send" not in app["permissions"] and "Mail.Read" in app["permissions"]
+    [fetch] = steps(s, "fetch", **{"as": app["display_name"]})
+    assert succeeds(fetch) and fetch.expect["count"] > 0
+    [send] = steps(s, "send", **{"as": app["display_name"]})
+    assert send.expect["error"] == {"status": 403, "code": "ErrorAccessDenied", "message": DENIED}
+    [log] = steps(s, "log", **{"as": app["display_name"]})
+    assert "Mail.Send" in log.expect["decision_contains"]
+
+
+def readbasic_only(s: Scenario) -> None:
+    app = created_app(s)
+    assert app["permissions"] == ["Mail.ReadBasic.All"]
+    [read] = steps(s, "read", **{"as": app["display_name"]})
+    assert read.expect == {"body_visible": False}
+
+
+def certificate_credential(s: Scenario) -> None:
+    [made] = setup_of(s, "certificate")
+    assert made == {"app": demo()["applications"][0]["display_name"]}
+    [token] = steps(s, "token", credential="certificate")
+    assert token.expect["claims"]["appidacr"] == "2"
+    [fetch] = steps(s, "fetch", credential="certificate")
+    assert succeeds(fetch) and fetch.expect["count"] > 0
+
+
+def shared_to_shared(s: Scenario) -> None:
+    shared = {m["address"].split("@")[0] for m in demo()["mailboxes"] if m["type"] == "shared"}
+    [send] = steps(s, "send")
+    sender, recipient = (send.options[k].split("@")[0] for k in ("mailbox", "to"))
+    assert {sender, recipient} <= shared and sender != recipient
+    [arrived] = steps(s, "wait_for_delivery", mailbox=send.options["to"], subject=send.options["subject"])
+    assert arrived.expect == {"count": 1}
+
+
+def fetch_loop(s: Scenario) -> None:
+    [delivered] = setup_of(s, "deliver")
+    assert (delivered["count"], delivered["unread_ratio"]) == (25, 1)
+    [loop] = steps(s, "process", mailbox=delivered["mailbox"], mark_read=True)
+    assert loop.expect == {"count": 25, "total": 0, "unread": 0}, "every message once, none left behind"
+    [moved] = steps(s, "folder", mailbox=delivered["mailbox"], folder=loop.options["move_to"])
+    assert moved.expect == {"total": 25, "unread": 0}
+
+
+SITUATIONS = {
+    "01-restricted-mailbox": restricted_mailbox,
+    "02-deny-access": deny_access,
+    "03-policy-added-while-running": policy_added_while_running,
+    "04-expired-secret": expired_secret,
+    "05-wrong-secret": wrong_secret,
+    "06-no-admin-consent": no_admin_consent,
+    "07-mail-send-missing": mail_send_missing,
+    "08-readbasic-only": readbasic_only,
+    "09-certificate-credential": certificate_credential,
+    "10-shared-to-shared": shared_to_shared,
+    "11-fetch-loop": fetch_loop,
+}
+
+
 def test_library_has_the_situations_teams_hit():
-    names = [p.stem for p in builtin_scenarios()]
-    assert len(names) == 11 and names[0] == "01-restricted-mailbox" and names[-1] == "11-fetch-loop"
+    assert list(documented_library()) == [p.stem for p in builtin_scenarios()] == list(SITUATIONS)
+
+
+@pytest.mark.parametrize("path", builtin_scenarios(), ids=lambda p: p.stem)
+def test_each_library_scenario_expects_what_makes_it_its_situation(path):
+    SITUATIONS[path.stem](load_scenario(path))
 
 
 @pytest.mark.parametrize("path", builtin_scenarios(), ids=lambda p: p.stem)
