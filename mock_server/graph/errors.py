@@ -180,3 +180,74 @@ class InvalidInternetMessageHeader(GraphError):
 
     def __init__(self, name: str) -> None:
         super().__init__(f"The internet message header name '{name}' should start with 'x-' or 'X-'.")
+
+
+# ---------------------------------------------------------------- query options ($filter, $orderby, $search, ...)
+
+
+class ODataQueryError(GraphError):
+    """Base of every query-option error: 400 with code BadRequest unless a subclass names another code."""
+
+    status, code = 400, "BadRequest"
+
+
+class ParseUriError(ODataQueryError):
+    """Exchange's request broker refusing a query it cannot parse or bind; the texts are ODataLib's."""
+
+    code = "RequestBroker--ParseUri"
+
+    @classmethod
+    def syntax(cls, pos: int, text: str) -> ParseUriError:
+        return cls(f"Syntax error at position {pos} in '{text}'.")
+
+    @classmethod
+    def invalid_character(cls, char: str, pos: int, text: str) -> ParseUriError:
+        return cls(f"Syntax error: character '{char}' is not valid at position {pos} in '{text}'.")
+
+    @classmethod
+    def expression_expected(cls, pos: int, text: str) -> ParseUriError:
+        return cls(f"Expression expected at position {pos} in '{text}'.")
+
+    @classmethod
+    def close_paren_or_operator(cls, pos: int, text: str) -> ParseUriError:
+        return cls(f"')' or operator expected at position {pos} in '{text}'.")
+
+    @classmethod
+    def close_paren_or_comma(cls, pos: int, text: str) -> ParseUriError:
+        return cls(f"')' or ',' expected at position {pos} in '{text}'.")
+
+    @classmethod
+    def unterminated(cls, pos: int, text: str) -> ParseUriError:
+        return cls(f"There is an unterminated string literal at position {pos} in '{text}'.")
+
+    @classmethod
+    def too_deep(cls) -> ParseUriError:
+        return cls("Recursion depth exceeded allowed limit.")
+
+
+class InvalidUrlQueryFilter(ODataQueryError):
+    """A $filter that parses but that Exchange cannot translate (endswith, unsupported nodes)."""
+
+    code = "ErrorInvalidUrlQueryFilter"
+    default_message = "The query filter contains one or more invalid nodes."
+
+
+class InefficientFilter(ODataQueryError):
+    """$orderby properties not leading the $filter in the same order."""
+
+    code = "InefficientFilter"
+    default_message = "The restriction or sort order is too complex for this operation."
+
+
+class SearchWithFilter(ODataQueryError):
+    code = "SearchWithFilter"
+    default_message = "The query parameter '$filter' is not supported with '$search'."
+
+
+class SearchWithOrderBy(ODataQueryError):
+    code = "SearchWithOrderBy"
+    default_message = "The query parameter '$orderBy' is not supported with '$search'."
+
+
+class InvalidQueryOptionValue(ODataQueryError):
+    """A $top or $skip that is not an integer in range."""

@@ -17,7 +17,7 @@ from werkzeug.wrappers import Request as WerkzeugRequest
 
 from m365_mock.app import DECISION, GRAPH_JSON_TYPE, TOKEN, current_emulator, json_response, origin_of
 from m365_mock.emulator import Emulator
-from m365_mock.graph import body, errors, odata
+from m365_mock.graph import body, errors, kql, query
 from m365_mock.graph.serializers import folder_json, message_fragment, message_json, message_value
 from m365_mock.identity.tokens import TokenRejected, VerifiedToken
 from m365_mock.state import access
@@ -174,8 +174,8 @@ def list_child_folders(user: str, folder_id: str) -> Response:
 def _folder_page(req: MailboxRequest, parent: Folder, tail: str) -> Response:
     args = req.http.args
     include_hidden = args.get("includeHiddenFolders", "").lower() == "true"
-    top = odata.parse_top(args["$top"]) if "$top" in args else DEFAULT_PAGE
-    skip = odata.parse_skip(args["$skip"]) if "$skip" in args else 0
+    top = query.parse_top(args["$top"]) if "$top" in args else DEFAULT_PAGE
+    skip = query.parse_skip(args["$skip"]) if "$skip" in args else 0
     folders = req.store.child_folders(parent, include_hidden)
     payload: dict[str, Any] = {"@odata.context": req.context(tail)}
     if args.get("$count", "").lower() == "true":
@@ -244,10 +244,10 @@ def _link(origin: str, path: str, params: tuple[tuple[str, str], ...], skip: int
 
 # Query options parse the same way every time: daemons repeat the same few queries, so keep their parses.
 # The parsed values are never changed by the routes.
-_select = functools.lru_cache(maxsize=512)(odata.parse_select)
-_filter = functools.lru_cache(maxsize=512)(odata.parse_filter)
-_orderby = functools.lru_cache(maxsize=512)(odata.parse_orderby)
-_search = functools.lru_cache(maxsize=512)(odata.parse_search)
+_select = functools.lru_cache(maxsize=512)(query.parse_select)
+_filter = functools.lru_cache(maxsize=512)(query.parse_filter)
+_orderby = functools.lru_cache(maxsize=512)(query.parse_orderby)
+_search = functools.lru_cache(maxsize=512)(kql.parse_search)
 
 
 def message_size(message: Message) -> int:
@@ -313,20 +313,20 @@ def message_page(req: MailboxRequest, folder: Folder | None, tail: str) -> tuple
     http = req.http
     args = http.args.to_dict()
     select = _select(args["$select"]) if "$select" in args else None
-    top = odata.parse_top(args["$top"]) if "$top" in args else DEFAULT_PAGE
-    skip = odata.parse_skip(args["$skip"]) if "$skip" in args else 0
+    top = query.parse_top(args["$top"]) if "$top" in args else DEFAULT_PAGE
+    skip = query.parse_skip(args["$skip"]) if "$skip" in args else 0
     count = args.get("$count", "").lower() == "true"
     flt = _filter(args["$filter"]) if args.get("$filter") else None
     orderby = _orderby(args["$orderby"]) if args.get("$orderby") else []
     search = _search(args["$search"]) if args.get("$search") else None
     if search is not None:
         if flt is not None:
-            raise odata.SearchWithFilter()
+            raise errors.SearchWithFilter()
         if orderby:
-            raise odata.SearchWithOrderBy()
+            raise errors.SearchWithOrderBy()
         if not req.decision.content_visible:
             raise errors.AccessDenied()
-    odata.check_filter_orderby(flt, orderby)
+    query.check_filter_orderby(flt, orderby)
 
     predicate = None
     unread_only = None
@@ -337,7 +337,7 @@ def message_page(req: MailboxRequest, folder: Folder | None, tail: str) -> tuple
     if search is not None:
         predicate = lambda m: search.matches(getter(m))  # noqa: E731
         orderby = [("sentDateTime", True)]
-    sort = (lambda items: odata.order(items, orderby, getter)) if orderby else None
+    sort = (lambda items: query.order(items, orderby, getter)) if orderby else None
     page = req.store.list_messages(
         folder, skip=skip, top=top, count=count, unread_only=unread_only, predicate=predicate, sort=sort
     )
@@ -383,7 +383,7 @@ def _message_in_scope(req: MailboxRequest, message_id: str, folder_id: str | Non
 
 
 def _one(req: MailboxRequest, message: Message, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    select = odata.parse_select(request.args["$select"]) if "$select" in request.args else None
+    select = query.parse_select(request.args["$select"]) if "$select" in request.args else None
     with req.store.lock:
         payload = message_json(
             message,

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from m365_mock.graph.errors import GraphError
-from m365_mock.graph.odata import (
+from m365_mock.graph.kql import parse_search
+from m365_mock.graph.query import (
     MESSAGE_PROPERTIES,
     FilterExpr,
     InefficientFilter,
@@ -21,7 +22,6 @@ from m365_mock.graph.odata import (
     order,
     parse_filter,
     parse_orderby,
-    parse_search,
     parse_select,
     parse_skip,
     parse_top,
