@@ -18,7 +18,7 @@ from __future__ import annotations
 import html
 import re
 import unicodedata
-from collections.abc import Callable, Hashable, Iterable, Mapping
+from collections.abc import Callable, Collection, Hashable, Iterable, Mapping
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
@@ -164,8 +164,10 @@ def _date_match(op: str, value: str, actual: Any) -> bool:
 class ValueEntry(Protocol[M]):
     """One distinct value of an indexed field: the messages holding it, and a slot the search fills."""
 
-    messages: set[M]
     derived: Any
+
+    @property
+    def messages(self) -> Collection[M]: ...
 
 
 class SearchSource(Protocol[M]):
@@ -199,7 +201,7 @@ def _matching(source: SearchSource[M], fields: Iterable[str], term: str) -> set[
             if text is None:
                 text = entry.derived = plain(raw, markup=markup)
             if _found(needle, text):
-                found |= entry.messages
+                found.update(entry.messages)
     return source.restrict(found)
 
 

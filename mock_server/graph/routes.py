@@ -18,7 +18,8 @@ from werkzeug.wrappers import Request as WerkzeugRequest
 from m365_mock.app import DECISION, GRAPH_JSON_TYPE, TOKEN, current_emulator, json_response, origin_of
 from m365_mock.emulator import Emulator
 from m365_mock.graph import body, errors, kql, query
-from m365_mock.graph.serializers import folder_json, message_fragment, message_json, message_value
+from m365_mock.graph.query import plan
+from m365_mock.graph.serializers import folder_json, message_fragment, message_json
 from m365_mock.identity.tokens import TokenRejected, VerifiedToken
 from m365_mock.state import access
 from m365_mock.state.access import Decision, Operation
@@ -37,7 +38,6 @@ graph = Blueprint("graph", __name__, url_prefix="/v1.0")
 DEFAULT_PAGE = 10
 _PREFER_TEXT = re.compile(r'outlook\.body-content-type\s*=\s*"?text"?', re.I)
 _PREFER_IMMUTABLE = re.compile(r'IdType\s*=\s*"?ImmutableId"?', re.I)
-_DATETIME_PATHS = frozenset({"receivedDateTime", "sentDateTime", "createdDateTime", "lastModifiedDateTime"})
 
 
 @dataclass
@@ -250,43 +250,6 @@ _orderby = functools.lru_cache(maxsize=512)(query.parse_orderby)
 _search = functools.lru_cache(maxsize=512)(kql.parse_search)
 
 
-def message_size(message: Message) -> int:
-    """An estimate of the message's size in bytes, as KQL `size:` compares it (headers, body, attachments)."""
-    return (
-        512
-        + len(message.subject.encode())
-        + len(message.body_content.encode())
-        + sum(len(a["content"]) for a in message.attachments)
-    )
-
-
-def getter(message: Message) -> Callable[[str], Any]:
-    """Property values for $filter/$orderby/$search, as Graph JSON with DateTimeOffsets as datetimes."""
-
-    def get(path: str) -> Any:
-        if path in _DATETIME_PATHS:
-            return {
-                "receivedDateTime": message.received,
-                "sentDateTime": message.sent,
-                "createdDateTime": message.created,
-                "lastModifiedDateTime": message.modified,
-            }[path]
-        head, *rest = path.split("/")
-        if head == "attachments":
-            return [{"name": a["name"], "contentType": a["contentType"]} for a in message.attachments]
-        if head == "size":
-            return message_size(message)
-        try:
-            value = message_value(message, head, message_id=message.id)
-        except KeyError:
-            return None
-        for part in rest:
-            value = value.get(part) if isinstance(value, dict) else None
-        return value
-
-    return get
-
-
 @graph.get("/users/<user>/messages")
 def list_messages(user: str) -> Response:
     req = authorize(user, Operation.READ_BASIC)
@@ -315,7 +278,7 @@ def message_page(req: MailboxRequest, folder: Folder | None, tail: str) -> tuple
     select = _select(args["$select"]) if "$select" in args else None
     top = query.parse_top(args["$top"]) if "$top" in args else DEFAULT_PAGE
     skip = query.parse_skip(args["$skip"]) if "$skip" in args else 0
-    count = args.get("$count", "").lower() == "true"
+    count = query.parse_count(args.get("$count", ""))
     flt = _filter(args["$filter"]) if args.get("$filter") else None
     orderby = _orderby(args["$orderby"]) if args.get("$orderby") else []
     search = _search(args["$search"]) if args.get("$search") else None
@@ -328,19 +291,7 @@ def message_page(req: MailboxRequest, folder: Folder | None, tail: str) -> tuple
             raise errors.AccessDenied()
     query.check_filter_orderby(flt, orderby)
 
-    predicate = None
-    unread_only = None
-    if flt is not None:
-        unread_only = None if flt.isread_only is None else not flt.isread_only
-        if unread_only is None:
-            predicate = lambda m: flt.matches(getter(m))  # noqa: E731
-    if search is not None:
-        predicate = lambda m: search.matches(getter(m))  # noqa: E731
-        orderby = [("sentDateTime", True)]
-    sort = (lambda items: query.order(items, orderby, getter)) if orderby else None
-    page = req.store.list_messages(
-        folder, skip=skip, top=top, count=count, unread_only=unread_only, predicate=predicate, sort=sort
-    )
+    page = plan.list_page(req.store, folder, skip=skip, top=top, count=count, flt=flt, orderby=orderby, search=search)
     context = req.context(tail + (f"({','.join(select)})" if select else ""))
     payload: dict[str, Any] = {"@odata.context": context}
     if count:

@@ -1,21 +1,27 @@
 """Folders and messages of every mailbox, delivery of sent mail, and the indexes that keep listing cheap.
 
 Each mailbox has its own lock; no operation holds two mailbox locks at once, so delivery to many mailboxes
-cannot deadlock. Listing the first page in the default order (receivedDateTime desc), unread-only listing and
-lookups by id cost the same whatever the mailbox size: every folder and the mailbox as a whole keep sorted
-indexes of all and of unread messages.
+cannot deadlock. Every index is changed under that lock, in the same step as the message.
+
+What a listing costs does not grow with the mailbox where the indexes answer it: every folder and the mailbox
+as a whole keep their messages sorted by received time (Graph's default order) and their unread messages
+likewise, so a first page, an unread page, a page in either direction of receivedDateTime and a received-time
+range are slices; the mailbox keeps the messages with attachments, and for subjects, bodies and senders the
+distinct values with the messages that hold each (`ValueEntry`), so an equality filter or a search word is
+answered per distinct value, not per message.
 """
 
 from __future__ import annotations
 
 import base64
 import bisect
+import heapq
 import html
 import itertools
 import re
 import threading
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -109,9 +115,12 @@ def recipient(address: str, name: str | None = None) -> dict[str, Any]:
     return {"emailAddress": {"name": name if name is not None else address, "address": address}}
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class Message:
-    """One message in one folder. `id` changes when the message moves; `immutable_id` never does."""
+    """One message in one folder. `id` changes when the message moves; `immutable_id` never does.
+
+    Messages compare and hash by identity: the store's indexes keep them in sets.
+    """
 
     id: str
     immutable_id: str
@@ -148,6 +157,17 @@ class Message:
     _preview: str | None = field(default=None, repr=False)
     _rendered: dict[tuple, str] = field(default_factory=dict, repr=False)
     _rendered_version: str = field(default="", repr=False)
+    _key: tuple[float, int] | None = field(default=None, repr=False)  # index_key() while in the indexes
+    _sent_key: tuple[Any, ...] | None = field(default=None, repr=False)
+
+    @property
+    def body_preview(self) -> str:
+        if self._preview is None:
+            self._preview = preview_of(self.body_content, self.body_type)
+        return self._preview
+
+    def set_body(self, content: str, content_type: str) -> None:
+        self.body_content, self.body_type, self._preview = content, content_type, None
 
     def rendered(self, key: tuple, render: Callable[[], str]) -> str:
         """A cached rendering of this message, dropped whenever the message changes (its changeKey moves)."""
@@ -159,18 +179,16 @@ class Message:
             text = self._rendered[key] = render()
         return text
 
-    @property
-    def body_preview(self) -> str:
-        if self._preview is None:
-            self._preview = preview_of(self.body_content, self.body_type)
-        return self._preview
-
-    def set_body(self, content: str, content_type: str) -> None:
-        self.body_content, self.body_type, self._preview = content, content_type, None
-
     def index_key(self) -> tuple[float, int]:
         """Sorts ascending in Graph's default order: newest received first, then newest created."""
-        return (-self.received.timestamp(), -self.seq)
+        return (-_instant(self.received), -self.seq)
+
+    def sent_key(self) -> tuple[Any, ...]:
+        """Sorts ascending by sentDateTime, newest first and unsent last, then in the default order."""
+        if self._sent_key is None:
+            key = self._key or self.index_key()
+            self._sent_key = (1, 0.0, *key) if self.sent is None else (0, -_instant(self.sent), *key)
+        return self._sent_key
 
     def copy_fields(self) -> dict[str, Any]:
         """The content of this message, for building a copy or a delivered message."""
@@ -211,6 +229,60 @@ def _clone(value: Any) -> Any:
     return value
 
 
+def _instant(moment: datetime) -> float:
+    """Seconds since the epoch; a time without a zone is UTC (as $filter reads it)."""
+    return (moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)).timestamp()
+
+
+def _address_part(recipient: Any, part: str) -> Any:
+    email = recipient.get("emailAddress") if isinstance(recipient, dict) else None
+    return email.get(part) if isinstance(email, dict) else None
+
+
+# The text fields kept as value indexes, and how each is read from a message (as Graph JSON shows it).
+VALUE_FIELDS: dict[str, Callable[[Message], Any]] = {
+    "subject": lambda m: m.subject,
+    "body": lambda m: m.body_content,
+    "from_name": lambda m: _address_part(m.from_, "name"),
+    "from_address": lambda m: _address_part(m.from_, "address"),
+}
+
+
+class ValueEntry:
+    """One distinct value of an indexed text field: the messages holding it (one, or a set of many), and
+    `derived`, a slot for what readers compute from the value once (a search keeps its normalized text there)."""
+
+    __slots__ = ("_many", "_one", "derived")
+
+    def __init__(self) -> None:
+        self._one: Message | None = None
+        self._many: set[Message] | None = None
+        self.derived: Any = None
+
+    @property
+    def messages(self) -> Collection[Message]:
+        if self._many is not None:
+            return self._many
+        return () if self._one is None else (self._one,)
+
+    def add(self, message: Message) -> None:
+        if self._many is not None:
+            self._many.add(message)
+        elif self._one is None:
+            self._one = message
+        elif self._one is not message:
+            self._many, self._one = {self._one, message}, None
+
+    def discard(self, message: Message) -> bool:
+        """Forget `message`; True when no message holds the value any more."""
+        if self._many is not None:
+            self._many.discard(message)
+            return not self._many
+        if self._one is message:
+            self._one = None
+        return self._one is None
+
+
 class SortedIndex:
     """Messages kept in Graph's default order; page slices and lengths without scanning."""
 
@@ -222,7 +294,7 @@ class SortedIndex:
         return len(self._keys)
 
     def add(self, message: Message) -> None:
-        key = message.index_key()
+        key = message._key or message.index_key()
         bisect.insort(self._keys, key)
         self._by_key[key] = message
 
@@ -230,18 +302,48 @@ class SortedIndex:
         """Add many at once: one sort (linear for keys mostly in order) instead of an insertion each."""
         keys, by_key = self._keys, self._by_key
         for message in messages:
-            key = message.index_key()
+            key = message._key or message.index_key()
             by_key[key] = message
             keys.append(key)
         keys.sort()
 
     def discard(self, message: Message) -> None:
-        key = message.index_key()
+        key = message._key or message.index_key()
         if self._by_key.pop(key, None) is not None:
             del self._keys[bisect.bisect_left(self._keys, key)]
 
     def slice(self, start: int, stop: int) -> list[Message]:
         return [self._by_key[k] for k in self._keys[start:stop]]
+
+    def span(self, after: tuple[float, bool] | None, before: tuple[float, bool] | None) -> tuple[int, int]:
+        """Positions [start, stop) of the messages received within the bounds ((instant, inclusive) or None)."""
+        keys, start, stop = self._keys, 0, len(self._keys)
+        if before is not None:  # newest first: the upper bound of time is where the span starts
+            moment, inclusive = before
+            start = bisect.bisect_left(keys, (-moment,)) if inclusive else bisect.bisect_right(keys, (-moment, _INF))
+        if after is not None:
+            moment, inclusive = after
+            stop = bisect.bisect_right(keys, (-moment, _INF)) if inclusive else bisect.bisect_left(keys, (-moment,))
+        return start, max(start, stop)
+
+    def walk(self, start: int = 0, stop: int | None = None, *, oldest_first: bool = False) -> Iterator[Message]:
+        """The messages at positions [start, stop): newest first, or oldest received first (messages received at
+        the same instant then still newest created first, as a stable sort by receivedDateTime leaves them).
+
+        Walk under the store's lock: the index must not change meanwhile.
+        """
+        keys, by_key = self._keys, self._by_key
+        stop = len(keys) if stop is None else min(stop, len(keys))
+        if not oldest_first:
+            for position in range(start, stop):
+                yield by_key[keys[position]]
+            return
+        end = stop
+        while end > start:
+            first = max(start, bisect.bisect_left(keys, (keys[end - 1][0],), start, end))
+            for position in range(first, end):
+                yield by_key[keys[position]]
+            end = first
 
     def __iter__(self) -> Iterator[Message]:
         for key in list(self._keys):
@@ -278,6 +380,32 @@ class Page:
     items: list[Message]
     total: int | None
     has_more: bool
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which messages a listing wants, in terms the store's indexes answer. Every condition given must hold.
+
+    `after` / `before`: received at or after / before an instant (`inclusive` or strictly); `is_read`,
+    `has_attachments`: that value; `values`: (field of VALUE_FIELDS, test) pairs, the field's value (a string;
+    a message without one fails) must pass the test; `among`: only these messages (found elsewhere, e.g. by a
+    search); `predicate`: anything else, asked last and of the fewest messages.
+    """
+
+    after: tuple[datetime, bool] | None = None
+    before: tuple[datetime, bool] | None = None
+    is_read: bool | None = None
+    has_attachments: bool | None = None
+    values: tuple[tuple[str, Callable[[str], bool]], ...] = ()
+    among: Collection[Message] | None = None
+    predicate: Callable[[Message], bool] | None = None
+
+
+# Orders a listing can ask for besides a key function of its own (ascending; ties in the default order).
+NEWEST = "newest"  # receivedDateTime desc, then newest created: Graph's default
+OLDEST = "oldest"  # receivedDateTime asc; messages received at the same instant newest created first
+SENT = "sent"  # sentDateTime desc, unsent last; ties in the default order
+_INF = float("inf")
 
 
 class MailJournal(Protocol):
@@ -321,6 +449,8 @@ class MailboxStore:
         self.immutable: dict[str, Message] = {}
         self.all = SortedIndex()
         self.unread = SortedIndex()
+        self.attached: set[Message] = set()
+        self.values: dict[str, dict[str, ValueEntry]] = {name: {} for name in VALUE_FIELDS}
         if folders is not None:
             for folder in folders:
                 self._attach(folder)
@@ -400,7 +530,7 @@ class MailboxStore:
         with self.lock:
             message = self._new_message(folder, fields, self._now())
             self._index(message)
-            return message
+        return message
 
     def add_messages(self, folder: Folder, batch: Iterable[dict[str, Any]]) -> list[Message]:
         """Store many new messages in `folder` at once (each dict as `add_message`'s fields)."""
@@ -408,7 +538,7 @@ class MailboxStore:
             now = self._now()
             messages = [self._new_message(folder, fields, now) for fields in batch]
             self._index_many(messages)
-            return messages
+        return messages
 
     def _new_message(self, folder: Folder, fields: dict[str, Any], now: datetime) -> Message:
         fields.setdefault("received", now)
@@ -431,10 +561,34 @@ class MailboxStore:
             **fields,
         )
 
+    def _index_values(self, message: Message) -> None:
+        message._key, message._sent_key = message.index_key(), None
+        if message.has_attachments is True:
+            self.attached.add(message)
+        for name, read in VALUE_FIELDS.items():
+            value = read(message)
+            if isinstance(value, str):
+                entries = self.values[name]
+                entry = entries.get(value)
+                if entry is None:
+                    entry = entries[value] = ValueEntry()
+                entry.add(message)
+
+    def _unindex_values(self, message: Message) -> None:
+        self.attached.discard(message)
+        for name, read in VALUE_FIELDS.items():
+            value = read(message)
+            if isinstance(value, str):
+                entries = self.values[name]
+                entry = entries.get(value)
+                if entry is not None and entry.discard(message):
+                    del entries[value]
+
     def _index(self, message: Message) -> None:
         folder = self.folders[message.folder_id]
         self.messages[message.id] = message
         self.immutable[message.immutable_id] = message
+        self._index_values(message)
         folder.all.add(message)
         if not message.is_read:
             folder.unread.add(message)
@@ -451,6 +605,7 @@ class MailboxStore:
         for message in messages:
             self.messages[message.id] = message
             self.immutable[message.immutable_id] = message
+            self._index_values(message)
             by_folder.setdefault(message.folder_id, []).append(message)
         in_view: list[Message] = []
         for folder_id, batch in by_folder.items():
@@ -476,6 +631,8 @@ class MailboxStore:
         self.immutable.pop(message.immutable_id, None)
         for index in (folder.all, self.all, folder.unread, self.unread):
             index.discard(message)
+        self._unindex_values(message)
+        message._key = None
 
     def update_message(self, key: str, changes: Callable[[Message], None]) -> Message:
         """Apply `changes` to a message atomically, keeping indexes and counts true."""
@@ -488,7 +645,7 @@ class MailboxStore:
                 message.modified = self._now()
                 message.change_key = new_change_key()
                 self._index(message)
-            return message
+        return message
 
     def move_message(self, key: str, destination: Folder, keep_id: bool = False) -> Message:
         """Move to `destination`; the message gets a new id unless `keep_id` (Prefer: IdType="ImmutableId")."""
@@ -501,7 +658,7 @@ class MailboxStore:
             message.modified = self._now()
             message.change_key = new_change_key()
             self._index(message)
-            return message
+        return message
 
     def copy_message(self, key: str, destination: Folder) -> Message:
         with self.lock:
@@ -524,31 +681,128 @@ class MailboxStore:
         skip: int,
         top: int,
         count: bool = False,
-        unread_only: bool | None = None,
-        predicate: Callable[[Message], bool] | None = None,
-        sort: Callable[[list[Message]], list[Message]] | None = None,
+        where: Selection | None = None,
+        order: str | Callable[[Message], Any] = NEWEST,
     ) -> Page:
-        """A page of messages of `folder` (or the whole mailbox) in default order unless `sort` is given.
+        """A page of the messages of `folder` (or of the whole mailbox) that `where` selects, in `order`: NEWEST
+        (the default), OLDEST, SENT, or a key function (ascending; ties in the default order).
 
-        `unread_only` True/False uses the unread index (or its complement); `predicate` filters by scanning.
+        The messages are taken from the smallest index that answers a condition of `where` (a received-time
+        span, the unread messages, the messages with attachments, a value index), so the cost follows what
+        matches, not the mailbox; a page in NEWEST or OLDEST order stops as soon as it is full.
         """
+        where = where or Selection()
         with self.lock:
-            index = (folder.unread if folder else self.unread) if unread_only else (folder.all if folder else self.all)
-            if predicate is None and sort is None and unread_only is not False:
-                items = index.slice(skip, skip + top)
-                return Page(items, len(index) if count else None, skip + top < len(index))
-            candidates: Iterable[Message] = iter(index)
-            if unread_only is False:
-                candidates = (m for m in candidates if m.is_read)
-            if predicate is not None:
-                candidates = (m for m in candidates if predicate(m))
-            if sort is None and not count:
-                page = list(itertools.islice(candidates, skip, skip + top + 1))
-                return Page(page[:top], None, len(page) > top)
-            matched = list(candidates)
-            if sort is not None:
-                matched = sort(matched)
-            return Page(matched[skip : skip + top], len(matched) if count else None, skip + top < len(matched))
+            index = folder.all if folder else self.all
+            source, answered = self._source(folder, index, where)
+            keep = self._keeper(folder, where, answered)
+            want = skip + top + 1  # one more than the page shows whether there is more
+            if isinstance(source, tuple) and order in (NEWEST, OLDEST):
+                walked, start, stop = source
+                if keep is None and order == NEWEST:
+                    items = walked.slice(start + skip, min(start + want, stop))
+                    return Page(items[:top], stop - start if count else None, len(items) > top)
+                matches = walked.walk(start, stop, oldest_first=order == OLDEST)
+                if keep is not None:
+                    matches = filter(keep, matches)
+                if not count:
+                    items = list(itertools.islice(matches, skip, want))
+                    return Page(items[:top], None, len(items) > top)
+                found = list(matches)
+                return Page(found[skip : skip + top], len(found), len(found) > skip + top)
+            if isinstance(source, tuple):
+                walked, start, stop = source
+                candidates: Iterable[Message] = walked.walk(start, stop)
+            else:
+                candidates = source
+            found = list(filter(keep, candidates) if keep else candidates)
+            items = self._first(found, want, order, index)
+            return Page(items[skip : skip + top], len(found) if count else None, len(items) > skip + top)
+
+    def _source(
+        self, folder: Folder | None, index: SortedIndex, where: Selection
+    ) -> tuple[tuple[SortedIndex, int, int] | Collection[Message], set[str]]:
+        """Where the candidates come from (a span of a sorted index of the folder or mailbox, or a set of the
+        whole mailbox's messages), and which conditions of `where` that source already answers."""
+        best: tuple[SortedIndex, int, int] = (index, 0, len(index))
+        answered = {"scope"}
+        if where.after is not None or where.before is not None:
+            after = None if where.after is None else (_instant(where.after[0]), where.after[1])
+            before = None if where.before is None else (_instant(where.before[0]), where.before[1])
+            best, answered = (index, *index.span(after, before)), {"scope", "received"}
+        unread = folder.unread if folder else self.unread
+        if where.is_read is False and len(unread) <= best[2] - best[1]:
+            best, answered = (unread, 0, len(unread)), {"scope", "is_read"}
+        sets: list[tuple[Collection[Message], str]] = []
+        if where.has_attachments is True:
+            sets.append((self.attached, "has_attachments"))
+        for position, (name, test) in enumerate(where.values):
+            found: set[Message] = set()
+            for value, entry in self.values[name].items():
+                if test(value):
+                    found.update(entry.messages)
+            sets.append((found, f"value{position}"))
+        if where.among is not None:
+            sets.append((where.among, "among"))
+        smallest = min(sets, key=lambda pair: len(pair[0]), default=None)
+        if smallest is not None and len(smallest[0]) < best[2] - best[1]:
+            return smallest[0], {smallest[1]}
+        return best, answered
+
+    def _keeper(self, folder: Folder | None, where: Selection, answered: set[str]) -> Callable[[Message], bool] | None:
+        """One test for the conditions of `where` (and the folder or mailbox) not `answered`; None if none."""
+        tests: list[Callable[[Message], bool]] = []
+        if "scope" not in answered:
+            if folder is not None:
+                folder_id = folder.id
+                tests.append(lambda m: m.folder_id == folder_id)
+            else:
+                view = {f.id for f in self.folders.values() if f.in_mailbox_view}
+                tests.append(lambda m: m.folder_id in view)
+        if "received" not in answered:
+            if where.after is not None:
+                low, inclusive = -_instant(where.after[0]), where.after[1]
+                tests.append((lambda m: m._key[0] <= low) if inclusive else (lambda m: m._key[0] < low))
+            if where.before is not None:
+                high, inclusive = -_instant(where.before[0]), where.before[1]
+                tests.append((lambda m: m._key[0] >= high) if inclusive else (lambda m: m._key[0] > high))
+        if where.is_read is not None and "is_read" not in answered:
+            tests.append(lambda m, wanted=where.is_read: m.is_read is wanted)
+        if where.has_attachments is not None and "has_attachments" not in answered:
+            tests.append(lambda m, wanted=where.has_attachments: m.has_attachments is wanted)
+        for position, (name, test) in enumerate(where.values):
+            if f"value{position}" not in answered:
+                read = VALUE_FIELDS[name]
+                tests.append(lambda m, read=read, test=test: isinstance(value := read(m), str) and test(value))
+        if where.among is not None and "among" not in answered:
+            among = where.among if isinstance(where.among, set | frozenset) else set(where.among)
+            tests.append(lambda m: m in among)
+        if where.predicate is not None:
+            tests.append(where.predicate)
+        if not tests:
+            return None
+        if len(tests) == 1:
+            return tests[0]
+        return lambda m: all(test(m) for test in tests)
+
+    @staticmethod
+    def _first(
+        found: list[Message], want: int, order: str | Callable[[Message], Any], index: SortedIndex
+    ) -> list[Message]:
+        """The first `want` of `found` in `order`, without sorting them all when only a few are wanted."""
+        if order in (NEWEST, OLDEST):
+            # Walking the index until `want` members turn up takes about want * len(index) / len(found) steps.
+            if found and want * len(index) < 4 * len(found) ** 2:
+                members = set(found)
+                walk = index.walk(oldest_first=order == OLDEST)
+                return list(itertools.islice((m for m in walk if m in members), want))
+            if order == NEWEST:
+                return heapq.nsmallest(want, found, key=lambda m: m._key)
+            return heapq.nsmallest(want, found, key=lambda m: (-m._key[0], m._key[1]))
+        if order == SENT:
+            return heapq.nsmallest(want, found, key=Message.sent_key)
+        key = order
+        return heapq.nsmallest(want, found, key=lambda m: (key(m), m._key))
 
     def counts(self) -> tuple[int, int]:
         with self.lock:

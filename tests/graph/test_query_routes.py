@@ -201,3 +201,79 @@ def test_skip_and_top_are_bounded_on_folder_lists(graph, mailbox, path):
         "The query specified in the URI is not valid. The limit of '1000' for Top query has been exceeded. "
         f"The value from the incoming request is '{big}'.",
     )
+
+
+def _report(deliver, **fields):
+    pdf = {"name": "report.pdf", "contentType": "application/pdf", "content": b"%PDF", "isInline": False}
+    return deliver(SUPPORT, subject="report", attachments=[{**pdf, "contentId": None}], has_attachments=True, **fields)
+
+
+@pytest.mark.parametrize(
+    ("search", "found"),
+    [
+        ('"size>1"', True),
+        ('"size:100"', False),  # a message is at least 512 bytes: headers, subject, body, attachments
+        ('"size>=530"', True),
+        ('"size<512"', False),
+        ('"attachment:report"', True),
+        ('"attachment:report.pdf"', True),
+        ('"attachment:invoice"', False),
+        ('"hasattachments:yes"', True),
+        ('"hasattachments:no"', False),
+    ],
+)
+def test_kql_size_and_attachment_searches_find_what_they_should(graph, deliver, search, found):
+    message = _report(deliver)
+    response = graph.get(f"/users/{SUPPORT}/messages?$search={search}")
+    assert response.status_code == 200
+    assert [m["id"] for m in response.get_json()["value"]] == ([message.id] if found else [])
+
+
+def test_search_results_come_newest_sent_first_and_page_like_any_list(graph, deliver):
+    made = [
+        deliver(SUPPORT, subject=f"Printer {i}", received=START + timedelta(hours=i), sent=START - timedelta(hours=i))
+        for i in range(5)
+    ]
+    deliver(SUPPORT, subject="Printer draft", received=START, sent=None)
+    body = graph.get(f'/users/{SUPPORT}/messages?$search="printer"&$top=2&$count=true').get_json()
+    assert body["@odata.count"] == 6
+    assert [m["subject"] for m in body["value"]] == ["Printer 0", "Printer 1"]
+    rest = graph.get(body["@odata.nextLink"]).get_json()
+    assert [m["subject"] for m in rest["value"]] == ["Printer 2", "Printer 3"]
+    last = graph.get(rest["@odata.nextLink"]).get_json()
+    assert [m["subject"] for m in last["value"]] == ["Printer 4", "Printer draft"]  # unsent last
+    assert "@odata.nextLink" not in last and len(made) == 5
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("$orderby=receivedDateTime asc&$top=2", ["Invoice 1001 overdue", "Re: password reset"]),
+        ("$orderby=receivedDateTime desc&$skip=1&$top=2", ["Printer jam", "Re: password reset"]),
+        (
+            "$filter=receivedDateTime ge 2026-04-01T09:00:00Z&$orderby=receivedDateTime asc",
+            ["Re: password reset", "Printer jam", "Invoice 1002"],
+        ),
+        ("$filter=receivedDateTime gt 2026-04-01T09:00:00Z", ["Invoice 1002", "Printer jam"]),
+        ("$filter=receivedDateTime eq 2026-04-01T09:00:00Z", ["Re: password reset"]),
+        ("$filter=subject eq 'INVOICE 1002' and isRead eq false", ["Invoice 1002"]),
+        ("$filter=subject eq 'invoice 1002' and isRead eq true", []),
+        ("$filter=hasAttachments eq false and isRead eq false", ["Invoice 1002", "Printer jam"]),
+        ("$filter=from/emailAddress/address eq 'nobody@example.org'", []),
+        ("$orderby=subject desc&$top=2", ["Re: password reset", "Printer jam"]),
+    ],
+)
+def test_queries_answered_from_indexes(graph, mailbox, query, expected):
+    assert subjects(graph, query) == expected
+
+
+def test_folder_lists_take_the_folder_only(graph, mailbox, deliver):
+    deliver(SUPPORT, folder="archive", subject="Invoice 0999 archived", received=START - timedelta(days=3))
+    assert subjects(graph, "$filter=startswith(subject,'Invoice')") == [
+        "Invoice 1002",
+        "Invoice 1001 overdue",
+        "Invoice 0999 archived",
+    ]
+    for query in ("$orderby=receivedDateTime asc", '$search="invoice"', "$filter=receivedDateTime lt 2026-04-01"):
+        response = graph.get(f"/users/{SUPPORT}/mailFolders/archive/messages?{query}")
+        assert [m["subject"] for m in response.get_json()["value"]] == ["Invoice 0999 archived"], query
