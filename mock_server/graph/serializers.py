@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import quote
@@ -159,6 +161,47 @@ def message_json(
     return out
 
 
+class RenderedCache:
+    """JSON text of recently listed messages, for every mailbox together, least recently used out first.
+
+    Daemons read the same first pages again and again; a mailbox read through once must not keep a rendering
+    of every message. An entry names the message's version (its changeKey), so a change makes it unreachable
+    and it ages out. Bounded by the characters held (`max_chars`).
+    """
+
+    def __init__(self, max_chars: int) -> None:
+        self.max_chars = max_chars
+        self.chars = 0
+        self._items: OrderedDict[tuple[Any, ...], str] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def get(self, key: tuple[Any, ...], render: Callable[[], str]) -> str:
+        with self._lock:
+            text = self._items.get(key)
+            if text is not None:
+                self._items.move_to_end(key)
+                return text
+        text = render()
+        with self._lock:
+            if key not in self._items:
+                self._items[key] = text
+                self.chars += len(text)
+                while self.chars > self.max_chars and self._items:
+                    self.chars -= len(self._items.popitem(last=False)[1])
+        return text
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+            self.chars = 0
+
+
+RENDERED = RenderedCache(max_chars=16 * 2**20)  # about 7,000 messages of 2.3 KB
+
+
 def message_fragment(
     message: Message,
     *,
@@ -167,9 +210,17 @@ def message_fragment(
     content_visible: bool = True,
     immutable_ids: bool = False,
 ) -> str:
-    """`message_json` as JSON text, cached on the message until it changes: list pages join these."""
-    key = (tuple(select) if select else None, as_text, content_visible, immutable_ids)
-    return message.rendered(
+    """`message_json` as JSON text, kept in `RENDERED` while it is read often: list pages join these."""
+    key = (
+        message.immutable_id,
+        message.id,
+        message.change_key,
+        tuple(select) if select else None,
+        as_text,
+        content_visible,
+        immutable_ids,
+    )
+    return RENDERED.get(
         key,
         lambda: json.dumps(
             message_json(

@@ -155,8 +155,6 @@ class Message:
     attachments: list[dict[str, Any]] = field(default_factory=list)
     change_key: str = field(default_factory=new_change_key)
     _preview: str | None = field(default=None, repr=False)
-    _rendered: dict[tuple, str] = field(default_factory=dict, repr=False)
-    _rendered_version: str = field(default="", repr=False)
     _key: tuple[float, int] | None = field(default=None, repr=False)  # index_key() while in the indexes
     _sent_key: tuple[Any, ...] | None = field(default=None, repr=False)
 
@@ -168,16 +166,6 @@ class Message:
 
     def set_body(self, content: str, content_type: str) -> None:
         self.body_content, self.body_type, self._preview = content, content_type, None
-
-    def rendered(self, key: tuple, render: Callable[[], str]) -> str:
-        """A cached rendering of this message, dropped whenever the message changes (its changeKey moves)."""
-        if self._rendered_version != self.change_key:
-            self._rendered = {}
-            self._rendered_version = self.change_key
-        text = self._rendered.get(key)
-        if text is None:
-            text = self._rendered[key] = render()
-        return text
 
     def index_key(self) -> tuple[float, int]:
         """Sorts ascending in Graph's default order: newest received first, then newest created."""
