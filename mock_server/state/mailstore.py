@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import bisect
+import gc
 import heapq
 import html
 import itertools
@@ -394,6 +395,23 @@ NEWEST = "newest"  # receivedDateTime desc, then newest created: Graph's default
 OLDEST = "oldest"  # receivedDateTime asc; messages received at the same instant newest created first
 SENT = "sent"  # sentDateTime desc, unsent last; ties in the default order
 _INF = float("inf")
+# A full garbage collection walks every container object that is not frozen: 100,000 messages made ~700,000
+# of them and pauses of 130-400 ms. Mail lives as long as the world, so once this many messages were added or
+# changed the store moves everything alive into the permanent generation (gc.freeze): a full collection then
+# walks only what came after (measured: 5,000 keeps every pause under 1 ms at 100,000 messages, 10,000 lets
+# one reach 9 ms). Frozen objects are still freed when nothing refers to them; only cyclic garbage alive at
+# that moment stays.
+FREEZE_EVERY = 5_000
+_changed_since_freeze = 0
+
+
+def _note_changed(count: int) -> None:
+    """Count messages added or changed; freeze what is alive when enough were."""
+    global _changed_since_freeze
+    _changed_since_freeze += count
+    if _changed_since_freeze >= FREEZE_EVERY:
+        _changed_since_freeze = 0
+        gc.freeze()
 
 
 class MailJournal(Protocol):
@@ -518,6 +536,7 @@ class MailboxStore:
         with self.lock:
             message = self._new_message(folder, fields, self._now())
             self._index(message)
+        _note_changed(1)
         return message
 
     def add_messages(self, folder: Folder, batch: Iterable[dict[str, Any]]) -> list[Message]:
@@ -526,6 +545,7 @@ class MailboxStore:
             now = self._now()
             messages = [self._new_message(folder, fields, now) for fields in batch]
             self._index_many(messages)
+        _note_changed(len(messages))
         return messages
 
     def _new_message(self, folder: Folder, fields: dict[str, Any], now: datetime) -> Message:
@@ -612,6 +632,7 @@ class MailboxStore:
         """Put back messages exactly as they were stored (ids, sequence numbers, change keys)."""
         with self.lock:
             self._index_many(messages)
+        _note_changed(len(messages))
 
     def _unindex(self, message: Message) -> None:
         folder = self.folders[message.folder_id]
@@ -633,6 +654,7 @@ class MailboxStore:
                 message.modified = self._now()
                 message.change_key = new_change_key()
                 self._index(message)
+        _note_changed(1)
         return message
 
     def move_message(self, key: str, destination: Folder, keep_id: bool = False) -> Message:
@@ -646,6 +668,7 @@ class MailboxStore:
             message.modified = self._now()
             message.change_key = new_change_key()
             self._index(message)
+        _note_changed(1)
         return message
 
     def copy_message(self, key: str, destination: Folder) -> Message:
