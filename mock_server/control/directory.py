@@ -12,17 +12,20 @@ from typing import Any
 from flask import Response, request
 
 from m365_mock.app import current_emulator, json_response
-from m365_mock.control.routes import (
-    ControlError,
-    body_object,
+from m365_mock.control import errors
+from m365_mock.control import schemas as s
+from m365_mock.control.api import Query, route
+from m365_mock.control.fields import (
     bool_field,
-    control,
     entry_body,
+    json_object,
+    known_fields,
     list_field,
+    name_field,
     tenant_for,
 )
 from m365_mock.state.content import seed_mailboxes
-from m365_mock.state.directory import Application, Group, Mailbox, Tenant, canonical_permission
+from m365_mock.state.directory import Application, DirectoryError, Group, Mailbox, Tenant, canonical_permission
 from m365_mock.state.tenantfile import (
     ConfigError,
     TenantFileReader,
@@ -40,7 +43,8 @@ def reader() -> TenantFileReader:
 
 
 def read(build: Any) -> Any:
-    """Run a tenant-file reader on the request body; its ConfigError becomes a 400 naming the field.
+    """Run a tenant-file reader on the request body; its ConfigError becomes a 400 naming the field (404 when the
+    rules it ran found no object by the name given).
 
     Readers are given a one-word place (`policy`, `mailbox`, ...); a message about the whole object drops it,
     so Exchange's own words come through as they are.
@@ -51,9 +55,7 @@ def read(build: Any) -> Any:
         message = str(exc)
         head, _, rest = message.partition(": ")
         message = rest if rest and re.fullmatch(r"[A-Za-z_][\w.]*", head) else message
-        if "couldn't be found" in message:
-            raise ControlError(404, "NotFound", message) from None
-        raise ControlError(400, "InvalidField", message) from None
+        raise errors.from_reader(exc, message) from None
 
 
 def created(payload: dict[str, Any]) -> Response:
@@ -64,10 +66,12 @@ def no_content() -> Response:
     return Response(status=204)
 
 
+NO_CONTENT: dict[int, dict[str, Any] | None] = {204: None}
+
 # ---------------------------------------------------------------- tenants
 
 
-@control.get("/tenants")
+@route("GET", "/tenants", summary="The emulator's tenants", tag="tenants", answers={200: s.listing(s.ref("Tenant"))})
 def list_tenants() -> Response:
     return json_response(
         {
@@ -83,125 +87,183 @@ def list_tenants() -> Response:
 
 
 def application_for(tenant: Tenant, key: str) -> Application:
+    """An app by id or display name (any case)."""
     app = tenant.application(key)
     if app is None:
         for candidate in tenant.applications.values():
             if candidate.display_name.lower() == key.lower():
                 return candidate
-        raise ControlError(404, "ApplicationNotFound", f"Tenant {tenant.id} has no application '{key}'.")
+        raise errors.ApplicationNotFound(f"Tenant {tenant.id} has no application '{key}'.")
     return app
 
 
-@control.get("/tenants/<tenant_key>/applications")
-def list_applications(tenant_key: str) -> Response:
-    tenant = tenant_for(tenant_key)
-    return json_response({"value": [dump_application(a) for a in tenant.applications.values()]})
+@route(
+    "GET",
+    "/tenants/{tenant}/applications",
+    summary="App registrations, with their secrets' values",
+    tag="applications",
+    answers={200: s.listing(s.ref("Application"))},
+)
+def list_applications(tenant: str) -> Response:
+    return json_response({"value": [dump_application(a) for a in tenant_for(tenant).applications.values()]})
 
 
-@control.post("/tenants/<tenant_key>/applications")
-def create_application(tenant_key: str) -> Response:
-    """A new app registration (tenant-file fields); secrets left without a value are generated and returned."""
-    tenant = tenant_for(tenant_key)
+@route(
+    "POST",
+    "/tenants/{tenant}/applications",
+    summary="Register an app",
+    tag="applications",
+    body=s.ref("application"),
+    body_required=True,
+    answers={201: s.ref("Application")},
+    refusals=(errors.InvalidField, errors.ApplicationExists),
+)
+def create_application(tenant: str) -> Response:
+    """Tenant-file fields; secrets left without a value are generated and returned."""
+    target = tenant_for(tenant)
     payload = entry_body("application")
-    with current_emulator().directory.edit(tenant) as draft:
+    with current_emulator().directory.edit(target) as draft:
         app = read(lambda: reader().application(payload, draft, "application"))
         if draft.application(app.app_id) is not None:
-            raise ControlError(409, "ApplicationExists", f"Application {app.app_id} already exists.")
+            raise errors.ApplicationExists(f"Application {app.app_id} already exists.")
         draft.add_application(app)
     return created(dump_application(app))
 
 
-@control.get("/tenants/<tenant_key>/applications/<app_key>")
-def get_application(tenant_key: str, app_key: str) -> Response:
-    return json_response(dump_application(application_for(tenant_for(tenant_key), app_key)))
+@route(
+    "GET",
+    "/tenants/{tenant}/applications/{app}",
+    summary="One app registration",
+    tag="applications",
+    answers={200: s.ref("Application")},
+    refusals=(errors.ApplicationNotFound,),
+)
+def get_application(tenant: str, app: str) -> Response:
+    return json_response(dump_application(application_for(tenant_for(tenant), app)))
 
 
-@control.patch("/tenants/<tenant_key>/applications/<app_key>")
-def update_application(tenant_key: str, app_key: str) -> Response:
-    """Change `permissions`, `admin_consent`, `enabled` or `display_name`; tokens issued later carry it."""
-    tenant = tenant_for(tenant_key)
-    payload = body_object()
-    unknown = set(payload) - {"permissions", "admin_consent", "enabled", "display_name"}
-    if unknown:
-        raise ControlError(
-            400,
-            "UnknownField",
-            f"Fields that can change: permissions, admin_consent, enabled, display_name; not {sorted(unknown)}.",
-        )
-    with current_emulator().directory.edit(tenant) as draft:
-        app = application_for(draft, app_key)
+@route(
+    "PATCH",
+    "/tenants/{tenant}/applications/{app}",
+    summary="Change permissions, consent, enabled or display name",
+    tag="applications",
+    body=s.APPLICATION_CHANGE,
+    answers={200: s.ref("Application")},
+    refusals=(errors.ApplicationNotFound, errors.UnknownField, errors.InvalidField, errors.InvalidOperation),
+)
+def update_application(tenant: str, app: str) -> Response:
+    """`permissions`, `admin_consent`, `enabled` or `display_name`; tokens issued later carry the change."""
+    target = tenant_for(tenant)
+    payload = json_object()
+    known_fields(payload, ("permissions", "admin_consent", "enabled", "display_name"), "Fields that can change")
+    with current_emulator().directory.edit(target) as draft:
+        entry = application_for(draft, app)
         permissions = (
             [canonical_permission(p) for p in list_field(payload, "permissions")]
             if "permissions" in payload
-            else app.permissions
+            else entry.permissions
         )
-        consent = bool_field(payload, "admin_consent", app.consent_granted)
-        enabled = bool_field(payload, "enabled", app.enabled)
-        name = payload.get("display_name", app.display_name)
-        if not isinstance(name, str) or not name.strip():
-            raise ControlError(400, "InvalidField", "'display_name' must be a non-empty string.")
-        app.permissions, app.consent_granted, app.enabled = list(dict.fromkeys(permissions)), consent, enabled
-        app.display_name = name.strip()
-    return json_response(dump_application(app))
+        consent = bool_field(payload, "admin_consent", entry.consent_granted)
+        enabled = bool_field(payload, "enabled", entry.enabled)
+        name = name_field(payload, "display_name", entry.display_name)
+        entry.permissions, entry.consent_granted, entry.enabled = list(dict.fromkeys(permissions)), consent, enabled
+        entry.display_name = name
+    return json_response(dump_application(entry))
 
 
-@control.delete("/tenants/<tenant_key>/applications/<app_key>")
-def delete_application(tenant_key: str, app_key: str) -> Response:
-    tenant = tenant_for(tenant_key)
-    with current_emulator().directory.edit(tenant) as draft:
-        draft.remove_application(application_for(draft, app_key))
+@route(
+    "DELETE",
+    "/tenants/{tenant}/applications/{app}",
+    summary="Delete an app registration",
+    tag="applications",
+    answers=NO_CONTENT,
+    refusals=(errors.ApplicationNotFound,),
+)
+def delete_application(tenant: str, app: str) -> Response:
+    with current_emulator().directory.edit(tenant_for(tenant)) as draft:
+        draft.remove_application(application_for(draft, app))
     return no_content()
 
 
-@control.post("/tenants/<tenant_key>/applications/<app_key>/secrets")
-def add_secret(tenant_key: str, app_key: str) -> Response:
-    """A new client secret (`value`, `expires` or `expires_in_days`, `starts`, `display_name`)."""
-    tenant = tenant_for(tenant_key)
+@route(
+    "POST",
+    "/tenants/{tenant}/applications/{app}/secrets",
+    summary="Add a client secret",
+    tag="applications",
+    body=s.ref("secret"),
+    answers={201: s.ref("Secret")},
+    refusals=(errors.ApplicationNotFound, errors.InvalidField, errors.SecretExists),
+)
+def add_secret(tenant: str, app: str) -> Response:
+    """`value` (default: generated), `expires` or `expires_in_days`, `starts`, `display_name`."""
+    target = tenant_for(tenant)
     payload = entry_body("secret")
-    with current_emulator().directory.edit(tenant) as draft:
-        app = application_for(draft, app_key)
-        secret = read(lambda: reader().secret(payload, draft, app, "secret"))
-        if any(s.key_id == secret.key_id for s in app.secrets):
-            raise ControlError(409, "SecretExists", f"Secret {secret.key_id} already exists.")
-        app.secrets.append(secret)
+    with current_emulator().directory.edit(target) as draft:
+        entry = application_for(draft, app)
+        secret = read(lambda: reader().secret(payload, draft, entry, "secret"))
+        if any(x.key_id == secret.key_id for x in entry.secrets):
+            raise errors.SecretExists(f"Secret {secret.key_id} already exists.")
+        entry.secrets.append(secret)
     return created(dump_secret(secret))
 
 
-@control.delete("/tenants/<tenant_key>/applications/<app_key>/secrets/<secret_id>")
-def remove_secret(tenant_key: str, app_key: str, secret_id: str) -> Response:
-    tenant = tenant_for(tenant_key)
-    with current_emulator().directory.edit(tenant) as draft:
-        app = application_for(draft, app_key)
-        kept = [s for s in app.secrets if s.key_id != secret_id.lower()]
-        if len(kept) == len(app.secrets):
-            raise ControlError(404, "SecretNotFound", f"App {app.app_id} has no secret {secret_id}.")
-        app.secrets = kept
+@route(
+    "DELETE",
+    "/tenants/{tenant}/applications/{app}/secrets/{secret}",
+    summary="Remove a client secret",
+    tag="applications",
+    answers=NO_CONTENT,
+    refusals=(errors.ApplicationNotFound, errors.SecretNotFound),
+)
+def remove_secret(tenant: str, app: str, secret: str) -> Response:
+    with current_emulator().directory.edit(tenant_for(tenant)) as draft:
+        entry = application_for(draft, app)
+        kept = [x for x in entry.secrets if x.key_id != secret.lower()]
+        if len(kept) == len(entry.secrets):
+            raise errors.SecretNotFound(f"App {entry.app_id} has no secret {secret}.")
+        entry.secrets = kept
     return no_content()
 
 
-@control.post("/tenants/<tenant_key>/applications/<app_key>/certificates")
-def add_certificate(tenant_key: str, app_key: str) -> Response:
-    """Upload a public certificate (`pem`, `display_name`)."""
-    tenant = tenant_for(tenant_key)
+@route(
+    "POST",
+    "/tenants/{tenant}/applications/{app}/certificates",
+    summary="Upload a public certificate",
+    tag="applications",
+    body=s.ref("certificate"),
+    body_required=True,
+    answers={201: s.ref("Certificate")},
+    refusals=(errors.ApplicationNotFound, errors.InvalidField, errors.CertificateExists),
+)
+def add_certificate(tenant: str, app: str) -> Response:
+    """`pem` and `display_name`; the control API reads no files."""
+    target = tenant_for(tenant)
     payload = entry_body("certificate")
-    with current_emulator().directory.edit(tenant) as draft:
-        app = application_for(draft, app_key)
-        cert = read(lambda: reader().certificate(payload, app, "certificate"))
-        if any(c.sha1 == cert.sha1 for c in app.certificates):
-            raise ControlError(409, "CertificateExists", f"App {app.app_id} already has that certificate.")
-        app.certificates.append(cert)
+    with current_emulator().directory.edit(target) as draft:
+        entry = application_for(draft, app)
+        cert = read(lambda: reader().certificate(payload, entry, "certificate"))
+        if any(c.sha1 == cert.sha1 for c in entry.certificates):
+            raise errors.CertificateExists(f"App {entry.app_id} already has that certificate.")
+        entry.certificates.append(cert)
     return created(dump_certificate(cert))
 
 
-@control.delete("/tenants/<tenant_key>/applications/<app_key>/certificates/<cert_id>")
-def remove_certificate(tenant_key: str, app_key: str, cert_id: str) -> Response:
-    tenant = tenant_for(tenant_key)
-    with current_emulator().directory.edit(tenant) as draft:
-        app = application_for(draft, app_key)
-        kept = [c for c in app.certificates if cert_id.lower() not in (c.key_id, c.thumbprint.lower())]
-        if len(kept) == len(app.certificates):
-            raise ControlError(404, "CertificateNotFound", f"App {app.app_id} has no certificate {cert_id}.")
-        app.certificates = kept
+@route(
+    "DELETE",
+    "/tenants/{tenant}/applications/{app}/certificates/{certificate}",
+    summary="Remove a certificate (by key id or thumbprint)",
+    tag="applications",
+    answers=NO_CONTENT,
+    refusals=(errors.ApplicationNotFound, errors.CertificateNotFound),
+)
+def remove_certificate(tenant: str, app: str, certificate: str) -> Response:
+    with current_emulator().directory.edit(tenant_for(tenant)) as draft:
+        entry = application_for(draft, app)
+        key = certificate.lower()
+        kept = [c for c in entry.certificates if key not in (c.key_id, c.thumbprint.lower())]
+        if len(kept) == len(entry.certificates):
+            raise errors.CertificateNotFound(f"App {entry.app_id} has no certificate {certificate}.")
+        entry.certificates = kept
     return no_content()
 
 
@@ -211,73 +273,114 @@ def remove_certificate(tenant_key: str, app_key: str, cert_id: str) -> Response:
 def mailbox_for(tenant: Tenant, key: str) -> Mailbox:
     mailbox = tenant.mailbox(key)
     if mailbox is None:
-        raise ControlError(404, "MailboxNotFound", f"Tenant {tenant.id} has no mailbox '{key}'.")
+        raise errors.MailboxNotFound(f"Tenant {tenant.id} has no mailbox '{key}'.")
     return mailbox
 
 
-@control.get("/tenants/<tenant_key>/mailboxes")
-def list_mailboxes(tenant_key: str) -> Response:
-    tenant = tenant_for(tenant_key)
+def _taken(tenant: Tenant, mailbox: Mailbox) -> bool:
+    """Whether one of the mailbox's addresses or its id already names something in the tenant."""
+    ids = {mailbox.id.lower()}
+    return any(tenant.recipient(a) is not None for a in mailbox.addresses()) or bool(
+        ids & (set(tenant.mailboxes) | set(tenant.groups))
+    )
+
+
+@route(
+    "GET",
+    "/tenants/{tenant}/mailboxes",
+    summary="User and shared mailboxes",
+    tag="mailboxes",
+    query=(Query("type", {"enum": ["user", "shared"]}, "Only mailboxes of this type."),),
+    answers={200: s.listing(s.ref("Mailbox"))},
+    refusals=(errors.InvalidField,),
+)
+def list_mailboxes(tenant: str) -> Response:
+    target = tenant_for(tenant)
     kind = request.args.get("type")
-    boxes = [m for m in tenant.mailboxes.values() if kind is None or m.kind == kind.lower()]
+    if kind is not None and kind.lower() not in ("user", "shared"):
+        raise errors.InvalidField("'type' must be user or shared.")
+    boxes = [m for m in target.mailboxes.values() if kind is None or m.kind == kind.lower()]
     return json_response({"value": [dump_mailbox(m) for m in boxes]})
 
 
-@control.post("/tenants/<tenant_key>/mailboxes")
-def create_mailbox(tenant_key: str) -> Response:
-    tenant = tenant_for(tenant_key)
+@route(
+    "POST",
+    "/tenants/{tenant}/mailboxes",
+    summary="Create a mailbox (New-Mailbox, -Shared)",
+    tag="mailboxes",
+    body=s.ref("mailbox"),
+    body_required=True,
+    answers={201: s.ref("Mailbox")},
+    refusals=(errors.InvalidField, errors.InvalidMailbox, errors.MailboxExists),
+)
+def create_mailbox(tenant: str) -> Response:
+    """Tenant-file fields, `generate` and `messages` included."""
+    target = tenant_for(tenant)
     payload = entry_body("mailbox")
     emulator = current_emulator()
-    with emulator.directory.edit(tenant) as draft:
+    with emulator.directory.edit(target) as draft:
         mail_reader = reader()
         mailbox = read(lambda: mail_reader.mailbox(payload, draft, "mailbox"))
         try:
             draft.add_mailbox(mailbox)
-        except ValueError as exc:
-            if "clashes" in str(exc) or "already" in str(exc):
-                raise ControlError(409, "MailboxExists", str(exc)) from None
-            raise ControlError(400, "InvalidMailbox", str(exc)) from None
+        except DirectoryError as exc:
+            raise (errors.MailboxExists if _taken(draft, mailbox) else errors.InvalidMailbox)(str(exc)) from None
     seed_mailboxes(emulator.mail, mail_reader.mail, emulator.mail.now())
     return created(dump_mailbox(mailbox))
 
 
-@control.get("/tenants/<tenant_key>/mailboxes/<key>")
-def get_mailbox(tenant_key: str, key: str) -> Response:
-    return json_response(dump_mailbox(mailbox_for(tenant_for(tenant_key), key)))
+@route(
+    "GET",
+    "/tenants/{tenant}/mailboxes/{mailbox}",
+    summary="One mailbox, by address, alias or id",
+    tag="mailboxes",
+    answers={200: s.ref("Mailbox")},
+    refusals=(errors.MailboxNotFound,),
+)
+def get_mailbox(tenant: str, mailbox: str) -> Response:
+    return json_response(dump_mailbox(mailbox_for(tenant_for(tenant), mailbox)))
 
 
-@control.patch("/tenants/<tenant_key>/mailboxes/<key>")
-def update_mailbox(tenant_key: str, key: str) -> Response:
-    """Change `display_name` or `custom_attributes` (merged; an empty string clears one)."""
-    tenant = tenant_for(tenant_key)
-    payload = body_object()
-    unknown = set(payload) - {"display_name", "custom_attributes"}
-    if unknown:
-        raise ControlError(
-            400, "UnknownField", f"Fields that can change: display_name, custom_attributes; not {sorted(unknown)}."
-        )
-    with current_emulator().directory.edit(tenant) as draft:
-        mailbox = mailbox_for(draft, key)
+@route(
+    "PATCH",
+    "/tenants/{tenant}/mailboxes/{mailbox}",
+    summary="Change display name or custom attributes (Set-Mailbox)",
+    tag="mailboxes",
+    body=s.MAILBOX_CHANGE,
+    answers={200: s.ref("Mailbox")},
+    refusals=(errors.MailboxNotFound, errors.UnknownField, errors.InvalidField),
+)
+def update_mailbox(tenant: str, mailbox: str) -> Response:
+    """`custom_attributes` are merged; an empty string clears one."""
+    target = tenant_for(tenant)
+    payload = json_object()
+    known_fields(payload, ("display_name", "custom_attributes"), "Fields that can change")
+    with current_emulator().directory.edit(target) as draft:
+        entry = mailbox_for(draft, mailbox)
         attributes = read(lambda: reader()._custom_attributes(payload.get("custom_attributes"), "custom_attributes"))
         if "display_name" in payload:
-            if not isinstance(payload["display_name"], str) or not payload["display_name"].strip():
-                raise ControlError(400, "InvalidField", "'display_name' must be a non-empty string.")
-            mailbox.display_name = payload["display_name"].strip()
-        merged = {**mailbox.custom_attributes, **attributes}
-        mailbox.custom_attributes = {k: v for k, v in merged.items() if v != ""}
-    return json_response(dump_mailbox(mailbox))
+            entry.display_name = name_field(payload, "display_name", entry.display_name)
+        merged = {**entry.custom_attributes, **attributes}
+        entry.custom_attributes = {k: v for k, v in merged.items() if v != ""}
+    return json_response(dump_mailbox(entry))
 
 
-@control.delete("/tenants/<tenant_key>/mailboxes/<key>")
-def delete_mailbox(tenant_key: str, key: str) -> Response:
-    tenant = tenant_for(tenant_key)
+@route(
+    "DELETE",
+    "/tenants/{tenant}/mailboxes/{mailbox}",
+    summary="Delete a mailbox and its mail",
+    tag="mailboxes",
+    answers=NO_CONTENT,
+    refusals=(errors.MailboxNotFound, errors.MailboxInUse),
+)
+def delete_mailbox(tenant: str, mailbox: str) -> Response:
     emulator = current_emulator()
-    with emulator.directory.edit(tenant) as draft:
-        mailbox = mailbox_for(draft, key)
-        if any(p.scope_id == mailbox.id for p in draft.rules.configured_policies()):
-            raise ControlError(409, "MailboxInUse", f"{mailbox.address} is the scope of an access policy.")
-        draft.remove_mailbox(mailbox)
-    emulator.mail.forget(mailbox)
+    with emulator.directory.edit(tenant_for(tenant)) as draft:
+        entry = mailbox_for(draft, mailbox)
+        if any(p.scope_id == entry.id for p in draft.rules.configured_policies()):
+            raise errors.MailboxInUse(f"{entry.address} is the scope of an access policy.")
+        draft.remove_mailbox(entry)
+    emulator.mail.forget(entry)
     return no_content()
 
 
@@ -287,86 +390,128 @@ def delete_mailbox(tenant_key: str, key: str) -> Response:
 def group_for(tenant: Tenant, key: str) -> Group:
     group = tenant.group(key)
     if group is None:
-        raise ControlError(404, "GroupNotFound", f"Tenant {tenant.id} has no group '{key}'.")
+        raise errors.GroupNotFound(f"Tenant {tenant.id} has no group '{key}'.")
     return group
 
 
-@control.get("/tenants/<tenant_key>/groups")
-def list_groups(tenant_key: str) -> Response:
-    return json_response({"value": [dump_group(g) for g in tenant_for(tenant_key).groups.values()]})
+@route(
+    "GET",
+    "/tenants/{tenant}/groups",
+    summary="Mail-enabled security groups",
+    tag="groups",
+    answers={200: s.listing(s.ref("Group"))},
+)
+def list_groups(tenant: str) -> Response:
+    return json_response({"value": [dump_group(g) for g in tenant_for(tenant).groups.values()]})
 
 
-@control.post("/tenants/<tenant_key>/groups")
-def create_group(tenant_key: str) -> Response:
-    """A mail-enabled security group (`address`, `display_name`, `members`)."""
-    tenant = tenant_for(tenant_key)
+@route(
+    "POST",
+    "/tenants/{tenant}/groups",
+    summary="Create a mail-enabled security group (New-DistributionGroup -Type Security)",
+    tag="groups",
+    body=s.ref("group"),
+    body_required=True,
+    answers={201: s.ref("Group")},
+    refusals=(errors.InvalidField, errors.InvalidGroup, errors.GroupExists),
+)
+def create_group(tenant: str) -> Response:
+    """`address`, `display_name`, `members`."""
+    target = tenant_for(tenant)
     payload = entry_body("group")
-    with current_emulator().directory.edit(tenant) as draft:
+    with current_emulator().directory.edit(target) as draft:
         group = read(lambda: reader().group(payload, draft, "group"))
         try:
             draft.add_group(group)
-        except ValueError as exc:
-            raise ControlError(409 if "exists" in str(exc) else 400, "InvalidGroup", str(exc)) from None
+        except DirectoryError as exc:
+            exists = draft.recipient(group.address) is not None or group.id.lower() in draft.groups
+            raise (errors.GroupExists if exists else errors.InvalidGroup)(str(exc)) from None
     return created(dump_group(group))
 
 
-@control.get("/tenants/<tenant_key>/groups/<key>")
-def get_group(tenant_key: str, key: str) -> Response:
-    return json_response(dump_group(group_for(tenant_for(tenant_key), key)))
+@route(
+    "GET",
+    "/tenants/{tenant}/groups/{group}",
+    summary="One group, by address, name or id",
+    tag="groups",
+    answers={200: s.ref("Group")},
+    refusals=(errors.GroupNotFound,),
+)
+def get_group(tenant: str, group: str) -> Response:
+    return json_response(dump_group(group_for(tenant_for(tenant), group)))
 
 
-@control.delete("/tenants/<tenant_key>/groups/<key>")
-def delete_group(tenant_key: str, key: str) -> Response:
-    tenant = tenant_for(tenant_key)
-    with current_emulator().directory.edit(tenant) as draft:
-        group = group_for(draft, key)
-        if any(p.scope_id == group.id for p in draft.rules.configured_policies()):
-            raise ControlError(409, "GroupInUse", f"{group.address} is the scope of an access policy.")
-        draft.remove_group(group)
+@route(
+    "DELETE",
+    "/tenants/{tenant}/groups/{group}",
+    summary="Delete a group",
+    tag="groups",
+    answers=NO_CONTENT,
+    refusals=(errors.GroupNotFound, errors.GroupInUse),
+)
+def delete_group(tenant: str, group: str) -> Response:
+    with current_emulator().directory.edit(tenant_for(tenant)) as draft:
+        entry = group_for(draft, group)
+        if any(p.scope_id == entry.id for p in draft.rules.configured_policies()):
+            raise errors.GroupInUse(f"{entry.address} is the scope of an access policy.")
+        draft.remove_group(entry)
     return no_content()
 
 
-@control.post("/tenants/<tenant_key>/groups/<key>/members")
-def add_group_member(tenant_key: str, key: str) -> Response:
-    """Add-DistributionGroupMember: `{"member": "<mailbox or group>"}`."""
-    tenant = tenant_for(tenant_key)
-    payload = body_object()
+@route(
+    "POST",
+    "/tenants/{tenant}/groups/{group}/members",
+    summary="Add a member (Add-DistributionGroupMember)",
+    tag="groups",
+    body=s.MEMBER,
+    body_required=True,
+    answers={201: s.ref("Group")},
+    refusals=(
+        errors.MissingField,
+        errors.GroupNotFound,
+        errors.RecipientNotFound,
+        errors.InvalidMember,
+        errors.MemberAlreadyExists,
+    ),
+)
+def add_group_member(tenant: str, group: str) -> Response:
+    """`{"member": "<mailbox or group>"}`."""
+    target = tenant_for(tenant)
+    payload = json_object()
     member = payload.get("member")
     if not isinstance(member, str) or not member.strip():
-        raise ControlError(400, "MissingField", "'member' is required.")
-    with current_emulator().directory.edit(tenant) as draft:
-        group = group_for(draft, key)
-        target = draft.recipient(member)
-        if target is None:
-            raise ControlError(
-                404,
-                "RecipientNotFound",
-                f'Couldn\'t find object "{member}". Please make sure that it was spelled correctly '
-                "or specify a different object.",
+        raise errors.MissingField("member")
+    with current_emulator().directory.edit(target) as draft:
+        entry = group_for(draft, group)
+        recipient = draft.recipient(member)
+        if recipient is None:
+            raise errors.RecipientNotFound(member)
+        if recipient is entry:
+            raise errors.InvalidMember()
+        if any(draft.recipient(m) is recipient for m in entry.members):
+            raise errors.MemberAlreadyExists(
+                f'The recipient "{recipient.address}" is already a member of the group "{entry.display_name}".'
             )
-        if target is group:
-            raise ControlError(400, "InvalidMember", "A group can't be a member of itself.")
-        address = target.address
-        if any(draft.recipient(m) is target for m in group.members):
-            raise ControlError(
-                409,
-                "MemberAlreadyExists",
-                f'The recipient "{address}" is already a member of the group "{group.display_name}".',
-            )
-        group.members.append(address)
-    return created(dump_group(group))
+        entry.members.append(recipient.address)
+    return created(dump_group(entry))
 
 
-@control.delete("/tenants/<tenant_key>/groups/<key>/members/<member>")
-def remove_group_member(tenant_key: str, key: str, member: str) -> Response:
-    tenant = tenant_for(tenant_key)
-    with current_emulator().directory.edit(tenant) as draft:
-        group = group_for(draft, key)
-        target = draft.recipient(member)
-        kept = [m for m in group.members if target is None or draft.recipient(m) is not target]
-        if target is None or len(kept) == len(group.members):
-            raise ControlError(
-                404, "MemberNotFound", f'The recipient "{member}" isn\'t a member of the group "{group.display_name}".'
+@route(
+    "DELETE",
+    "/tenants/{tenant}/groups/{group}/members/{member}",
+    summary="Remove a member (Remove-DistributionGroupMember)",
+    tag="groups",
+    answers=NO_CONTENT,
+    refusals=(errors.GroupNotFound, errors.MemberNotFound),
+)
+def remove_group_member(tenant: str, group: str, member: str) -> Response:
+    with current_emulator().directory.edit(tenant_for(tenant)) as draft:
+        entry = group_for(draft, group)
+        recipient = draft.recipient(member)
+        kept = [m for m in entry.members if recipient is None or draft.recipient(m) is not recipient]
+        if recipient is None or len(kept) == len(entry.members):
+            raise errors.MemberNotFound(
+                f'The recipient "{member}" isn\'t a member of the group "{entry.display_name}".'
             )
-        group.members = kept
+        entry.members = kept
     return no_content()

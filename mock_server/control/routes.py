@@ -1,140 +1,65 @@
-"""Control API (JSON) shared parts, and the routes for mail, the request log, time, reset and import/export.
-
-Every route but health needs the admin key; a Graph token is never accepted here.
+"""Control API routes for mail, the request log, time, settings, reset and import/export; and the blueprint with
+every control route registered (importing this module registers them all).
 """
 
 from __future__ import annotations
 
-import hmac
 import math
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import Blueprint, Response, request
+from flask import Response, request
 
 from m365_mock.app import current_emulator, json_response
 from m365_mock.clock import iso_z
+from m365_mock.control import errors
+from m365_mock.control import schemas as s
+from m365_mock.control.api import ADMIN_HEADER, Query, control, route
+from m365_mock.control.fields import TIME_CEILING, TIME_FLOOR, bool_field, distant_times, json_object, known_fields
 from m365_mock.graph import body as graph_body
 from m365_mock.graph import errors as graph_errors
 from m365_mock.state.content import generate_messages
-from m365_mock.state.directory import DirectoryError, Tenant
 from m365_mock.state.mailstore import ItemNotFound, MalformedId, recipient
-from m365_mock.state.tenantfile import ConfigError, Problem, dump_world, entry_problems, load_world
-from m365_mock.state.tenantfile.problems import dotted
+from m365_mock.state.tenantfile import ConfigError, dump_world, load_world
+from m365_mock.state.tenantfile.schema import SCHEMA
 
-control = Blueprint("control", __name__, url_prefix="/_m365")
-ADMIN_HEADER = "X-M365-Admin-Key"
-MAX_GENERATED = 200_000
+__all__ = ["ADMIN_HEADER", "control"]
 
-
-class ControlError(Exception):
-    """A control-API refusal: `{"error": {"code", "message"}}` with the status, and `details` (one per wrong
-    place: `{"code", "target", "message"}`) when a body is refused for several reasons at once."""
-
-    def __init__(self, status: int, code: str, message: str, details: list[dict[str, str]] | None = None) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message, self.details = status, code, message, details
-
-
-@control.errorhandler(ControlError)
-def render_control_error(exc: ControlError) -> Response:
-    error: dict[str, Any] = {"code": exc.code, "message": exc.message}
-    if exc.details:
-        error["details"] = exc.details
-    return json_response({"error": error}, exc.status)
+MAX_GENERATED = s.MAX_GENERATED
+MAX_ADVANCE_SECONDS = 100 * 365 * 86400
+SETTING_LIMITS = {"tokenLifetime": (1, 365 * 86400), "propagationDelay": (0, 10 * 365 * 86400)}
+SETTINGS_FIELDS = {
+    "tokenLifetime": "token_lifetime",
+    "propagationDelay": "propagation_delay",
+    "nestedGroupMembership": "nested_group_membership",
+}
+TIME_FIELDS = ("advance", "freeze", "resume", "reset")
+GENERATE_FIELDS = ("count", "seed", "unreadRatio", "folder")
 
 
-def refused_body(code: str, problems: list[Problem]) -> ControlError:
-    """400 naming every wrong place of a body, one per line (a message in Exchange's words as it is)."""
-    lines = [p.message if p.exact and len(p.path) <= 1 else p.render() for p in problems]
-    details = [{"code": code, "target": dotted(p.path), "message": p.message} for p in problems]
-    return ControlError(400, code, "\n".join(lines), details)
-
-
-@control.errorhandler(graph_errors.GraphError)
-def render_body_error(exc: graph_errors.GraphError) -> Response:
-    return json_response({"error": {"code": exc.code, "message": exc.message}}, exc.status)
-
-
-@control.errorhandler(DirectoryError)
-def render_rule_error(exc: DirectoryError) -> Response:
-    """Refusals of the directory and of Exchange's rules, in Exchange's words."""
-    message = str(exc)
-    status, code = (404, "NotFound") if "couldn't be found" in message else (400, "InvalidOperation")
-    return json_response({"error": {"code": code, "message": message}}, status)
-
-
-def body_object() -> dict[str, Any]:
-    """The JSON object of a control request (an empty body is an empty object)."""
-    return graph_body.json_body(allow_empty=True)
-
-
-def entry_body(definition: str) -> dict[str, Any]:
-    """The body of a route that creates one object, checked against the tenant-file schema's definition of that
-    object (`application`, `accessPolicy`, ...): an unknown or misspelt field is refused (400 InvalidField)."""
-    payload = body_object()
-    found = entry_problems(definition, payload)
-    if found:
-        raise refused_body("InvalidField", found)
-    return payload
-
-
-def tenant_for(key: str) -> Tenant:
-    tenant = current_emulator().directory.tenant(key)
-    if tenant is None:
-        raise ControlError(404, "TenantNotFound", f"This emulator has no tenant '{key}'.")
-    return tenant
-
-
-def text_field(payload: dict[str, Any], name: str, *, required: bool = True, default: str | None = None) -> str | None:
-    value = payload.get(name, default)
-    if value is None:
-        if required:
-            raise ControlError(400, "MissingField", f"'{name}' is required.")
-        return None
-    if not isinstance(value, str):
-        raise ControlError(400, "InvalidField", f"'{name}' must be a string.")
-    return value
-
-
-def list_field(payload: dict[str, Any], name: str) -> list[str]:
-    value = payload.get(name)
-    if isinstance(value, str):
-        return [v.strip() for v in value.split(",") if v.strip()]
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise ControlError(400, "InvalidField", f"'{name}' must be a string or a list of strings.")
-    return value
-
-
-def bool_field(payload: dict[str, Any], name: str, default: bool) -> bool:
-    value = payload.get(name, default)
-    if not isinstance(value, bool):
-        raise ControlError(400, "InvalidField", f"'{name}' must be true or false.")
-    return value
-
-
-@control.before_request
-def require_admin_key() -> None:
-    if request.endpoint == "control.health":
-        return
-    given = request.headers.get(ADMIN_HEADER, "")
-    if not hmac.compare_digest(given.encode(), current_emulator().admin_key.encode()):
-        raise ControlError(
-            401,
-            "AdminKeyRequired",
-            f"The control API needs the emulator's admin key in the {ADMIN_HEADER} header "
-            "(printed at start-up and in connection.json).",
-        )
-
-
-@control.get("/health")
+@route(
+    "GET",
+    "/health",
+    summary="Readiness, without the admin key",
+    tag="emulator",
+    public=True,
+    answers={
+        200: s._closed({"status": {"const": "ok"}, "tenants": {"type": "integer", "minimum": 0}}, ["status", "tenants"])
+    },
+)
 def health() -> Response:
     return json_response({"status": "ok", "tenants": len(current_emulator().directory.tenants)})
 
 
-@control.get("/outbound")
+@route(
+    "GET",
+    "/outbound",
+    summary="Mail sent to addresses outside every tenant (the mail catcher)",
+    tag="mail",
+    answers={200: s.listing(s.ref("OutboundMessage"))},
+)
 def outbound() -> Response:
-    """Mail sent to addresses outside every tenant, oldest first."""
+    """Oldest first."""
     return json_response(
         {
             "value": [
@@ -155,48 +80,67 @@ def outbound() -> Response:
     )
 
 
-def _mailbox(address: str):
+def _store(address: str):
     emulator = current_emulator()
     for tenant in emulator.directory.tenants:
         mailbox = tenant.mailbox(address)
         if mailbox is not None:
             return emulator.mail.store(mailbox)
-    raise ControlError(404, "MailboxNotFound", f"No tenant of this emulator has a mailbox '{address}'.")
+    raise errors.MailboxNotFound(f"No tenant of this emulator has a mailbox '{address}'.")
 
 
-@control.post("/mailboxes/<address>/messages")
+@route(
+    "POST",
+    "/mailboxes/{address}/messages",
+    summary="Put mail into a mailbox: generated, or one message as if from outside",
+    tag="mail",
+    body=s.DELIVERY,
+    body_required=True,
+    answers={201: s.ref("CreatedMessages")},
+    refusals=(
+        errors.EmptyBody,
+        errors.MailboxNotFound,
+        errors.FolderNotFound,
+        errors.UnknownField,
+        errors.InvalidCount,
+        errors.InvalidSeed,
+        errors.InvalidField,
+        errors.InvalidDate,
+        graph_errors.RequestBodyRead,
+        graph_errors.ReadOnlyProperty,
+        graph_errors.InvalidRecipients,
+        graph_errors.InvalidInternetMessageHeader,
+    ),
+)
 def add_messages(address: str) -> Response:
-    """Put mail into a mailbox: `{"count": N}` generates N messages; otherwise the body is one message
+    """`{"count": N}` (with `seed`, `unreadRatio`, `folder`) generates N messages; otherwise the body is one message
     (Graph message properties plus optional `folder`, `receivedDateTime`) delivered as if from outside."""
-    store = _mailbox(address)
-    payload = graph_body.json_body()
+    store = _store(address)
+    payload = json_object(allow_empty=False)
+    if "count" in payload:
+        known_fields(payload, GENERATE_FIELDS, "Generated mail takes")
     folder_key = payload.pop("folder", "inbox")
     try:
         folder = store.folder(str(folder_key))
     except (MalformedId, ItemNotFound):
-        raise ControlError(404, "FolderNotFound", f"Mailbox '{address}' has no folder '{folder_key}'.") from None
+        raise errors.FolderNotFound(f"Mailbox '{address}' has no folder '{folder_key}'.") from None
     now = current_emulator().mail.now()
     if "count" in payload:
         count = payload["count"]
         if not isinstance(count, int) or isinstance(count, bool) or not 0 < count <= MAX_GENERATED:
-            raise ControlError(400, "InvalidCount", f"'count' must be a whole number from 1 to {MAX_GENERATED}.")
+            raise errors.InvalidCount(f"'count' must be a whole number from 1 to {MAX_GENERATED}.")
         seed = payload.get("seed", 365)
-        if not isinstance(seed, int):
-            raise ControlError(400, "InvalidSeed", "'seed' must be a whole number.")
+        if not isinstance(seed, int) or isinstance(seed, bool):
+            raise errors.InvalidSeed()
         ratio = payload.get("unreadRatio", 0.3)
         if isinstance(ratio, bool) or not isinstance(ratio, int | float) or not 0 <= ratio <= 1:
-            raise ControlError(400, "InvalidField", "'unreadRatio' must be a number from 0 to 1.")
+            raise errors.InvalidField("'unreadRatio' must be a number from 0 to 1.")
         ids = generate_messages(store, folder, count, seed=seed, now=now, unread_ratio=float(ratio))
         return json_response({"created": len(ids), "ids": ids[-100:]}, 201)
     received = payload.pop("receivedDateTime", None)
     fields: dict[str, Any] = graph_body.read_message_fields(payload)
     if received is not None:
-        from datetime import datetime
-
-        try:
-            fields["received"] = datetime.fromisoformat(str(received).replace("Z", "+00:00"))
-        except ValueError:
-            raise ControlError(400, "InvalidDate", f"'receivedDateTime' {received!r} is not ISO 8601.") from None
+        fields["received"] = _instant(received, "receivedDateTime", errors.InvalidDate)
         fields["sent"] = fields["created"] = fields["modified"] = fields["received"]
     else:
         fields["sent"] = now
@@ -208,25 +152,57 @@ def add_messages(address: str) -> Response:
     return json_response({"created": 1, "ids": [message.id]}, 201)
 
 
+def _instant(value: Any, name: str, refusal: type[errors.ControlError], noun: str = "ISO 8601") -> datetime:
+    """An ISO 8601 time (UTC when it names no offset) between the years 1971 and 2999."""
+    try:
+        moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        raise refusal(f"'{name}' {value!r} is not {noun}.") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    if not TIME_FLOOR <= moment <= TIME_CEILING:
+        raise refusal(f"'{name}' must lie between the years 1971 and 2999.")
+    return moment
+
+
 # ---------------------------------------------------------------- request log
 
+_LOG_QUERY = (
+    Query("app", {"type": "string"}, "Only requests of this app id."),
+    Query("mailbox", {"type": "string"}, "Only requests on this mailbox address."),
+    Query("outcome", {"enum": ["granted", "denied", "error"]}, "Only requests with this outcome."),
+    Query("limit", {"type": "integer", "minimum": 1}, "Only the newest N records."),
+)
+OUTCOMES = ("granted", "denied", "error")
 
-@control.get("/log")
+
+@route(
+    "GET",
+    "/log",
+    summary="Graph requests with their access decisions, oldest first",
+    tag="log",
+    query=_LOG_QUERY,
+    answers={200: s.listing(s.ref("LogRecord"))},
+    refusals=(errors.InvalidField,),
+)
 def request_log() -> Response:
-    """Graph requests with their decisions, oldest first; filter by `app`, `mailbox`, `outcome`, `limit`."""
+    """Every Graph request kept (the newest 10,000 within about 32 MiB), with why it was allowed or denied."""
     limit = request.args.get("limit")
     if limit is not None and (not (limit.isascii() and limit.isdigit()) or int(limit) == 0):
-        raise ControlError(400, "InvalidField", "'limit' must be a positive whole number.")
+        raise errors.InvalidField("'limit' must be a positive whole number.")
+    outcome = request.args.get("outcome")
+    if outcome and outcome.lower() not in OUTCOMES:
+        raise errors.InvalidField(f"'outcome' must be one of {', '.join(OUTCOMES)}.")
     records = current_emulator().log.query(
         app=request.args.get("app"),
         mailbox=request.args.get("mailbox"),
-        outcome=request.args.get("outcome"),
+        outcome=outcome,
         limit=int(limit) if limit else None,
     )
     return json_response({"value": [r.to_json() for r in records]})
 
 
-# ---------------------------------------------------------------- time, settings, reset, import/export
+# ---------------------------------------------------------------- time and settings
 
 
 def _time_json() -> dict[str, Any]:
@@ -234,40 +210,45 @@ def _time_json() -> dict[str, Any]:
     return {"now": clock.now_datetime().strftime("%Y-%m-%dT%H:%M:%S.%fZ"), "frozen": clock.frozen}
 
 
-@control.get("/time")
+@route("GET", "/time", summary="The emulator's clock", tag="time and settings", answers={200: s.ref("Time")})
 def get_time() -> Response:
     return json_response(_time_json())
 
 
-@control.post("/time")
+@route(
+    "POST",
+    "/time",
+    summary="Freeze, advance, resume or reset the clock",
+    tag="time and settings",
+    body=s.TIME_CHANGE,
+    answers={200: s.ref("Time")},
+    refusals=(errors.InvalidField, errors.UnknownField),
+)
 def set_time() -> Response:
-    """`{"advance": seconds}`, `{"freeze": true | "<ISO time>"}`, `{"resume": true}` or `{"reset": true}`."""
-    payload = body_object()
+    """`{"advance": seconds}`, `{"freeze": true | "<ISO time>"}`, `{"resume": true}` or `{"reset": true}`; tokens,
+    secrets and propagation delays see the moved clock."""
+    payload = json_object()
+    known_fields(payload, TIME_FIELDS, "The clock takes")
     clock = current_emulator().clock
     freeze_at: datetime | None = None
     if "freeze" in payload and payload["freeze"] is not True:
         value = payload["freeze"]
         if not isinstance(value, str):
-            raise ControlError(400, "InvalidField", "'freeze' must be true or an ISO 8601 time.")
-        try:
-            freeze_at = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            raise ControlError(400, "InvalidField", f"'freeze' {value!r} is not an ISO 8601 time.") from None
-        if freeze_at.tzinfo is None:
-            freeze_at = freeze_at.replace(tzinfo=UTC)
-        if not TIME_FLOOR <= freeze_at <= TIME_CEILING:
-            raise ControlError(400, "InvalidField", "'freeze' must lie between the years 1971 and 2999.")
+            raise errors.InvalidField("'freeze' must be true or an ISO 8601 time.")
+        freeze_at = _instant(value, "freeze", errors.InvalidField, "an ISO 8601 time")
     seconds = payload.get("advance", 0)
     if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not math.isfinite(seconds):
-        raise ControlError(400, "InvalidField", "'advance' must be a number of seconds.")
+        raise errors.InvalidField("'advance' must be a number of seconds.")
     if abs(seconds) > MAX_ADVANCE_SECONDS:
-        raise ControlError(400, "InvalidField", f"'advance' must be within ±{MAX_ADVANCE_SECONDS} s (100 years).")
+        raise errors.InvalidField(f"'advance' must be within ±{MAX_ADVANCE_SECONDS} s (100 years).")
+    for flag in ("resume", "reset"):
+        bool_field(payload, flag, False)
     if "freeze" in payload:
         clock.freeze(freeze_at)
     if seconds:
         landing = clock.now() + float(seconds)
         if not TIME_FLOOR.timestamp() <= landing <= TIME_CEILING.timestamp():
-            raise ControlError(400, "InvalidField", "'advance' would move the clock outside the years 1971-2999.")
+            raise errors.InvalidField("'advance' would move the clock outside the years 1971-2999.")
         clock.advance(float(seconds))
     if payload.get("resume") is True:
         clock.resume()
@@ -276,36 +257,30 @@ def set_time() -> Response:
     return json_response(_time_json())
 
 
-TIME_FLOOR = datetime(1971, 1, 1, tzinfo=UTC)
-TIME_CEILING = datetime(2999, 12, 31, tzinfo=UTC)
-MAX_ADVANCE_SECONDS = 100 * 365 * 86400
-SETTING_LIMITS = {"tokenLifetime": (1, 365 * 86400), "propagationDelay": (0, 10 * 365 * 86400)}
-
-SETTINGS_FIELDS = {
-    "tokenLifetime": "token_lifetime",
-    "propagationDelay": "propagation_delay",
-    "nestedGroupMembership": "nested_group_membership",
-}
-
-
 def _settings_json() -> dict[str, Any]:
     settings = current_emulator().settings
     return {name: getattr(settings, attr) for name, attr in SETTINGS_FIELDS.items()}
 
 
-@control.get("/settings")
+@route("GET", "/settings", summary="The emulator's settings", tag="time and settings", answers={200: s.ref("Settings")})
 def get_settings() -> Response:
     return json_response(_settings_json())
 
 
-@control.patch("/settings")
+@route(
+    "PATCH",
+    "/settings",
+    summary="Change token lifetime, propagation delay or nested group membership",
+    tag="time and settings",
+    body=s.SETTINGS_CHANGE,
+    answers={200: s.ref("Settings")},
+    refusals=(errors.InvalidField, errors.UnknownField),
+)
 def patch_settings() -> Response:
-    payload = body_object()
+    payload = json_object()
     unknown = set(payload) - set(SETTINGS_FIELDS)
     if unknown:
-        raise ControlError(
-            400, "UnknownField", f"Unknown settings {sorted(unknown)}; known: {sorted(SETTINGS_FIELDS)}."
-        )
+        raise errors.UnknownField(f"Unknown settings {sorted(unknown)}; known: {sorted(SETTINGS_FIELDS)}.")
     emulator = current_emulator()
     if "nestedGroupMembership" in payload:
         bool_field(payload, "nestedGroupMembership", True)
@@ -313,44 +288,75 @@ def patch_settings() -> Response:
         if name in payload:
             value = payload[name]
             if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-                raise ControlError(
-                    400, "InvalidField", f"'{name}' must be a whole number of seconds from {low} to {high}."
-                )
+                raise errors.InvalidField(f"'{name}' must be a whole number of seconds from {low} to {high}.")
     for name, value in payload.items():
         setattr(emulator.settings, SETTINGS_FIELDS[name], value)
     emulator.issuer.lifetime = emulator.settings.token_lifetime
     return json_response(_settings_json())
 
 
-@control.post("/reset")
+# ---------------------------------------------------------------- reset, export, import
+
+
+@route(
+    "POST",
+    "/reset",
+    summary="Back to the world loaded at start-up",
+    tag="world",
+    answers={200: s._closed({"status": {"const": "reset"}}, ["status"])},
+)
 def reset() -> Response:
-    """Back to the tenant world loaded at start-up, in real time; mail, log and rule changes are gone."""
+    """In real time; mail, log and rule changes are gone."""
     current_emulator().reset()
     return json_response({"status": "reset"})
 
 
-@control.get("/export")
+@route(
+    "GET",
+    "/export",
+    summary="The whole world as a tenant file, mail included",
+    tag="world",
+    answers={200: s.ref("TenantFile")},
+)
 def export() -> Response:
-    """The current world as tenant-file JSON: directory, rules, settings, each mailbox's mail and the outbound log.
-
-    Importing it gives the same world, and exporting that again the same bytes.
-    """
+    """Directory, rules, settings, each mailbox's mail and the outbound log. Importing it gives the same world, and
+    exporting that again the same bytes."""
     emulator = current_emulator()
     return json_response(dump_world(emulator.directory, emulator.settings, emulator.mail))
 
 
-@control.post("/import")
+@route(
+    "POST",
+    "/import",
+    summary="Replace the world with a tenant file",
+    tag="world",
+    body=s.ref("TenantFile"),
+    body_required=True,
+    answers={
+        200: s._closed(
+            {"status": {"const": "imported"}, "tenants": {"type": "array", "items": {"type": "string"}}},
+            ["status", "tenants"],
+        )
+    },
+    refusals=(errors.InvalidTenantFile,),
+)
 def import_world() -> Response:
-    """Replace the world with tenant-file JSON; its mail is loaded, mail and log of the old world are dropped.
-
-    The body is checked against the tenant-file schema first (400 InvalidTenantFile naming every wrong place);
-    no file is ever read, so a certificate must come as `pem`.
-    """
+    """Its mail is loaded; mail and log of the old world are dropped. The body is checked against the tenant-file
+    schema first (400 InvalidTenantFile naming every wrong place); no file is ever read, so a certificate must come
+    as `pem`."""
+    data = json_object()
     try:
-        world = load_world(body_object(), base_dir=None)
+        found = distant_times(data, SCHEMA)
+        if found:
+            raise ConfigError("", found)
+        world = load_world(data, base_dir=None)
     except ConfigError as exc:
         if exc.problems:
-            raise refused_body("InvalidTenantFile", exc.problems) from None
-        raise ControlError(400, "InvalidTenantFile", str(exc)) from None
+            raise errors.refused_body(errors.InvalidTenantFile, exc.problems) from None
+        raise errors.InvalidTenantFile(str(exc)) from None
     current_emulator().load(world)
     return json_response({"status": "imported", "tenants": [t.id for t in world.directory.tenants]})
+
+
+# Every other control route registers itself on import; the blueprint is complete once this module is imported.
+from m365_mock.control import directory, openapi, rules  # noqa: E402,F401

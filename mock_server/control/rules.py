@@ -13,8 +13,11 @@ from typing import Any
 from flask import Response
 
 from m365_mock.app import current_emulator, json_response
-from m365_mock.control.directory import created, mailbox_for, no_content, read, reader
-from m365_mock.control.routes import ControlError, body_object, control, entry_body, tenant_for, text_field
+from m365_mock.control import errors
+from m365_mock.control import schemas as s
+from m365_mock.control.api import route
+from m365_mock.control.directory import NO_CONTENT, created, mailbox_for, no_content, read, reader
+from m365_mock.control.fields import entry_body, json_object, tenant_for, text_field
 from m365_mock.state import policies
 from m365_mock.state.directory import Group, Mailbox, Tenant
 from m365_mock.state.errors import not_found
@@ -69,76 +72,124 @@ def _timing() -> tuple[float, float]:
 # ---------------------------------------------------------------- application access policies
 
 
-@control.get("/tenants/<tenant_key>/accessPolicies")
-def list_policies(tenant_key: str) -> Response:
-    tenant = tenant_for(tenant_key)
-    return json_response({"value": [policy_json(tenant, p) for p in tenant.rules.configured_policies()]})
+@route(
+    "GET",
+    "/tenants/{tenant}/accessPolicies",
+    summary="Application access policies (Get-ApplicationAccessPolicy)",
+    tag="access policies",
+    answers={200: s.listing(s.ref("AccessPolicy"))},
+)
+def list_policies(tenant: str) -> Response:
+    target = tenant_for(tenant)
+    return json_response({"value": [policy_json(target, p) for p in target.rules.configured_policies()]})
 
 
-@control.post("/tenants/<tenant_key>/accessPolicies")
-def create_policy(tenant_key: str) -> Response:
-    """New-ApplicationAccessPolicy: `app_id` (id, list, display name or *), `scope`, `access_right`, `description`."""
-    tenant = tenant_for(tenant_key)
+@route(
+    "POST",
+    "/tenants/{tenant}/accessPolicies",
+    summary="New-ApplicationAccessPolicy",
+    tag="access policies",
+    body=s.ref("accessPolicy"),
+    body_required=True,
+    answers={201: s.ref("AccessPolicy")},
+    refusals=(errors.InvalidField, errors.ObjectNotFound, errors.PolicyExists),
+)
+def create_policy(tenant: str) -> Response:
+    """`app_id` (an id, a display name, a list of those, or *), `scope` (a group or a user mailbox),
+    `access_right`, `description`. In force after the `propagationDelay` setting."""
+    target = tenant_for(tenant)
     payload = entry_body("accessPolicy")
     now, delay = _timing()
     try:
         payload["id"] = str(uuid.UUID(str(payload.get("id") or uuid.uuid4())))
     except ValueError:
-        raise ControlError(400, "InvalidField", f"'id' {payload['id']!r} is not a GUID.") from None
-    with current_emulator().directory.edit(tenant) as draft:
+        raise errors.InvalidField(f"'id' {payload['id']!r} is not a GUID.") from None
+    with current_emulator().directory.edit(target) as draft:
         if any(p.identity == payload["id"] for p in draft.rules.policies):
-            raise ControlError(409, "PolicyExists", f"Policy {payload['id']} already exists.")
+            raise errors.PolicyExists(f"Policy {payload['id']} already exists.")
         policy = read(lambda: reader().access_policy(payload, draft, "policy", now=now, delay=delay))
     return created(policy_json(draft, policy))
 
 
-@control.get("/tenants/<tenant_key>/accessPolicies/<identity>")
-def get_policy(tenant_key: str, identity: str) -> Response:
-    tenant = tenant_for(tenant_key)
-    return json_response(policy_json(tenant, tenant.rules.policy(identity)))
+@route(
+    "GET",
+    "/tenants/{tenant}/accessPolicies/{policy}",
+    summary="One application access policy",
+    tag="access policies",
+    answers={200: s.ref("AccessPolicy")},
+)
+def get_policy(tenant: str, policy: str) -> Response:
+    target = tenant_for(tenant)
+    return json_response(policy_json(target, target.rules.policy(policy)))
 
 
-@control.patch("/tenants/<tenant_key>/accessPolicies/<identity>")
-def update_policy(tenant_key: str, identity: str) -> Response:
-    """Set-ApplicationAccessPolicy: only the description can change."""
-    tenant = tenant_for(tenant_key)
-    payload = body_object()
+@route(
+    "PATCH",
+    "/tenants/{tenant}/accessPolicies/{policy}",
+    summary="Set-ApplicationAccessPolicy: only the description can change",
+    tag="access policies",
+    body=s.POLICY_CHANGE,
+    body_required=True,
+    answers={200: s.ref("AccessPolicy")},
+    refusals=(errors.UnknownField, errors.MissingField, errors.InvalidField),
+)
+def update_policy(tenant: str, policy: str) -> Response:
+    target = tenant_for(tenant)
+    payload = json_object()
     if set(payload) - {"description"}:
-        raise ControlError(400, "UnknownField", "Only 'description' can change on an application access policy.")
-    with current_emulator().directory.edit(tenant) as draft:
-        policy = draft.rules.policy(identity)
-        policy.description = text_field(payload, "description") or ""
-    return json_response(policy_json(draft, policy))
+        raise errors.UnknownField("Only 'description' can change on an application access policy.")
+    with current_emulator().directory.edit(target) as draft:
+        entry = draft.rules.policy(policy)
+        entry.description = text_field(payload, "description") or ""
+    return json_response(policy_json(draft, entry))
 
 
-@control.delete("/tenants/<tenant_key>/accessPolicies/<identity>")
-def delete_policy(tenant_key: str, identity: str) -> Response:
-    tenant = tenant_for(tenant_key)
+@route(
+    "DELETE",
+    "/tenants/{tenant}/accessPolicies/{policy}",
+    summary="Remove-ApplicationAccessPolicy",
+    tag="access policies",
+    answers=NO_CONTENT,
+)
+def delete_policy(tenant: str, policy: str) -> Response:
+    """Out of force after the `propagationDelay` setting."""
+    target = tenant_for(tenant)
     now, delay = _timing()
-    with current_emulator().directory.edit(tenant) as draft:
-        policies.remove_access_policy(draft, identity, now=now, delay=delay)
+    with current_emulator().directory.edit(target) as draft:
+        policies.remove_access_policy(draft, policy, now=now, delay=delay)
     return no_content()
 
 
-@control.post("/tenants/<tenant_key>/accessPolicies/test")
-def test_policy(tenant_key: str) -> Response:
-    """Test-ApplicationAccessPolicy -Identity <recipient> -AppId <app>, from the configured rules.
-
-    The recipient is `mailbox` (a mailbox) or `recipient` (a mailbox or a mail-enabled security group, as the
-    cmdlet's -Identity takes either).
-    """
-    tenant = tenant_for(tenant_key)
-    payload = body_object()
+@route(
+    "POST",
+    "/tenants/{tenant}/accessPolicies/test",
+    summary="Test-ApplicationAccessPolicy, from the configured rules",
+    tag="access policies",
+    body=s.POLICY_TEST_BODY,
+    body_required=True,
+    answers={200: s.ref("PolicyTest")},
+    refusals=(errors.MissingField, errors.InvalidField, errors.MailboxNotFound),
+)
+def test_policy(tenant: str) -> Response:
+    """-Identity <recipient> -AppId <app>. The recipient is `mailbox` (a mailbox) or `recipient` (a mailbox or a
+    mail-enabled security group, as the cmdlet's -Identity takes either)."""
+    target_tenant = tenant_for(tenant)
+    payload = json_object()
     if "recipient" in payload:
         key = text_field(payload, "recipient") or ""
-        target: Mailbox | Group | None = tenant.recipient(key)
+        target: Mailbox | Group | None = target_tenant.recipient(key)
         if target is None:
             raise not_found(key)
     else:
-        target = mailbox_for(tenant, text_field(payload, "mailbox") or "")
-    app_id = read(lambda: reader()._app_key(tenant, text_field(payload, "app_id"), "app_id"))
+        target = mailbox_for(target_tenant, text_field(payload, "mailbox") or "")
+    app_id = read(lambda: reader()._app_key(target_tenant, text_field(payload, "app_id"), "app_id"))
     verdict = policies.evaluate_policies(
-        tenant, tenant.rules, app_id, target, now=None, nested=current_emulator().settings.nested_group_membership
+        target_tenant,
+        target_tenant.rules,
+        app_id,
+        target,
+        now=None,
+        nested=current_emulator().settings.nested_group_membership,
     )
     return json_response(
         {
@@ -155,51 +206,80 @@ def test_policy(tenant_key: str) -> Response:
 # ---------------------------------------------------------------- RBAC for Applications
 
 
-@control.get("/tenants/<tenant_key>/servicePrincipals")
-def list_service_principals(tenant_key: str) -> Response:
-    tenant = tenant_for(tenant_key)
+@route(
+    "GET",
+    "/tenants/{tenant}/servicePrincipals",
+    summary="Exchange service principals (Get-ServicePrincipal)",
+    tag="RBAC for Applications",
+    answers={200: s.listing(s.ref("ServicePrincipal"))},
+)
+def list_service_principals(tenant: str) -> Response:
+    target = tenant_for(tenant)
     return json_response(
-        {"value": [dump_service_principal(sp) | {"identity": sp.identity} for sp in tenant.rules.service_principals]}
+        {"value": [dump_service_principal(sp) | {"identity": sp.identity} for sp in target.rules.service_principals]}
     )
 
 
-@control.post("/tenants/<tenant_key>/servicePrincipals")
-def create_service_principal(tenant_key: str) -> Response:
-    """New-ServicePrincipal: `app_id`, `object_id` (default: the app's service principal), `display_name`."""
-    tenant = tenant_for(tenant_key)
+@route(
+    "POST",
+    "/tenants/{tenant}/servicePrincipals",
+    summary="New-ServicePrincipal",
+    tag="RBAC for Applications",
+    body=s.ref("servicePrincipal"),
+    body_required=True,
+    answers={201: s.ref("ServicePrincipal")},
+    refusals=(errors.InvalidField, errors.ObjectNotFound),
+)
+def create_service_principal(tenant: str) -> Response:
+    """`app_id`, `object_id` (default: the app's service principal), `display_name`."""
+    target = tenant_for(tenant)
     payload = entry_body("servicePrincipal")
-    with current_emulator().directory.edit(tenant) as draft:
+    with current_emulator().directory.edit(target) as draft:
         sp = read(lambda: reader().service_principal(payload, draft, "service_principal"))
     return created(dump_service_principal(sp) | {"identity": sp.identity})
 
 
-@control.delete("/tenants/<tenant_key>/servicePrincipals/<key>")
-def delete_service_principal(tenant_key: str, key: str) -> Response:
-    tenant = tenant_for(tenant_key)
-    with current_emulator().directory.edit(tenant) as draft:
-        sp = draft.rules.service_principal(key)
+@route(
+    "DELETE",
+    "/tenants/{tenant}/servicePrincipals/{principal}",
+    summary="Remove-ServicePrincipal",
+    tag="RBAC for Applications",
+    answers=NO_CONTENT,
+    refusals=(errors.ServicePrincipalInUse,),
+)
+def delete_service_principal(tenant: str, principal: str) -> Response:
+    with current_emulator().directory.edit(tenant_for(tenant)) as draft:
+        sp = draft.rules.service_principal(principal)
         if any(a.app_id == sp.app_id for a in draft.rules.configured_assignments()):
-            raise ControlError(409, "ServicePrincipalInUse", f"{sp.display_name} still has role assignments.")
+            raise errors.ServicePrincipalInUse(f"{sp.display_name} still has role assignments.")
         draft.rules.service_principals.remove(sp)
     return no_content()
 
 
-@control.post("/tenants/<tenant_key>/servicePrincipals/<key>/testAuthorization")
-def test_authorization(tenant_key: str, key: str) -> Response:
-    """Test-ServicePrincipalAuthorization [-Resource <mailbox>]: RBAC grants only, from the configured rules."""
-    tenant = tenant_for(tenant_key)
-    payload = body_object()
-    sp = tenant.rules.service_principal(key)
+@route(
+    "POST",
+    "/tenants/{tenant}/servicePrincipals/{principal}/testAuthorization",
+    summary="Test-ServicePrincipalAuthorization, from the configured rules",
+    tag="RBAC for Applications",
+    body=s.AUTHORIZATION_TEST_BODY,
+    answers={200: s.ref("AuthorizationTest")},
+    refusals=(errors.InvalidField, errors.MailboxNotFound),
+)
+def test_authorization(tenant: str, principal: str) -> Response:
+    """[-Resource <mailbox>]: RBAC grants only."""
+    target = tenant_for(tenant)
+    payload = json_object()
+    sp = target.rules.service_principal(principal)
     resource = text_field(payload, "resource", required=False)
-    mailbox = mailbox_for(tenant, resource) if resource else None
+    mailbox = mailbox_for(target, resource) if resource else None
     rows = []
-    for assignment in tenant.rules.configured_assignments():
+    for assignment in target.rules.configured_assignments():
         if assignment.app_id != sp.app_id:
             continue
         scope_type = "CustomRecipientScope" if assignment.scope_name else "Organization"
         in_scope: bool | str = "Not Run"
         if mailbox is not None:
-            in_scope = bool(policies.rbac_grants(tenant, _only(tenant, assignment), sp.app_id, mailbox, now=None))
+            in_scope = bool(policies.rbac_grants(target, _only(target, assignment), sp.app_id, mailbox, now=None))
         rows.append(
             {
                 "role_name": assignment.role,
@@ -216,50 +296,93 @@ def _only(tenant: Tenant, assignment: RoleAssignment) -> AccessRules:
     return AccessRules(scopes=tenant.rules.scopes, assignments=[assignment])
 
 
-@control.get("/tenants/<tenant_key>/managementScopes")
-def list_scopes(tenant_key: str) -> Response:
-    return json_response({"value": [dump_scope(s) for s in tenant_for(tenant_key).rules.scopes]})
+@route(
+    "GET",
+    "/tenants/{tenant}/managementScopes",
+    summary="Management scopes (Get-ManagementScope)",
+    tag="RBAC for Applications",
+    answers={200: s.listing(s.ref("ManagementScope"))},
+)
+def list_scopes(tenant: str) -> Response:
+    return json_response({"value": [dump_scope(x) for x in tenant_for(tenant).rules.scopes]})
 
 
-@control.post("/tenants/<tenant_key>/managementScopes")
-def create_scope(tenant_key: str) -> Response:
-    """New-ManagementScope: `name`, `filter` (a RecipientRestrictionFilter)."""
-    tenant = tenant_for(tenant_key)
+@route(
+    "POST",
+    "/tenants/{tenant}/managementScopes",
+    summary="New-ManagementScope",
+    tag="RBAC for Applications",
+    body=s.ref("managementScope"),
+    body_required=True,
+    answers={201: s.ref("ManagementScope")},
+    refusals=(errors.InvalidField,),
+)
+def create_scope(tenant: str) -> Response:
+    """`name`, `filter` (a RecipientRestrictionFilter)."""
+    target = tenant_for(tenant)
     payload = entry_body("managementScope")
-    with current_emulator().directory.edit(tenant) as draft:
+    with current_emulator().directory.edit(target) as draft:
         scope = read(lambda: reader().management_scope(payload, draft, "management_scope"))
     return created(dump_scope(scope))
 
 
-@control.delete("/tenants/<tenant_key>/managementScopes/<name>")
-def delete_scope(tenant_key: str, name: str) -> Response:
-    tenant = tenant_for(tenant_key)
-    with current_emulator().directory.edit(tenant) as draft:
-        policies.remove_management_scope(draft, name)
+@route(
+    "DELETE",
+    "/tenants/{tenant}/managementScopes/{scope}",
+    summary="Remove-ManagementScope",
+    tag="RBAC for Applications",
+    answers=NO_CONTENT,
+    refusals=(errors.InvalidOperation,),
+)
+def delete_scope(tenant: str, scope: str) -> Response:
+    with current_emulator().directory.edit(tenant_for(tenant)) as draft:
+        policies.remove_management_scope(draft, scope)
     return no_content()
 
 
-@control.get("/tenants/<tenant_key>/roleAssignments")
-def list_assignments(tenant_key: str) -> Response:
-    tenant = tenant_for(tenant_key)
-    return json_response({"value": [assignment_json(a) for a in tenant.rules.configured_assignments()]})
+@route(
+    "GET",
+    "/tenants/{tenant}/roleAssignments",
+    summary="RBAC role assignments (Get-ManagementRoleAssignment)",
+    tag="RBAC for Applications",
+    answers={200: s.listing(s.ref("RoleAssignment"))},
+)
+def list_assignments(tenant: str) -> Response:
+    target = tenant_for(tenant)
+    return json_response({"value": [assignment_json(a) for a in target.rules.configured_assignments()]})
 
 
-@control.post("/tenants/<tenant_key>/roleAssignments")
-def create_assignment(tenant_key: str) -> Response:
-    """New-ManagementRoleAssignment -App: `role`, `app_id` (service principal), `scope` (omit: organisation)."""
-    tenant = tenant_for(tenant_key)
+@route(
+    "POST",
+    "/tenants/{tenant}/roleAssignments",
+    summary="New-ManagementRoleAssignment -App",
+    tag="RBAC for Applications",
+    body=s.ref("roleAssignment"),
+    body_required=True,
+    answers={201: s.ref("RoleAssignment")},
+    refusals=(errors.InvalidField, errors.ObjectNotFound),
+)
+def create_assignment(tenant: str) -> Response:
+    """`role`, `app_id` (a service principal), `scope` (omitted: the whole organisation). In force after the
+    `propagationDelay` setting."""
+    target = tenant_for(tenant)
     payload = entry_body("roleAssignment")
     now, delay = _timing()
-    with current_emulator().directory.edit(tenant) as draft:
+    with current_emulator().directory.edit(target) as draft:
         assignment = read(lambda: reader().role_assignment(payload, draft, "role_assignment", now=now, delay=delay))
     return created(assignment_json(assignment))
 
 
-@control.delete("/tenants/<tenant_key>/roleAssignments/<name>")
-def delete_assignment(tenant_key: str, name: str) -> Response:
-    tenant = tenant_for(tenant_key)
+@route(
+    "DELETE",
+    "/tenants/{tenant}/roleAssignments/{assignment}",
+    summary="Remove-ManagementRoleAssignment",
+    tag="RBAC for Applications",
+    answers=NO_CONTENT,
+)
+def delete_assignment(tenant: str, assignment: str) -> Response:
+    target = tenant_for(tenant)
     now, delay = _timing()
-    with current_emulator().directory.edit(tenant) as draft:
-        policies.remove_role_assignment(draft, name, now=now, delay=delay)
+    with current_emulator().directory.edit(target) as draft:
+        policies.remove_role_assignment(draft, assignment, now=now, delay=delay)
     return no_content()

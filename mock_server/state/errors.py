@@ -1,4 +1,8 @@
-"""The refusals of the tenant world: a change or lookup the directory or Exchange's rules do not allow."""
+"""The refusals of the tenant world: a change or lookup the directory or Exchange's rules do not allow.
+
+Callers tell them apart by type, never by their words: `NotFound` is an identity that names nothing, any other
+`DirectoryError` a change the rules refuse.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,10 @@ class RuleError(DirectoryError):
     """A policy, scope or assignment change that Exchange would refuse; the message is Exchange's."""
 
 
-def not_found(identity: str) -> RuleError:
+class NotFound(RuleError):
+    """An identity (a recipient, policy, service principal, scope or assignment) that names nothing."""
+
+
+def not_found(identity: str) -> NotFound:
     """Exchange's answer for an identity that names nothing."""
-    return RuleError(f"The operation couldn't be performed because object '{identity}' couldn't be found.")
+    return NotFound(f"The operation couldn't be performed because object '{identity}' couldn't be found.")

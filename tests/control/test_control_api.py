@@ -278,3 +278,84 @@ def test_routes_that_create_an_object_refuse_misspelt_fields(admin, path, body, 
     assert response.get_json()["error"]["code"] == "InvalidField"
     assert response.get_json()["error"]["message"] == message
     assert admin.call("GET", "/_m365/export").get_json() == before
+
+
+# ---------------------------------------------------------------- found by fuzzing the OpenAPI document
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "target"),
+    [
+        ("applications/Contact Center Connector/secrets", {"starts": "0159-07-29T23:24:50Z"}, "starts"),
+        (
+            "applications",
+            {"display_name": "Old", "secrets": [{"expires": "0250-06-20T11:15:51Z"}]},
+            "secrets[0].expires",
+        ),
+        (
+            "mailboxes",
+            {"address": "old@contoso.com", "messages": [{"received": "9999-12-31T23:00:00-05:00"}]},
+            "messages[0].received",
+        ),
+    ],
+)
+def test_times_outside_the_clocks_years_are_refused(admin, path, body, target):
+    """A secret starting in the year 159 was taken, and answered (and exported) as "159-07-29T23:24:50Z", which is
+    no date-time: the export could not be imported again. Times lie within the years the clock covers."""
+    before = admin.call("GET", "/_m365/export").get_json()
+    response = admin.call("POST", path, body, expect=400)
+    error = response.get_json()["error"]
+    assert error["code"] == "InvalidField"
+    assert error["message"] == f"{target}: must lie between the years 1971 and 2999"
+    assert admin.call("GET", "/_m365/export").get_json() == before
+
+
+@pytest.mark.parametrize("sent", ["0001-01-01T00:00:00+14:00", "0159-01-01T00:00:00Z"])
+def test_an_import_with_outbound_mail_sent_outside_the_clocks_years_is_refused(admin, sent):
+    """The first was a 500 (no UTC time that early); the second was taken and exported as "159-01-01T00:00:00Z",
+    which the import then refused."""
+    data = admin.call("GET", "/_m365/export").get_json()
+    data["outbound"] = [{"sent": sent, "sender": SUPPORT, "recipients": ["someone@example.org"]}]
+    error = admin.call("POST", "/_m365/import", data, expect=400).get_json()["error"]
+    assert (error["code"], error["message"]) == (
+        "InvalidTenantFile",
+        "outbound[0].sent: must lie between the years 1971 and 2999",
+    )
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "code", "message"),
+    [
+        (
+            "/_m365/time",
+            {"advnce": 60},
+            "UnknownField",
+            "The clock takes: advance, freeze, resume, reset; not ['advnce'].",
+        ),
+        ("/_m365/time", {"resume": "yes"}, "InvalidField", "'resume' must be true or false."),
+        (
+            f"/_m365/mailboxes/{SUPPORT}/messages",
+            {"count": 2, "unread_ratio": 1},
+            "UnknownField",
+            "Generated mail takes: count, seed, unreadRatio, folder; not ['unread_ratio'].",
+        ),
+        (
+            f"/_m365/mailboxes/{SUPPORT}/messages",
+            {"count": 2, "seed": True},
+            "InvalidSeed",
+            "'seed' must be a whole number.",
+        ),
+    ],
+)
+def test_bodies_the_document_refuses_are_refused(admin, path, body, code, message):
+    """A misspelt field used to be dropped without a word (the clock did not move, the ratio stayed 0.3)."""
+    error = admin.call("POST", path, body, expect=400).get_json()["error"]
+    assert (error["code"], error["message"]) == (code, message)
+
+
+def test_log_and_mailbox_filters_outside_their_values_are_refused(admin):
+    assert admin.call("GET", "/_m365/log?outcome=allowed", expect=400).get_json()["error"]["message"] == (
+        "'outcome' must be one of granted, denied, error."
+    )
+    assert admin.call("GET", "/_m365/log?outcome=DENIED", expect=200).get_json() == {"value": []}
+    assert admin.call("GET", "mailboxes?type=room", expect=400).get_json()["error"]["code"] == "InvalidField"

@@ -1,0 +1,273 @@
+"""The control API's error catalogue: `{"error": {"code", "message"}}` (plus `details` where a body is refused for
+several reasons at once), one class per code with its status and default message.
+
+Routes raise these; one handler renders them. Refusals of the tenant world (`DirectoryError` and its kinds from
+`state.errors`) become a control error by their type, in `from_state`. The OpenAPI document lists, for every
+route, the codes of the classes that route declares.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from m365_mock.state.errors import DirectoryError, NotFound
+from m365_mock.state.tenantfile import ConfigError, Problem
+from m365_mock.state.tenantfile.problems import dotted
+
+ADMIN_HEADER = "X-M365-Admin-Key"
+
+
+class ControlError(Exception):
+    """A control-API refusal; subclasses fix status and code, the message is given or the class default."""
+
+    status: ClassVar[int] = 400
+    code: ClassVar[str] = "BadRequest"
+    default_message: ClassVar[str] = ""
+
+    def __init__(self, message: str | None = None, *, details: list[dict[str, str]] | None = None) -> None:
+        self.message = message if message is not None else self.default_message
+        self.details = details
+        super().__init__(self.message)
+
+    def body(self) -> dict[str, Any]:
+        error: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.details:
+            error["details"] = self.details
+        return {"error": error}
+
+
+# ---------------------------------------------------------------- 400: the request is wrong
+
+
+class UnreadableBody(ControlError):
+    """Not JSON, or JSON that is not an object (Graph's words, as the control API always answered)."""
+
+    code = "BadRequest"
+    default_message = (
+        "Unable to read JSON request payload. Please ensure Content-Type header is set and payload is of valid "
+        "JSON format."
+    )
+
+
+class EmptyBody(ControlError):
+    code = "BadRequest"
+    default_message = "Empty Payload. JSON content expected."
+
+
+class MissingField(ControlError):
+    code = "MissingField"
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"'{name}' is required.")
+
+
+class InvalidField(ControlError):
+    """A field of the wrong type or value, or a body the tenant-file schema refuses."""
+
+    code = "InvalidField"
+
+
+class UnknownField(ControlError):
+    """A field the route does not know (PATCH bodies list what can change)."""
+
+    code = "UnknownField"
+
+
+class InvalidCount(ControlError):
+    code = "InvalidCount"
+
+
+class InvalidSeed(ControlError):
+    code = "InvalidSeed"
+    default_message = "'seed' must be a whole number."
+
+
+class InvalidDate(ControlError):
+    code = "InvalidDate"
+
+
+class InvalidTenantFile(ControlError):
+    """POST /import: the body is no tenant file; `details` names every wrong place."""
+
+    code = "InvalidTenantFile"
+
+
+class InvalidOperation(ControlError):
+    """A change the directory or Exchange's rules refuse, in their words."""
+
+    code = "InvalidOperation"
+
+
+class InvalidMailbox(ControlError):
+    code = "InvalidMailbox"
+
+
+class InvalidGroup(ControlError):
+    code = "InvalidGroup"
+
+
+class InvalidMember(ControlError):
+    code = "InvalidMember"
+    default_message = "A group can't be a member of itself."
+
+
+# ---------------------------------------------------------------- 401
+
+
+class AdminKeyRequired(ControlError):
+    status, code = 401, "AdminKeyRequired"
+    default_message = (
+        f"The control API needs the emulator's admin key in the {ADMIN_HEADER} header "
+        "(printed at start-up and in connection.json)."
+    )
+
+
+# ---------------------------------------------------------------- 404: nothing by that name
+
+
+class ObjectNotFound(ControlError):
+    """An identity the rules cannot find (Exchange's "couldn't be found"), or no route at that path."""
+
+    status, code = 404, "NotFound"
+
+
+class TenantNotFound(ControlError):
+    status, code = 404, "TenantNotFound"
+
+    def __init__(self, key: str) -> None:
+        super().__init__(f"This emulator has no tenant '{key}'.")
+
+
+class ApplicationNotFound(ControlError):
+    status, code = 404, "ApplicationNotFound"
+
+
+class SecretNotFound(ControlError):
+    status, code = 404, "SecretNotFound"
+
+
+class CertificateNotFound(ControlError):
+    status, code = 404, "CertificateNotFound"
+
+
+class MailboxNotFound(ControlError):
+    status, code = 404, "MailboxNotFound"
+
+
+class FolderNotFound(ControlError):
+    status, code = 404, "FolderNotFound"
+
+
+class GroupNotFound(ControlError):
+    status, code = 404, "GroupNotFound"
+
+
+class RecipientNotFound(ControlError):
+    status, code = 404, "RecipientNotFound"
+
+    def __init__(self, key: str) -> None:
+        super().__init__(
+            f'Couldn\'t find object "{key}". Please make sure that it was spelled correctly '
+            "or specify a different object."
+        )
+
+
+class MemberNotFound(ControlError):
+    status, code = 404, "MemberNotFound"
+
+
+# ---------------------------------------------------------------- 405, 409, 413, 415
+
+
+class MethodNotAllowed(ControlError):
+    status, code = 405, "MethodNotAllowed"
+    default_message = "The method is not allowed for the requested URL."
+
+
+class ApplicationExists(ControlError):
+    status, code = 409, "ApplicationExists"
+
+
+class SecretExists(ControlError):
+    status, code = 409, "SecretExists"
+
+
+class CertificateExists(ControlError):
+    status, code = 409, "CertificateExists"
+
+
+class MailboxExists(ControlError):
+    status, code = 409, "MailboxExists"
+
+
+class MailboxInUse(ControlError):
+    status, code = 409, "MailboxInUse"
+
+
+class GroupExists(ControlError):
+    status, code = 409, "GroupExists"
+
+
+class GroupInUse(ControlError):
+    status, code = 409, "GroupInUse"
+
+
+class MemberAlreadyExists(ControlError):
+    status, code = 409, "MemberAlreadyExists"
+
+
+class PolicyExists(ControlError):
+    status, code = 409, "PolicyExists"
+
+
+class ServicePrincipalInUse(ControlError):
+    status, code = 409, "ServicePrincipalInUse"
+
+
+class RequestTooLarge(ControlError):
+    status, code = 413, "RequestTooLarge"
+    default_message = "The request body is larger than the emulator's max_body_bytes setting."
+
+
+class UnsupportedMediaType(ControlError):
+    """A body that is not `application/json` (the code is Graph's, as the control API always answered)."""
+
+    status, code = 415, "RequestBodyRead"
+
+    def __init__(self, content_type: str) -> None:
+        super().__init__(
+            "A supported MIME type could not be found that matches the content type of the response. None of the "
+            f"supported type(s) 'application/json' matches the content type '{content_type}'."
+        )
+
+
+# ---------------------------------------------------------------- from the tenant world
+
+
+def from_state(exc: DirectoryError) -> ControlError:
+    """A refusal of the directory or of Exchange's rules, by its kind; the message as the rules wrote it."""
+    if isinstance(exc, NotFound):
+        return ObjectNotFound(str(exc))
+    return InvalidOperation(str(exc))
+
+
+def from_reader(exc: ConfigError, message: str) -> ControlError:
+    """The tenant-file reader's refusal of one object: 404 when the rules it ran found no such identity."""
+    if isinstance(exc.__cause__, NotFound):
+        return ObjectNotFound(message)
+    return InvalidField(message)
+
+
+def refused_body(kind: type[ControlError], problems: list[Problem]) -> ControlError:
+    """A body refused for every wrong place at once: one line each in the message (Exchange's words as they are),
+    one `{"code", "target", "message"}` each in `details`."""
+    lines = [p.message if p.exact and len(p.path) <= 1 else p.render() for p in problems]
+    details = [{"code": kind.code, "target": dotted(p.path), "message": p.message} for p in problems]
+    return kind("\n".join(lines), details=details)
+
+
+# Refusals every route may answer, added to each route's own list by the route registry.
+ALWAYS: tuple[type[ControlError], ...] = ()
+WITH_ADMIN_KEY: tuple[type[ControlError], ...] = (AdminKeyRequired,)
+WITH_BODY: tuple[type[ControlError], ...] = (UnreadableBody, RequestTooLarge, UnsupportedMediaType)
+WITH_PATH_PARAMETERS: tuple[type[ControlError], ...] = (ObjectNotFound,)

@@ -1,0 +1,314 @@
+"""JSON Schemas of the control API's bodies and answers, as the route declarations use them.
+
+An object the tenant file also describes (an application, a mailbox, an access policy, ...) is the tenant file's
+own definition (`$defs` of state/tenantfile/schema.py), by reference: a create body is checked against exactly
+that definition, and an answer is that definition with the fields it always carries required (and the few the
+answer adds). The OpenAPI document puts them all under `components/schemas`.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from m365_mock.state.tenantfile.schema import MAX_GENERATED, SCHEMA
+
+COMPONENTS_PATH = "#/components/schemas/"
+ISO_TIME = {"type": "string", "format": "date-time"}
+NULLABLE_TIME = {"type": ["string", "null"], "format": "date-time"}
+NON_EMPTY = {"type": "string", "pattern": r"\S"}
+
+
+def ref(name: str) -> dict[str, Any]:
+    """A reference to a schema of the document (`application`, `Mailbox`, ...)."""
+    return {"$ref": f"{COMPONENTS_PATH}{name}"}
+
+
+def listing(items: dict[str, Any]) -> dict[str, Any]:
+    """`{"value": [...]}`, the shape of every list the control API answers."""
+    return _closed({"value": {"type": "array", "items": items}}, ["value"])
+
+
+def _closed(properties: dict[str, Any], required: list[str] | None = None, **more: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {"type": "object", "additionalProperties": False, "properties": properties, **more}
+    if required:
+        out["required"] = required
+    return out
+
+
+def _from_tenant_file(node: Any) -> Any:
+    """A tenant-file definition with its `#/$defs/x` references pointing into the document's components."""
+    if isinstance(node, dict):
+        return {
+            key: (f"{COMPONENTS_PATH}{value.removeprefix('#/$defs/')}" if key == "$ref" else _from_tenant_file(value))
+            for key, value in node.items()
+        }
+    if isinstance(node, list):
+        return [_from_tenant_file(item) for item in node]
+    return node
+
+
+def _answer(definition: str, required: list[str], **added: dict[str, Any]) -> dict[str, Any]:
+    """A tenant-file definition as an answer: `required` always present, `added` fields the answer also has."""
+    schema = copy.deepcopy(_from_tenant_file(SCHEMA["$defs"][definition]))
+    schema.pop("oneOf", None)  # a certificate's pem-or-file choice is for what is sent
+    schema["properties"].update(added)
+    schema["required"] = required + list(added)
+    return schema
+
+
+# ---------------------------------------------------------------- answers
+
+
+def _lifetime() -> dict[str, Any]:
+    return {
+        "in_force": {"type": "boolean", "description": "Whether it applies to Graph requests now."},
+        "effective_from": {**NULLABLE_TIME, "description": "When a new rule takes effect (propagation delay)."},
+        "removed_from": {**NULLABLE_TIME, "description": "When a removed rule stops applying."},
+    }
+
+
+ERROR = _closed(
+    {
+        "error": _closed(
+            {
+                "code": {"type": "string"},
+                "message": {"type": "string"},
+                "details": {
+                    "type": "array",
+                    "description": "One entry per wrong place when a body is refused for several reasons.",
+                    "items": _closed(
+                        {"code": {"type": "string"}, "target": {"type": "string"}, "message": {"type": "string"}},
+                        ["code", "target", "message"],
+                    ),
+                },
+            },
+            ["code", "message"],
+        )
+    },
+    ["error"],
+)
+
+TENANT = _closed(
+    {"id": {"type": "string", "format": "uuid"}, "name": {"type": "string"}, "domains": {"type": "array"}},
+    ["id", "name", "domains"],
+)
+
+OUTBOUND = _closed(
+    {
+        "sentDateTime": ISO_TIME,
+        "sender": {"type": "string"},
+        "recipients": {"type": "array", "items": {"type": "string"}},
+        "subject": {"type": "string"},
+        "body": _closed({"contentType": {"enum": ["text", "html"]}, "content": {"type": "string"}}),
+        "internetMessageId": {"type": "string"},
+        "toRecipients": {"type": "array", "items": {"type": "object"}},
+        "ccRecipients": {"type": "array", "items": {"type": "object"}},
+        "bccRecipients": {"type": "array", "items": {"type": "object"}},
+    },
+    ["sentDateTime", "sender", "recipients", "subject", "body"],
+)
+
+LOG_RECORD = _closed(
+    {
+        "time": ISO_TIME,
+        "request_id": {"type": "string"},
+        "method": {"type": "string"},
+        "path": {"type": "string"},
+        "status": {"type": "integer"},
+        "tenant_id": {"type": ["string", "null"]},
+        "app_id": {"type": ["string", "null"]},
+        "mailbox": {"type": ["string", "null"]},
+        "operation": {"type": ["string", "null"]},
+        "outcome": {"enum": ["granted", "denied", "error"]},
+        "decision": {"type": ["string", "null"], "description": "Why the request was allowed or denied."},
+        "error_code": {"type": ["string", "null"]},
+    },
+    ["time", "request_id", "method", "path", "status", "outcome"],
+)
+
+TIME = _closed(
+    {"now": {**ISO_TIME, "description": "The emulator's now, UTC."}, "frozen": {"type": "boolean"}},
+    ["now", "frozen"],
+)
+
+SETTINGS_FIELDS = {
+    "tokenLifetime": {"type": "integer", "minimum": 1, "maximum": 365 * 86400, "description": "Seconds."},
+    "propagationDelay": {
+        "type": "integer",
+        "minimum": 0,
+        "maximum": 10 * 365 * 86400,
+        "description": "Seconds before a policy or role-assignment change takes effect.",
+    },
+    "nestedGroupMembership": {"type": "boolean", "description": "Group scopes include nested groups' members."},
+}
+SETTINGS = _closed(SETTINGS_FIELDS, list(SETTINGS_FIELDS))
+
+CREATED_MESSAGES = _closed(
+    {
+        "created": {"type": "integer", "minimum": 1},
+        "ids": {"type": "array", "items": {"type": "string"}, "description": "The new ids (the last 100)."},
+    },
+    ["created", "ids"],
+)
+
+POLICY_TEST = _closed(
+    {
+        "app_id": {"type": "string"},
+        "mailbox": {"type": "string"},
+        "mailbox_id": {"type": "string"},
+        "mailbox_sid": {"type": "string"},
+        "access_check_result": {"enum": ["Granted", "Denied"]},
+        "reason": {"type": "string"},
+    },
+    ["app_id", "mailbox", "mailbox_id", "mailbox_sid", "access_check_result", "reason"],
+)
+
+AUTHORIZATION_TEST = listing(
+    _closed(
+        {
+            "role_name": {"type": "string"},
+            "granted_permissions": {"type": "array", "items": {"type": "string"}},
+            "allowed_resource_scope": {"type": "string"},
+            "scope_type": {"enum": ["Organization", "CustomRecipientScope"]},
+            "in_scope": {"oneOf": [{"type": "boolean"}, {"const": "Not Run"}]},
+        },
+        ["role_name", "granted_permissions", "allowed_resource_scope", "scope_type", "in_scope"],
+    )
+)
+
+_TENANT_FILE = {k: v for k, v in SCHEMA.items() if k not in ("$defs", "$schema", "$id")}
+
+ANSWERS: dict[str, dict[str, Any]] = {
+    "Error": ERROR,
+    "Tenant": TENANT,
+    "Application": _answer(
+        "application",
+        [
+            "app_id",
+            "display_name",
+            "object_id",
+            "service_principal_id",
+            "permissions",
+            "admin_consent",
+            "enabled",
+            "secrets",
+            "certificates",
+        ],
+    ),
+    "Secret": _answer("secret", ["id", "value", "display_name", "starts", "expires"]),
+    "Certificate": _answer("certificate", ["id", "display_name", "pem"]),
+    "Mailbox": _answer("mailbox", ["id", "address", "display_name", "type"]),
+    "Group": _answer("group", ["id", "address", "display_name", "members"]),
+    "AccessPolicy": _answer(
+        "accessPolicy",
+        ["id", "app_id", "scope", "access_right", "description"],
+        identity={"type": "string", "description": "As Get-ApplicationAccessPolicy shows it."},
+        scope_name={"type": "string"},
+        scope_identity={"type": "string"},
+        scope_identity_raw={"type": "string"},
+        shard_type={"const": "All"},
+        is_valid={"type": "boolean"},
+        object_state={"type": "string"},
+        **_lifetime(),
+    ),
+    "ServicePrincipal": _answer(
+        "servicePrincipal", ["app_id", "object_id", "display_name"], identity={"type": "string"}
+    ),
+    "ManagementScope": _answer("managementScope", ["name", "filter"]),
+    "RoleAssignment": _answer("roleAssignment", ["name", "role", "app_id"], **_lifetime()),
+    "PolicyTest": POLICY_TEST,
+    "AuthorizationTest": AUTHORIZATION_TEST,
+    "OutboundMessage": OUTBOUND,
+    "LogRecord": LOG_RECORD,
+    "Time": TIME,
+    "Settings": SETTINGS,
+    "CreatedMessages": CREATED_MESSAGES,
+    "TenantFile": _from_tenant_file(_TENANT_FILE),
+}
+
+
+def components() -> dict[str, dict[str, Any]]:
+    """Every schema of the document: the tenant file's definitions (by their names there) and the answers."""
+    return {**_from_tenant_file(SCHEMA["$defs"]), **ANSWERS}
+
+
+# ---------------------------------------------------------------- bodies that are not tenant-file entries
+
+APPLICATION_CHANGE = _closed(
+    {
+        "permissions": {
+            "oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}],
+            "description": "Graph application permissions, a list or a comma-separated string.",
+        },
+        "admin_consent": {"type": "boolean"},
+        "enabled": {"type": "boolean"},
+        "display_name": NON_EMPTY,
+    },
+)
+
+MAILBOX_CHANGE = _closed(
+    {
+        "display_name": NON_EMPTY,
+        "custom_attributes": {
+            **SCHEMA["$defs"]["mailbox"]["properties"]["custom_attributes"],
+            "description": "Merged into the mailbox's; an empty string clears one.",
+        },
+    }
+)
+
+MEMBER = _closed({"member": {**NON_EMPTY, "description": "A mailbox or group: address, alias or id."}}, ["member"])
+
+POLICY_CHANGE = _closed({"description": {"type": "string"}}, ["description"])
+
+POLICY_TEST_BODY = _closed(
+    {
+        "app_id": {**NON_EMPTY, "description": "An app id or display name."},
+        "mailbox": {**NON_EMPTY, "description": "A mailbox."},
+        "recipient": {**NON_EMPTY, "description": "A mailbox or a mail-enabled security group (wins over mailbox)."},
+    },
+    ["app_id"],
+)
+
+AUTHORIZATION_TEST_BODY = _closed({"resource": {**NON_EMPTY, "description": "A mailbox to test the scopes on."}})
+
+GENERATE = _closed(
+    {
+        "count": {"type": "integer", "minimum": 1, "maximum": MAX_GENERATED},
+        "seed": {"type": "integer", "description": "Default 365: the same seed gives the same mail."},
+        "unreadRatio": {"type": "number", "minimum": 0, "maximum": 1, "description": "Default 0.3."},
+        "folder": {"type": "string", "description": "A well-known folder name or a folder id; default inbox."},
+    },
+    ["count"],
+    description="Generated mail (Faker, fixed seed).",
+)
+
+MESSAGE = {
+    "type": "object",
+    "description": "One message, in Graph's message properties, delivered as if from outside.",
+    "properties": {
+        "subject": {"type": "string"},
+        "body": {"type": "object", "properties": {"contentType": {"enum": ["text", "html"]}, "content": {}}},
+        "from": {"type": "object", "properties": {"emailAddress": {"type": "object"}}},
+        "toRecipients": {"type": "array", "items": {"type": "object"}},
+        "folder": {"type": "string", "description": "A well-known folder name or a folder id; default inbox."},
+        "receivedDateTime": {**ISO_TIME, "description": "Default: now."},
+    },
+    "not": {"required": ["count"]},
+}
+
+DELIVERY = {"oneOf": [GENERATE, MESSAGE]}
+
+TIME_CHANGE = _closed(
+    {
+        "advance": {"type": "number", "description": "Seconds to move the clock (within ±100 years)."},
+        "freeze": {
+            "oneOf": [{"const": True}, ISO_TIME],
+            "description": "true: stop the clock now; a time: stop it there (years 1971-2999).",
+        },
+        "resume": {"type": "boolean", "description": "true: let a frozen clock run again."},
+        "reset": {"type": "boolean", "description": "true: back to real time."},
+    }
+)
+
+SETTINGS_CHANGE = _closed(SETTINGS_FIELDS)
