@@ -9,6 +9,7 @@ from typing import Any
 
 from m365_mock.emulator import Emulator
 from m365_mock.state.directory import GRAPH_RESOURCE, Application, Tenant
+from m365_mock.tools.control_client import ControlClient, FlaskSession, TestClientResponse
 
 BASE = "https://graph.emu.test"
 ADMIN_KEY = "test-admin-key"
@@ -66,25 +67,29 @@ def error_of(response) -> tuple[int, str, str]:
 
 
 class Admin:
-    """The control API, with the admin key, for the demo tenant."""
+    """The control API, with the admin key, for the demo tenant, over the Flask test client.
+
+    `call` answers the response whatever its status (for tests of refusals); `api` is the typed control client,
+    which raises ControlError when refused.
+    """
 
     def __init__(self, client: Any) -> None:
         self.client = client
+        self.api = ControlClient(BASE, ADMIN_KEY, tenant=TENANT, session=FlaskSession(client))
 
-    def call(self, method: str, path: str, body: Any = None, expect: int | None = None) -> Any:
-        url = path if path.startswith("/_m365/") else f"/_m365/tenants/{TENANT}/{path}"
-        response = self.client.open(url, method=method, json=body, headers={"X-M365-Admin-Key": ADMIN_KEY})
+    def call(self, method: str, path: str, body: Any = None, expect: int | None = None) -> TestClientResponse:
+        """`path` under /_m365/ as given, or (without that prefix) under the demo tenant."""
+        path = path.removeprefix("/_m365") if path.startswith("/_m365/") else f"/tenants/{TENANT}/{path}"
+        response = self.api.response(method, path, body)
         if expect is not None:
-            assert response.status_code == expect, response.get_data(as_text=True)
+            assert response.status_code == expect, response.text
         return response
 
     def policy(self, app_id: str | list[str], scope: str, right: str = "RestrictAccess") -> dict[str, Any]:
-        return self.call(
-            "POST", "accessPolicies", {"app_id": app_id, "scope": scope, "access_right": right}, expect=201
-        ).get_json()
+        return self.api.add_access_policy(app_id, scope, right)
 
     def advance(self, seconds: float) -> None:
-        self.call("POST", "/_m365/time", {"advance": seconds}, expect=200)
+        self.api.advance(seconds)
 
 
 def status_of(response) -> tuple[int, str | None, str | None]:

@@ -6,10 +6,9 @@ import argparse
 import json
 import sys
 from typing import Any, TextIO
-from urllib.parse import urlencode
 
 from m365_mock.tools.control_client import (
-    CmdletError,
+    ControlError,
     ControlUnavailable,
     SetupError,
     add_connection_arguments,
@@ -48,22 +47,13 @@ def format_records(records: list[dict[str, Any]]) -> str:
 
 def main(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None) -> int:
     out, err = out or sys.stdout, err or sys.stderr
-    query = {
-        k: v
-        for k, v in {
-            "app": args.app,
-            "mailbox": args.mailbox,
-            "outcome": args.outcome,
-            "limit": args.limit or None,
-        }.items()
-        if v
-    }
     try:
-        records = client_from_args(args).request("GET", "/log" + (f"?{urlencode(query)}" if query else ""))["value"]
+        client = client_from_args(args)
+        records = client.log(app=args.app, mailbox=args.mailbox, outcome=args.outcome, limit=args.limit or None)
     except SetupError as exc:
         print(f"m365-mock log: {exc}", file=err)
         return 2
-    except (CmdletError, ControlUnavailable) as exc:
+    except (ControlError, ControlUnavailable) as exc:
         print(f"m365-mock log: {exc}", file=err)
         return 1
     if args.json:

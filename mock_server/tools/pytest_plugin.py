@@ -14,21 +14,18 @@ Installed with the package (entry point `pytest11`). Fixtures:
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlencode
 
 import pytest
 import requests
 
-from m365_mock.tools.control_client import control_request
+from m365_mock.tools import control_client
+from m365_mock.tools.control_client import AppRef, ControlClient, ControlError
 from m365_mock.tools.process import RunningEmulator, start_emulator
 
 GRAPH_SCOPE = "https://graph.microsoft.com/.default"
-# How a test names an app, everywhere a helper takes one: the dict that `add_app()`, `app()` and `apps()` return,
-# an app id, or a display name (any case).
-AppRef = Mapping[str, Any] | str
 SYSTEM_BUNDLES = ("/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt", "/etc/ssl/cert.pem")
 
 
@@ -38,28 +35,33 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("m365_tenant", "tenant file for the m365-mock emulator (default: the demo tenant)", default="")
 
 
-class M365Error(AssertionError):
-    """A control-API call the test relied on did not succeed; the message holds the emulator's answer."""
+class M365Error(ControlError, AssertionError):
+    """A control-API call the test relied on did not succeed (`status`, `code`, `message` as the emulator answered),
+    or a helper could not do what it was asked; the test fails with the request and the answer."""
+
+    def __str__(self) -> str:
+        return self.describe()
 
 
 def app_key(app: AppRef) -> str:
-    """The app id or display name an app reference stands for."""
-    if isinstance(app, Mapping):
-        for field in ("app_id", "appId", "display_name", "displayName"):
-            if app.get(field):
-                return str(app[field])
-        raise M365Error(f"{dict(app)!r} is not an app: it has no app_id or display_name")
-    if isinstance(app, str):
-        return app
-    raise TypeError(f"an app is an app dict, an app id or a display name, not {type(app).__name__}")
+    """The app id or display name an app reference stands for: the dict that `add_app()`, `app()` and `apps()`
+    return, an app id, or a display name (any case)."""
+    try:
+        return control_client.app_key(app)
+    except ValueError as exc:
+        raise M365Error(str(exc)) from None
 
 
 class M365:
-    """The emulator as a test sees it. Every helper goes through the control API, as an admin would."""
+    """The emulator as a test sees it. Every helper goes through the control API, as an admin would: `api` is the
+    typed control client (acting on the emulator's first tenant), raising M365Error when refused."""
 
     def __init__(self, emulator: RunningEmulator) -> None:
         self.emulator = emulator
         self.facts = emulator.facts
+        self.api = ControlClient(
+            emulator.base_url, self.facts["admin_key"], ca_file=emulator.ca_file, timeout=60, error=M365Error
+        )
 
     # ------------------------------------------------------------ where things are
 
@@ -77,11 +79,11 @@ class M365:
 
     @property
     def tenant_id(self) -> str:
-        return self.tenants()[0]["id"]
+        return self.api.tenant_id
 
     @property
     def domain(self) -> str:
-        return self.tenants()[0]["domains"][0]
+        return self.api.tenant["domains"][0]
 
     @property
     def authority(self) -> str:
@@ -91,28 +93,22 @@ class M365:
 
     def control(self, method: str, path: str, body: Any = None, *, expect: int | None = None) -> Any:
         """`method /_m365<path>`; the JSON answer (None for 204). M365Error when it is not the expected status."""
-        response = control_request(
-            self.base_url, self.facts["admin_key"], method, path, body, ca_file=self.ca_file, timeout=60
-        )
-        ok = response.status_code == expect if expect is not None else response.status_code < 300
-        if not ok:
-            raise M365Error(f"{method} /_m365{path} answered {response.status_code}: {response.text[:500]}")
-        return response.json() if response.content else None
+        return self.api.request(method, path, body, expect=expect)
 
     def tenant_path(self, path: str) -> str:
-        return f"/tenants/{self.tenant_id}{path}"
+        return self.api.tenant_path(path)
 
     def reset(self) -> None:
         """Back to the tenant the emulator was started with, in real time, with empty log and outbound mail."""
-        self.control("POST", "/reset")
+        self.api.reset()
 
     def tenants(self) -> list[dict[str, Any]]:
-        return self.control("GET", "/tenants")["value"]
+        return self.api.tenants()
 
     # ------------------------------------------------------------ the world
 
     def apps(self) -> list[dict[str, Any]]:
-        return self.control("GET", self.tenant_path("/applications"))["value"]
+        return self.api.applications()
 
     def app(self, name: AppRef | None = None) -> dict[str, Any]:
         """An app registration as it is now, with its secrets' values (default: the tenant's first app).
@@ -130,36 +126,25 @@ class M365:
 
     def add_app(self, display_name: str, permissions: list[str], *, consent: bool = True) -> dict[str, Any]:
         """A new app with a generated secret (its value is in `app["secrets"][0]["value"]`)."""
-        return self.control(
-            "POST",
-            self.tenant_path("/applications"),
-            {"display_name": display_name, "permissions": permissions, "admin_consent": consent, "secrets": [{}]},
-        )
+        return self.api.add_application(display_name, permissions, consent=consent)
 
     def add_mailbox(self, address: str, *, shared: bool = True, display_name: str | None = None) -> dict[str, Any]:
-        body: dict[str, Any] = {"address": address, "type": "shared" if shared else "user"}
-        if display_name:
-            body["display_name"] = display_name
-        return self.control("POST", self.tenant_path("/mailboxes"), body)
+        return self.api.add_mailbox(address, kind="shared" if shared else "user", display_name=display_name or None)
 
     def add_group(self, address: str, members: list[str] = ()) -> dict[str, Any]:  # type: ignore[assignment]
-        return self.control("POST", self.tenant_path("/groups"), {"address": address, "members": list(members)})
+        return self.api.add_group(address, members)
 
     def add_to_group(self, group: str, member: str) -> None:
-        self.control("POST", self.tenant_path(f"/groups/{quote(group)}/members"), {"member": member})
+        self.api.add_member(group, member)
 
     def add_policy(self, app: AppRef, scope: str, access_right: str = "RestrictAccess") -> dict[str, Any]:
         """New-ApplicationAccessPolicy: `app` is an app dict, app id, display name or `*`; `scope` a security group
         or user."""
-        return self.control(
-            "POST",
-            self.tenant_path("/accessPolicies"),
-            {"app_id": app_key(app), "scope": scope, "access_right": access_right},
-        )
+        return self.api.add_access_policy(app_key(app), scope, access_right)
 
     def remove_policies(self) -> None:
-        for policy in self.control("GET", self.tenant_path("/accessPolicies"))["value"]:
-            self.control("DELETE", self.tenant_path(f"/accessPolicies/{policy['id']}"))
+        for policy in self.api.access_policies():
+            self.api.remove_access_policy(policy["id"])
 
     def deliver(
         self,
@@ -176,37 +161,39 @@ class M365:
             "subject": subject,
             "body": {"contentType": "text", "content": body},
             "from": {"emailAddress": {"address": sender}},
-            "folder": folder,
             **fields,
         }
-        return self.control("POST", f"/mailboxes/{quote(mailbox)}/messages", message)["ids"][0]
+        return self.api.deliver(mailbox, message, folder=folder)
 
     def deliver_many(self, mailbox: str, count: int, *, unread_ratio: float = 0.3, seed: int = 365) -> None:
         """`count` generated messages (Faker, fixed seed) in the mailbox's Inbox."""
-        self.control(
-            "POST", f"/mailboxes/{quote(mailbox)}/messages", {"count": count, "unreadRatio": unread_ratio, "seed": seed}
-        )
+        self.api.generate(mailbox, count, unread_ratio=unread_ratio, seed=seed)
 
     def exo(self, text: str) -> str:
         """Run Exchange Online PowerShell lines; their output. M365Error with the errors when one fails."""
         import io
 
-        from m365_mock.tools.control_client import ControlClient
         from m365_mock.tools.exo import run
 
         out, err = io.StringIO(), io.StringIO()
-        client = ControlClient(self.base_url, self.facts["admin_key"], ca_file=self.ca_file, tenant=self.tenant_id)
+        client = ControlClient(
+            self.base_url,
+            self.facts["admin_key"],
+            ca_file=self.ca_file,
+            tenant=self.tenant_id,
+            session=self.api.session,
+        )
         if run(text, client, out, err) != 0:
             raise M365Error(err.getvalue())
         return out.getvalue()
 
     def advance(self, seconds: float) -> None:
         """Move the emulator's clock forward (tokens, secrets and propagation delays see it)."""
-        self.control("POST", "/time", {"advance": seconds})
+        self.api.advance(seconds)
 
     def settings(self, **values: Any) -> dict[str, Any]:
         """Change settings (`tokenLifetime`, `propagationDelay`, `nestedGroupMembership`)."""
-        return self.control("PATCH", "/settings", values)
+        return self.api.update_settings(**values)
 
     # ------------------------------------------------------------ what happened
 
@@ -215,8 +202,7 @@ class M365:
         display name)."""
         if filters.get("app") is not None:
             filters["app"] = self._app_id(filters["app"])
-        query = urlencode({k: v for k, v in filters.items() if v is not None})
-        return self.control("GET", "/log" + (f"?{query}" if query else ""))["value"]
+        return self.api.log(**filters)
 
     def _app_id(self, app: AppRef) -> str:
         """The id of a registered app; an unknown id as given (the log keeps requests of deleted apps)."""
@@ -227,7 +213,7 @@ class M365:
 
     def outbound(self) -> list[dict[str, Any]]:
         """Mail sent to addresses outside the tenants."""
-        return self.control("GET", "/outbound")["value"]
+        return self.api.outbound()
 
     def token(self, app: AppRef | None = None) -> str:
         """An access token for the app (client credentials with its secret)."""
