@@ -180,6 +180,8 @@ class MemberNotFound(ControlError):
 
 
 class MethodNotAllowed(ControlError):
+    """A method the path has no route for (answered by the app's routing, in this shape)."""
+
     status, code = 405, "MethodNotAllowed"
     default_message = "The method is not allowed for the requested URL."
 
@@ -267,7 +269,6 @@ def refused_body(kind: type[ControlError], problems: list[Problem]) -> ControlEr
 
 
 # Refusals every route may answer, added to each route's own list by the route registry.
-ALWAYS: tuple[type[ControlError], ...] = ()
 WITH_ADMIN_KEY: tuple[type[ControlError], ...] = (AdminKeyRequired,)
 WITH_BODY: tuple[type[ControlError], ...] = (UnreadableBody, RequestTooLarge, UnsupportedMediaType)
 WITH_PATH_PARAMETERS: tuple[type[ControlError], ...] = (ObjectNotFound,)
