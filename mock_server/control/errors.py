@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from m365_mock.state.errors import DirectoryError, NotFound
+from m365_mock.state.errors import AlreadyExists, DirectoryError, InUse, NotFound
 from m365_mock.state.tenantfile import ConfigError, Problem
 from m365_mock.state.tenantfile.problems import dotted
 
@@ -186,6 +186,18 @@ class MethodNotAllowed(ControlError):
     default_message = "The method is not allowed for the requested URL."
 
 
+class ObjectExists(ControlError):
+    """A name, address or id already taken, in the directory's or Exchange's words."""
+
+    status, code = 409, "AlreadyExists"
+
+
+class ObjectInUse(ControlError):
+    """An object other rules still use, in Exchange's words."""
+
+    status, code = 409, "InUse"
+
+
 class ApplicationExists(ControlError):
     status, code = 409, "ApplicationExists"
 
@@ -250,13 +262,19 @@ def from_state(exc: DirectoryError) -> ControlError:
     """A refusal of the directory or of Exchange's rules, by its kind; the message as the rules wrote it."""
     if isinstance(exc, NotFound):
         return ObjectNotFound(str(exc))
+    if isinstance(exc, AlreadyExists):
+        return ObjectExists(str(exc))
+    if isinstance(exc, InUse):
+        return ObjectInUse(str(exc))
     return InvalidOperation(str(exc))
 
 
 def from_reader(exc: ConfigError, message: str) -> ControlError:
-    """The tenant-file reader's refusal of one object: 404 when the rules it ran found no such identity."""
-    if isinstance(exc.__cause__, NotFound):
-        return ObjectNotFound(message)
+    """The tenant-file reader's refusal of one object: 400 InvalidField, unless the rules it ran refused by a kind
+    of their own (no such identity, a name already taken)."""
+    cause = exc.__cause__
+    if isinstance(cause, NotFound | AlreadyExists | InUse):
+        return type(from_state(cause))(message)
     return InvalidField(message)
 
 

@@ -92,7 +92,7 @@ def list_policies(tenant: str) -> Response:
     body=s.ref("accessPolicy"),
     body_required=True,
     answers={201: s.ref("AccessPolicy")},
-    refusals=(errors.InvalidField, errors.ObjectNotFound, errors.PolicyExists),
+    refusals=(errors.InvalidField, errors.ObjectNotFound, errors.PolicyExists, errors.ObjectExists),
 )
 def create_policy(tenant: str) -> Response:
     """`app_id` (an id, a display name, a list of those, or *), `scope` (a group or a user mailbox),
@@ -228,7 +228,7 @@ def list_service_principals(tenant: str) -> Response:
     body=s.ref("servicePrincipal"),
     body_required=True,
     answers={201: s.ref("ServicePrincipal")},
-    refusals=(errors.InvalidField, errors.ObjectNotFound),
+    refusals=(errors.InvalidField, errors.ObjectNotFound, errors.ObjectExists),
 )
 def create_service_principal(tenant: str) -> Response:
     """`app_id`, `object_id` (default: the app's service principal), `display_name`."""
@@ -315,7 +315,7 @@ def list_scopes(tenant: str) -> Response:
     body=s.ref("managementScope"),
     body_required=True,
     answers={201: s.ref("ManagementScope")},
-    refusals=(errors.InvalidField,),
+    refusals=(errors.InvalidField, errors.ObjectExists),
 )
 def create_scope(tenant: str) -> Response:
     """`name`, `filter` (a RecipientRestrictionFilter)."""
@@ -332,7 +332,7 @@ def create_scope(tenant: str) -> Response:
     summary="Remove-ManagementScope",
     tag="RBAC for Applications",
     answers=NO_CONTENT,
-    refusals=(errors.InvalidOperation,),
+    refusals=(errors.InvalidOperation, errors.ObjectInUse),
 )
 def delete_scope(tenant: str, scope: str) -> Response:
     with current_emulator().directory.edit(tenant_for(tenant)) as draft:
@@ -360,7 +360,7 @@ def list_assignments(tenant: str) -> Response:
     body=s.ref("roleAssignment"),
     body_required=True,
     answers={201: s.ref("RoleAssignment")},
-    refusals=(errors.InvalidField, errors.ObjectNotFound),
+    refusals=(errors.InvalidField, errors.ObjectNotFound, errors.ObjectExists),
 )
 def create_assignment(tenant: str) -> Response:
     """`role`, `app_id` (a service principal), `scope` (omitted: the whole organisation). In force after the

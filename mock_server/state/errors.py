@@ -1,6 +1,7 @@
 """The refusals of the tenant world: a change or lookup the directory or Exchange's rules do not allow.
 
-Callers tell them apart by type, never by their words: `NotFound` is an identity that names nothing, any other
+Callers tell them apart by type, never by their words: `NotFound` is an identity that names nothing,
+`AlreadyExists` a name or id already taken, `InUse` an object that other rules still need, and any other
 `DirectoryError` a change the rules refuse.
 """
 
@@ -17,6 +18,14 @@ class RuleError(DirectoryError):
 
 class NotFound(RuleError):
     """An identity (a recipient, policy, service principal, scope or assignment) that names nothing."""
+
+
+class AlreadyExists(DirectoryError):
+    """A new object whose name, address or id is already taken."""
+
+
+class InUse(RuleError):
+    """An object that cannot go while other rules use it (a management scope with role assignments)."""
 
 
 def not_found(identity: str) -> NotFound:

@@ -7,7 +7,7 @@ import inspect
 import pytest
 
 from m365_mock.control import errors
-from m365_mock.state.errors import DirectoryError, NotFound, RuleError, not_found
+from m365_mock.state.errors import AlreadyExists, DirectoryError, InUse, NotFound, RuleError, not_found
 from tests.helpers import GROUP, SALES, SUPPORT
 
 
@@ -37,6 +37,12 @@ def test_refusals_of_the_tenant_world_are_told_apart_by_type_not_by_their_words(
     found_elsewhere = errors.from_state(NotFound("the scope is gone"))
     assert (found_elsewhere.status, found_elsewhere.code) == (404, "NotFound")
     assert errors.from_state(DirectoryError("no")).status == 400
+    taken = errors.from_state(AlreadyExists("group g@contoso.com already exists"))
+    assert (taken.status, taken.code, taken.message) == (409, "AlreadyExists", "group g@contoso.com already exists")
+    assert (errors.from_state(InUse("used by role assignments")).status, errors.from_state(InUse("x")).code) == (
+        409,
+        "InUse",
+    )
 
 
 def test_the_error_shape(admin):
