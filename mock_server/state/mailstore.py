@@ -237,6 +237,9 @@ VALUE_FIELDS: dict[str, Callable[[Message], Any]] = {
 }
 
 
+EQUALITY_FIELDS = ("subject", "from_address")  # value indexes also kept by case-folded value
+
+
 class ValueEntry:
     """One distinct value of an indexed text field: the messages holding it (one, or a set of many), and
     `derived`, a slot for what readers compute from the value once (a search keeps its normalized text there)."""
@@ -376,16 +379,16 @@ class Selection:
     """Which messages a listing wants, in terms the store's indexes answer. Every condition given must hold.
 
     `after` / `before`: received at or after / before an instant (`inclusive` or strictly); `is_read`,
-    `has_attachments`: that value; `values`: (field of VALUE_FIELDS, test) pairs, the field's value (a string;
-    a message without one fails) must pass the test; `among`: only these messages (found elsewhere, e.g. by a
-    search); `predicate`: anything else, asked last and of the fewest messages.
+    `has_attachments`: that value; `equals`: (field of EQUALITY_FIELDS, text) pairs, the field's value must be
+    the text ignoring case (as $filter compares strings); `among`: only these messages (found elsewhere, e.g. by
+    a search); `predicate`: anything else, asked last and of the fewest messages.
     """
 
     after: tuple[datetime, bool] | None = None
     before: tuple[datetime, bool] | None = None
     is_read: bool | None = None
     has_attachments: bool | None = None
-    values: tuple[tuple[str, Callable[[str], bool]], ...] = ()
+    equals: tuple[tuple[str, str], ...] = ()
     among: Collection[Message] | None = None
     predicate: Callable[[Message], bool] | None = None
 
@@ -396,13 +399,31 @@ OLDEST = "oldest"  # receivedDateTime asc; messages received at the same instant
 SENT = "sent"  # sentDateTime desc, unsent last; ties in the default order
 _INF = float("inf")
 # A full garbage collection walks every container object that is not frozen: 100,000 messages made ~700,000
-# of them and pauses of 130-400 ms. Mail lives as long as the world, so once this many messages were added or
+# of them and pauses of 130-420 ms. Mail lives as long as the world, so once this many messages were added or
 # changed the store moves everything alive into the permanent generation (gc.freeze): a full collection then
-# walks only what came after (measured: 5,000 keeps every pause under 1 ms at 100,000 messages, 10,000 lets
-# one reach 9 ms). Frozen objects are still freed when nothing refers to them; only cyclic garbage alive at
-# that moment stays.
-FREEZE_EVERY = 5_000
+# walks only what came after (measured on 2 shared cores at 100,000 messages while mail is delivered: 5,000
+# let a pause reach 10 ms, 2,000 keeps them under 2 ms). Frozen objects are still freed when nothing refers to
+# them; only cyclic garbage alive at that moment stays.
+FREEZE_EVERY = 2_000
 _changed_since_freeze = 0
+
+
+@dataclass(frozen=True, slots=True)
+class _Span:
+    """Positions [start, stop) of a sorted index."""
+
+    index: SortedIndex
+    start: int
+    stop: int
+
+    def __len__(self) -> int:
+        return self.stop - self.start
+
+
+def _dense(want: int, scope: int, found: int) -> bool:
+    """Whether `want` of `found` messages turn up sooner walking the scope's index (about want * scope / found
+    steps) than choosing them among all found (about found steps, each dearer)."""
+    return found > 0 and want * scope < 4 * found * found
 
 
 def _note_changed(count: int) -> None:
@@ -457,6 +478,7 @@ class MailboxStore:
         self.unread = SortedIndex()
         self.attached: set[Message] = set()
         self.values: dict[str, dict[str, ValueEntry]] = {name: {} for name in VALUE_FIELDS}
+        self.folded: dict[str, dict[str, list[str]]] = {name: {} for name in EQUALITY_FIELDS}
         if folders is not None:
             for folder in folders:
                 self._attach(folder)
@@ -580,6 +602,8 @@ class MailboxStore:
                 entry = entries.get(value)
                 if entry is None:
                     entry = entries[value] = ValueEntry()
+                    if name in self.folded:
+                        self.folded[name].setdefault(value.casefold(), []).append(value)
                 entry.add(message)
 
     def _unindex_values(self, message: Message) -> None:
@@ -591,6 +615,11 @@ class MailboxStore:
                 entry = entries.get(value)
                 if entry is not None and entry.discard(message):
                     del entries[value]
+                    if name in self.folded:
+                        spellings = self.folded[name][value.casefold()]
+                        spellings.remove(value)
+                        if not spellings:
+                            del self.folded[name][value.casefold()]
 
     def _index(self, message: Message) -> None:
         folder = self.folders[message.folder_id]
@@ -708,8 +737,8 @@ class MailboxStore:
             source, answered = self._source(folder, index, where)
             keep = self._keeper(folder, where, answered)
             want = skip + top + 1  # one more than the page shows whether there is more
-            if isinstance(source, tuple) and order in (NEWEST, OLDEST):
-                walked, start, stop = source
+            if isinstance(source, _Span) and order in (NEWEST, OLDEST):
+                walked, start, stop = source.index, source.start, source.stop
                 if keep is None and order == NEWEST:
                     items = walked.slice(start + skip, min(start + want, stop))
                     return Page(items[:top], stop - start if count else None, len(items) > top)
@@ -721,9 +750,15 @@ class MailboxStore:
                     return Page(items[:top], None, len(items) > top)
                 found = list(matches)
                 return Page(found[skip : skip + top], len(found), len(found) > skip + top)
-            if isinstance(source, tuple):
-                walked, start, stop = source
+            if isinstance(source, _Span):
+                walked, start, stop = source.index, source.start, source.stop
                 candidates: Iterable[Message] = walked.walk(start, stop)
+            elif order in (NEWEST, OLDEST) and not count and _dense(want, len(index), len(source)):
+                # Many candidates: walk the folder's (or mailbox's) index and stop when the page is full.
+                members = source if isinstance(source, set | frozenset) else set(source)
+                walk = (m for m in index.walk(oldest_first=order == OLDEST) if m in members)
+                items = list(itertools.islice(filter(keep, walk) if keep else walk, skip, want))
+                return Page(items[:top], None, len(items) > top)
             else:
                 candidates = source
             found = list(filter(keep, candidates) if keep else candidates)
@@ -732,31 +767,28 @@ class MailboxStore:
 
     def _source(
         self, folder: Folder | None, index: SortedIndex, where: Selection
-    ) -> tuple[tuple[SortedIndex, int, int] | Collection[Message], set[str]]:
+    ) -> tuple[_Span | Collection[Message], set[str]]:
         """Where the candidates come from (a span of a sorted index of the folder or mailbox, or a set of the
         whole mailbox's messages), and which conditions of `where` that source already answers."""
-        best: tuple[SortedIndex, int, int] = (index, 0, len(index))
+        best = _Span(index, 0, len(index))
         answered = {"scope"}
         if where.after is not None or where.before is not None:
             after = None if where.after is None else (_instant(where.after[0]), where.after[1])
             before = None if where.before is None else (_instant(where.before[0]), where.before[1])
-            best, answered = (index, *index.span(after, before)), {"scope", "received"}
+            best, answered = _Span(index, *index.span(after, before)), {"scope", "received"}
         unread = folder.unread if folder else self.unread
-        if where.is_read is False and len(unread) <= best[2] - best[1]:
-            best, answered = (unread, 0, len(unread)), {"scope", "is_read"}
+        if where.is_read is False and len(unread) <= len(best):
+            best, answered = _Span(unread, 0, len(unread)), {"scope", "is_read"}
         sets: list[tuple[Collection[Message], str]] = []
         if where.has_attachments is True:
             sets.append((self.attached, "has_attachments"))
-        for position, (name, test) in enumerate(where.values):
-            found: set[Message] = set()
-            for value, entry in self.values[name].items():
-                if test(value):
-                    found.update(entry.messages)
-            sets.append((found, f"value{position}"))
+        for position, (name, text) in enumerate(where.equals):
+            holders = [self.values[name][value].messages for value in self.folded[name].get(text.casefold(), ())]
+            sets.append((holders[0] if len(holders) == 1 else set().union(*holders), f"equals{position}"))
         if where.among is not None:
             sets.append((where.among, "among"))
         smallest = min(sets, key=lambda pair: len(pair[0]), default=None)
-        if smallest is not None and len(smallest[0]) < best[2] - best[1]:
+        if smallest is not None and len(smallest[0]) < len(best):
             return smallest[0], {smallest[1]}
         return best, answered
 
@@ -781,10 +813,10 @@ class MailboxStore:
             tests.append(lambda m, wanted=where.is_read: m.is_read is wanted)
         if where.has_attachments is not None and "has_attachments" not in answered:
             tests.append(lambda m, wanted=where.has_attachments: m.has_attachments is wanted)
-        for position, (name, test) in enumerate(where.values):
-            if f"value{position}" not in answered:
-                read = VALUE_FIELDS[name]
-                tests.append(lambda m, read=read, test=test: isinstance(value := read(m), str) and test(value))
+        for position, (name, text) in enumerate(where.equals):
+            if f"equals{position}" not in answered:
+                read, folded = VALUE_FIELDS[name], text.casefold()
+                tests.append(lambda m, r=read, f=folded: isinstance(value := r(m), str) and value.casefold() == f)
         if where.among is not None and "among" not in answered:
             among = where.among if isinstance(where.among, set | frozenset) else set(where.among)
             tests.append(lambda m: m in among)
@@ -802,8 +834,7 @@ class MailboxStore:
     ) -> list[Message]:
         """The first `want` of `found` in `order`, without sorting them all when only a few are wanted."""
         if order in (NEWEST, OLDEST):
-            # Walking the index until `want` members turn up takes about want * len(index) / len(found) steps.
-            if found and want * len(index) < 4 * len(found) ** 2:
+            if _dense(want, len(index), len(found)):
                 members = set(found)
                 walk = index.walk(oldest_first=order == OLDEST)
                 return list(itertools.islice((m for m in walk if m in members), want))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import random
 import threading
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -167,6 +168,18 @@ def test_filters_from_indexes_match_the_full_evaluation(store, scope):
             same(store, folder, flt=flt, skip=skip, top=top, count=skip == 0)
 
 
+@pytest.mark.parametrize("scope", [None, "inbox", "archive"])
+def test_many_matches_are_found_walking_the_index(store, scope):
+    folder = store.folder(scope) if scope else None
+    senders = Counter(m.from_["emailAddress"]["address"] for m in store.all if m.from_)
+    common, newest = senders.most_common(1)[0][0], store.all.slice(0, 1)[0].subject.replace("'", "''")
+    for text in (f"from/emailAddress/address eq '{common.upper()}'", f"subject eq '{newest}'"):
+        flt = query.parse_filter(text)
+        for orderby in ([], [("receivedDateTime", False)]):
+            for skip, top in [(0, 1), (1, 1), (2, 3), (0, 2)]:
+                same(store, folder, flt=flt, orderby=orderby, skip=skip, top=top, count=False)
+
+
 @pytest.mark.parametrize("scope", [None, "inbox", "deleteditems"])
 def test_orders_match_the_full_sort(store, scope):
     folder = store.folder(scope) if scope else None
@@ -276,6 +289,11 @@ def value_index_is_true(store: MailboxStore) -> None:
                 expected.setdefault(value, set()).add(id(m))
         actual = {value: {id(m) for m in entry.messages} for value, entry in store.values[name].items()}
         assert actual == expected, name
+    for name, folded in store.folded.items():
+        spellings: dict[str, set[str]] = {}
+        for value in store.values[name]:
+            spellings.setdefault(value.casefold(), set()).add(value)
+        assert {k: set(v) for k, v in folded.items()} == spellings, name
     assert store.attached == {m for m in store.immutable.values() if m.has_attachments}
     for folder in [None, *store.folders.values()]:
         index = folder.all if folder else store.all

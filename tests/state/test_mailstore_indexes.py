@@ -76,8 +76,14 @@ def test_value_entries_follow_every_change(store):
     store.move_message(one.id, archive)
     store.update_message(one.id, lambda m: setattr(m, "subject", "Moved"))
     assert "Hello" not in store.values["subject"] and store.attached == {two}
-    page = store.list_messages(archive, skip=0, top=10, where=Selection(values=(("subject", str.istitle),)))
+    assert store.folded["subject"] == {"bye": ["Bye"], "moved": ["Moved"]}
+    page = store.list_messages(archive, skip=0, top=10, where=Selection(equals=(("subject", "MOVED"),)))
     assert page.items == [one]
+    store.update_message(one.id, lambda m: setattr(m, "subject", "moved"))
+    store.update_message(two.id, lambda m: setattr(m, "subject", "MOVED"))
+    assert store.folded["subject"] == {"moved": ["moved", "MOVED"]}
+    page = store.list_messages(None, skip=0, top=10, where=Selection(equals=(("subject", "Moved"),)))
+    assert set(page.items) == {one, two}
 
 
 def test_a_value_entry_holds_one_message_without_a_set():

@@ -18,13 +18,7 @@ from m365_mock.graph.query.ordering import order_key
 from m365_mock.graph.serializers import getter, read
 from m365_mock.state.mailstore import NEWEST, OLDEST, SENT, Folder, MailboxStore, Message, Page, Selection, ValueEntry
 
-_VALUE_FIELDS = {"subject": "subject", "from/emailAddress/address": "from_address"}
-
-
-def _equal_to(literal: str) -> Callable[[str], bool]:
-    """`path eq 'literal'` for a string property: equal ignoring case."""
-    folded = literal.casefold()
-    return lambda value: value.casefold() == folded
+_EQUALITY_FIELDS = {"subject": "subject", "from/emailAddress/address": "from_address"}
 
 
 def selection(flt: FilterExpr | None) -> Selection:
@@ -36,7 +30,7 @@ def selection(flt: FilterExpr | None) -> Selection:
         before=narrowing.before,
         is_read=narrowing.flags.get("isRead"),
         has_attachments=narrowing.flags.get("hasAttachments"),
-        values=tuple((_VALUE_FIELDS[path], _equal_to(literal)) for path, literal in narrowing.equals),
+        equals=tuple((_EQUALITY_FIELDS[path], literal) for path, literal in narrowing.equals),
         predicate=None if narrowing.exact else (lambda m: flt.matches(getter(m))),
     )
 
