@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import bisect
+import functools
 import gc
 import heapq
 import html
@@ -112,6 +113,11 @@ def preview_of(content: str, content_type: str) -> str:
     return _SPACE.sub(" ", text_of(content, content_type)).strip()[:255]
 
 
+# Previews are made when a message is rendered or filtered on; mail often repeats its bodies, and a preview kept
+# on every message read would stay as long as the message.
+_shared_preview = functools.lru_cache(maxsize=4096)(preview_of)
+
+
 def recipient(address: str, name: str | None = None) -> dict[str, Any]:
     return {"emailAddress": {"name": name if name is not None else address, "address": address}}
 
@@ -155,18 +161,15 @@ class Message:
     has_attachments: bool = False
     attachments: list[dict[str, Any]] = field(default_factory=list)
     change_key: str = field(default_factory=new_change_key)
-    _preview: str | None = field(default=None, repr=False)
     _key: tuple[float, int] | None = field(default=None, repr=False)  # index_key() while in the indexes
     _sent_key: tuple[Any, ...] | None = field(default=None, repr=False)
 
     @property
     def body_preview(self) -> str:
-        if self._preview is None:
-            self._preview = preview_of(self.body_content, self.body_type)
-        return self._preview
+        return _shared_preview(self.body_content, self.body_type)
 
     def set_body(self, content: str, content_type: str) -> None:
-        self.body_content, self.body_type, self._preview = content, content_type, None
+        self.body_content, self.body_type = content, content_type
 
     def index_key(self) -> tuple[float, int]:
         """Sorts ascending in Graph's default order: newest received first, then newest created."""
