@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from m365_mock.tools.control_client import ControlClient
 from m365_mock.tools.exo.binding import IDENTITY, OPTIONAL_IDENTITY, Context, Parameter, cmdlet
 from m365_mock.tools.exo.cmdlets.shared import (
     app_ids,
-    item_path,
-    listing,
     one_or_many,
     recipient_address,
     register_removal,
@@ -44,34 +43,32 @@ def policy_record(policy: dict[str, Any]) -> dict[str, Any]:
     target="AppId",
 )
 def new_application_access_policy(ctx: Context, args: dict[str, Any]) -> Output:
-    body = {
-        "app_id": app_ids(args["AppId"], everyone=True),
-        "scope": recipient_address(ctx, args["PolicyScopeGroupId"]),
-        "access_right": args["AccessRight"],
-    }
-    if args.get("Description") is not None:
-        body["description"] = args["Description"]
-    return Output([policy_record(ctx.client.call("POST", "/accessPolicies", body))])
+    policy = ctx.client.add_access_policy(
+        app_ids(args["AppId"], everyone=True),
+        recipient_address(ctx, args["PolicyScopeGroupId"]),
+        args["AccessRight"],
+        description=args.get("Description"),
+    )
+    return Output([policy_record(policy)])
 
 
 @cmdlet("Get-ApplicationAccessPolicy", OPTIONAL_IDENTITY)
 def get_application_access_policy(ctx: Context, args: dict[str, Any]) -> Output:
     if args.get("Identity"):
-        return Output([policy_record(ctx.client.call("GET", item_path("/accessPolicies", args["Identity"])))])
-    return Output([policy_record(p) for p in listing(ctx, "/accessPolicies")])
+        return Output([policy_record(ctx.client.access_policy(args["Identity"]))])
+    return Output([policy_record(p) for p in ctx.client.access_policies()])
 
 
 @cmdlet("Set-ApplicationAccessPolicy", IDENTITY, Parameter("Description"), changes=True, target="Identity")
 def set_application_access_policy(ctx: Context, args: dict[str, Any]) -> None:
-    path = item_path("/accessPolicies", args["Identity"])
     if "Description" not in args:
-        ctx.client.call("GET", path)
+        ctx.client.access_policy(args["Identity"])
         warn_unchanged(ctx, args["Identity"])
         return
-    ctx.client.call("PATCH", path, {"description": args["Description"] or ""})
+    ctx.client.set_access_policy(args["Identity"], args["Description"] or "")
 
 
-register_removal("Remove-ApplicationAccessPolicy", "/accessPolicies")
+register_removal("Remove-ApplicationAccessPolicy", ControlClient.remove_access_policy)
 
 
 @cmdlet("Test-ApplicationAccessPolicy", IDENTITY, Parameter("AppId", mandatory=True))
@@ -79,9 +76,8 @@ def test_application_access_policy(ctx: Context, args: dict[str, Any]) -> Output
     """-Identity is any recipient: a mailbox, or a group as in the cmdlet's own example. A group is tested as one
     recipient (one result, its own ids), covered by a policy whose scope is the group or contains it."""
     [app_id] = app_ids([args["AppId"]])
-    kind, recipient = require_recipient(ctx, args["Identity"])
-    body = {"mailbox" if kind == "mailbox" else "recipient": recipient["address"], "app_id": app_id}
-    result = ctx.client.call("POST", "/accessPolicies/test", body)
+    recipient = require_recipient(ctx, args["Identity"])[1]
+    result = ctx.client.test_access_policy(app_id, recipient["address"])
     ctx.note(f"m365-mock: {result['reason']}")
     record = {
         "AppId": result["app_id"],

@@ -6,12 +6,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from m365_mock.tools.control_client import ControlClient
 from m365_mock.tools.exo.binding import IDENTITY, OPTIONAL_IDENTITY, Context, Parameter, cmdlet
 from m365_mock.tools.exo.cmdlets.shared import (
     app_ids,
     find_mailbox,
-    item_path,
-    listing,
     named,
     not_found,
     one_or_many,
@@ -47,7 +46,7 @@ def scope_record(scope: dict[str, Any]) -> dict[str, Any]:
 
 def assignment_records(ctx: Context, assignments: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Role assignments as Get-ManagementRoleAssignment shows them, each assignee by its display name."""
-    names = {sp["app_id"]: sp["display_name"] for sp in listing(ctx, "/servicePrincipals")}
+    names = {sp["app_id"]: sp["display_name"] for sp in ctx.client.service_principals()}
     return [
         {
             "Name": a["name"],
@@ -74,16 +73,15 @@ def assignment_records(ctx: Context, assignments: list[dict[str, Any]]) -> list[
 )
 def new_service_principal(ctx: Context, args: dict[str, Any]) -> Output:
     [app_id] = app_ids([args["AppId"]])
-    body = {"app_id": app_id, "object_id": args["ObjectId"]}
-    if args.get("DisplayName"):
-        body["display_name"] = args["DisplayName"]
-    sp = ctx.client.call("POST", "/servicePrincipals", body)
+    sp = ctx.client.add_service_principal(
+        app_id, object_id=args["ObjectId"], display_name=args.get("DisplayName") or None
+    )
     return Output([service_principal_record(sp)], "table", SERVICE_PRINCIPAL_COLUMNS)
 
 
 def _service_principals(ctx: Context, identity: str | None) -> list[dict[str, Any]]:
     """Every service principal, or those `identity` names by app id, object id, identity or display name."""
-    sps = listing(ctx, "/servicePrincipals")
+    sps = ctx.client.service_principals()
     if identity is None:
         return sps
     key = identity.strip().lower()
@@ -99,7 +97,7 @@ def get_service_principal(ctx: Context, args: dict[str, Any]) -> Output:
     return Output(records, "table", SERVICE_PRINCIPAL_COLUMNS)
 
 
-register_removal("Remove-ServicePrincipal", "/servicePrincipals")
+register_removal("Remove-ServicePrincipal", ControlClient.remove_service_principal)
 
 
 @cmdlet(
@@ -111,21 +109,19 @@ register_removal("Remove-ServicePrincipal", "/servicePrincipals")
     target="Name",
 )
 def new_management_scope(ctx: Context, args: dict[str, Any]) -> Output:
-    scope = ctx.client.call(
-        "POST", "/managementScopes", {"name": args["Name"], "filter": args["RecipientRestrictionFilter"]}
-    )
+    scope = ctx.client.add_management_scope(args["Name"], args["RecipientRestrictionFilter"])
     return Output([scope_record(scope)], "table")
 
 
 @cmdlet("Get-ManagementScope", OPTIONAL_IDENTITY)
 def get_management_scope(ctx: Context, args: dict[str, Any]) -> Output:
-    scopes = listing(ctx, "/managementScopes")
+    scopes = ctx.client.management_scopes()
     if args.get("Identity"):
         scopes = named(scopes, args["Identity"])
     return Output([scope_record(s) for s in scopes], "table")
 
 
-register_removal("Remove-ManagementScope", "/managementScopes")
+register_removal("Remove-ManagementScope", ControlClient.remove_management_scope)
 
 
 ONLY_APPS = "m365-mock emulates role assignments to applications (-App) only."
@@ -146,18 +142,15 @@ ONLY_APPS = "m365-mock emulates role assignments to applications (-App) only."
     target="App",
 )
 def new_management_role_assignment(ctx: Context, args: dict[str, Any]) -> Output:
-    body = {"role": args["Role"], "app_id": args["App"]}
-    if args.get("CustomResourceScope"):
-        body["scope"] = args["CustomResourceScope"]
-    if args.get("Name"):
-        body["name"] = args["Name"]
-    assignment = ctx.client.call("POST", "/roleAssignments", body)
+    assignment = ctx.client.add_role_assignment(
+        args["Role"], args["App"], scope=args.get("CustomResourceScope") or None, name=args.get("Name") or None
+    )
     return Output(assignment_records(ctx, [assignment]), "table", ASSIGNMENT_COLUMNS)
 
 
 @cmdlet("Get-ManagementRoleAssignment", OPTIONAL_IDENTITY, Parameter("RoleAssignee"), Parameter("Role"))
 def get_management_role_assignment(ctx: Context, args: dict[str, Any]) -> Output:
-    assignments = listing(ctx, "/roleAssignments")
+    assignments = ctx.client.role_assignments()
     if args.get("Identity"):
         assignments = named(assignments, args["Identity"])
     if args.get("RoleAssignee"):
@@ -168,15 +161,13 @@ def get_management_role_assignment(ctx: Context, args: dict[str, Any]) -> Output
     return Output(assignment_records(ctx, assignments), "table", ASSIGNMENT_COLUMNS)
 
 
-register_removal("Remove-ManagementRoleAssignment", "/roleAssignments")
+register_removal("Remove-ManagementRoleAssignment", ControlClient.remove_role_assignment)
 
 
 @cmdlet("Test-ServicePrincipalAuthorization", IDENTITY, Parameter("Resource"))
 def test_service_principal_authorization(ctx: Context, args: dict[str, Any]) -> Output:
-    body = {}
-    if args.get("Resource"):
-        body["resource"] = find_mailbox(ctx, args["Resource"])["address"]
-    rows = ctx.client.call("POST", item_path("/servicePrincipals", args["Identity"]) + "/testAuthorization", body)
+    resource = find_mailbox(ctx, args["Resource"])["address"] if args.get("Resource") else None
+    rows = ctx.client.test_authorization(args["Identity"], resource)
     records = [
         {
             "RoleName": row["role_name"],
@@ -185,6 +176,6 @@ def test_service_principal_authorization(ctx: Context, args: dict[str, Any]) -> 
             "ScopeType": row["scope_type"],
             "InScope": row["in_scope"],
         }
-        for row in rows["value"]
+        for row in rows
     ]
     return Output(records, "table")

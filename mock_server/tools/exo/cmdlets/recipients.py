@@ -13,8 +13,6 @@ from m365_mock.tools.exo.cmdlets.shared import (
     find_group,
     find_mailbox,
     find_recipient,
-    item_path,
-    listing,
     local_part,
     recipient_address,
     recipients_named,
@@ -69,7 +67,7 @@ def _member_record(kind: str, recipient: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _names(ctx: Context, args: dict[str, Any], *addresses: str) -> dict[str, str]:
+def _names(ctx: Context, args: dict[str, Any], *addresses: str) -> tuple[str, str]:
     """The address and display name of a new mailbox or group: the first of the `addresses` parameters given, else
     the alias (-Alias, else made from -Name) at the tenant's first domain; -DisplayName, else -Name."""
     address = next((args[name] for name in addresses if args.get(name)), None)
@@ -80,7 +78,7 @@ def _names(ctx: Context, args: dict[str, Any], *addresses: str) -> dict[str, str
                 f"An alias can't be made from the name '{args['Name']}'; give -Alias or -PrimarySmtpAddress."
             )
         address = f"{alias}@{ctx.client.tenant['domains'][0]}"
-    return {"address": address, "display_name": args.get("DisplayName") or args["Name"]}
+    return address, args.get("DisplayName") or args["Name"]
 
 
 # ---------------------------------------------------------------- mailboxes
@@ -99,11 +97,10 @@ def _names(ctx: Context, args: dict[str, Any], *addresses: str) -> dict[str, str
     target="Name",
 )
 def new_mailbox(ctx: Context, args: dict[str, Any]) -> Output:
-    body = {
-        **_names(ctx, args, "PrimarySmtpAddress", "MicrosoftOnlineServicesID"),
-        "type": "shared" if args.get("Shared") else "user",
-    }
-    return Output([mailbox_record(ctx.client.call("POST", "/mailboxes", body))], "table", MAILBOX_COLUMNS)
+    address, display_name = _names(ctx, args, "PrimarySmtpAddress", "MicrosoftOnlineServicesID")
+    kind = "shared" if args.get("Shared") else "user"
+    mailbox = ctx.client.add_mailbox(address, kind=kind, display_name=display_name)
+    return Output([mailbox_record(mailbox)], "table", MAILBOX_COLUMNS)
 
 
 @cmdlet(
@@ -113,7 +110,7 @@ def new_mailbox(ctx: Context, args: dict[str, Any]) -> Output:
     Parameter("ResultSize"),
 )
 def get_mailbox(ctx: Context, args: dict[str, Any]) -> Output:
-    mailboxes = [find_mailbox(ctx, args["Identity"])] if args.get("Identity") else listing(ctx, "/mailboxes")
+    mailboxes = [find_mailbox(ctx, args["Identity"])] if args.get("Identity") else ctx.client.mailboxes()
     records = [mailbox_record(m) for m in mailboxes]
     if "RecipientTypeDetails" in args:
         wanted = {t.lower() for t in args["RecipientTypeDetails"]}
@@ -154,13 +151,13 @@ def set_mailbox(ctx: Context, args: dict[str, Any]) -> None:
     if not body:
         warn_unchanged(ctx, args["Identity"])
         return
-    ctx.client.call("PATCH", item_path("/mailboxes", mailbox["address"]), body)
+    ctx.client.update_mailbox(mailbox["address"], **body)
 
 
 @cmdlet("Remove-Mailbox", IDENTITY, changes=True, target="Identity")
 def remove_mailbox(ctx: Context, args: dict[str, Any]) -> None:
     mailbox = find_mailbox(ctx, args["Identity"])
-    ctx.client.call("DELETE", item_path("/mailboxes", mailbox["address"]))
+    ctx.client.remove_mailbox(mailbox["address"])
 
 
 # ---------------------------------------------------------------- mail-enabled security groups
@@ -195,20 +192,21 @@ def new_distribution_group(ctx: Context, args: dict[str, Any]) -> Output:
                 "different object."
             )
         members.append(found[1]["address"])
-    body = {**_names(ctx, args, "PrimarySmtpAddress"), "members": members}
-    return Output([group_record(ctx.client.call("POST", "/groups", body))], "table", GROUP_COLUMNS)
+    address, display_name = _names(ctx, args, "PrimarySmtpAddress")
+    group = ctx.client.add_group(address, members, display_name=display_name)
+    return Output([group_record(group)], "table", GROUP_COLUMNS)
 
 
 @cmdlet("Get-DistributionGroup", OPTIONAL_IDENTITY)
 def get_distribution_group(ctx: Context, args: dict[str, Any]) -> Output:
-    groups = [find_group(ctx, args["Identity"])] if args.get("Identity") else listing(ctx, "/groups")
+    groups = [find_group(ctx, args["Identity"])] if args.get("Identity") else ctx.client.groups()
     return Output([group_record(g) for g in groups], "table", GROUP_COLUMNS)
 
 
 @cmdlet("Remove-DistributionGroup", IDENTITY, changes=True, target="Identity")
 def remove_distribution_group(ctx: Context, args: dict[str, Any]) -> None:
     group = find_group(ctx, args["Identity"])
-    ctx.client.call("DELETE", f"/groups/{group['id']}")
+    ctx.client.remove_group(group["id"])
 
 
 MEMBER_PARAMETERS = (
@@ -221,20 +219,20 @@ MEMBER_PARAMETERS = (
 @cmdlet("Add-DistributionGroupMember", *MEMBER_PARAMETERS, changes=True, target="Identity")
 def add_distribution_group_member(ctx: Context, args: dict[str, Any]) -> None:
     group = find_group(ctx, args["Identity"])
-    ctx.client.call("POST", f"/groups/{group['id']}/members", {"member": recipient_address(ctx, args["Member"])})
+    ctx.client.add_member(group["id"], recipient_address(ctx, args["Member"]))
 
 
 @cmdlet("Remove-DistributionGroupMember", *MEMBER_PARAMETERS, changes=True, target="Identity")
 def remove_distribution_group_member(ctx: Context, args: dict[str, Any]) -> None:
     group = find_group(ctx, args["Identity"])
     member = recipient_address(ctx, args["Member"])
-    ctx.client.call("DELETE", item_path(f"/groups/{group['id']}/members", member))
+    ctx.client.remove_member(group["id"], member)
 
 
 @cmdlet("Get-DistributionGroupMember", IDENTITY, Parameter("ResultSize"))
 def get_distribution_group_member(ctx: Context, args: dict[str, Any]) -> Output:
     group = find_group(ctx, args["Identity"])
-    mailboxes, groups = listing(ctx, "/mailboxes"), listing(ctx, "/groups")
+    mailboxes, groups = ctx.client.mailboxes(), ctx.client.groups()
     records = []
     for member in group["members"]:
         found = recipients_named(member, mailboxes, groups)

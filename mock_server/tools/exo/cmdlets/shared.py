@@ -1,30 +1,21 @@
-"""What the cmdlet families share: control-API paths and listings, finding what an -Identity names (a recipient by
-id, address, alias or name; other objects by name), application ids as Exchange takes them, the one shape of the
-Remove-* cmdlets that delete by identity, and the warning of a Set-* that changed nothing.
+"""What the cmdlet families share: finding what an -Identity names (a recipient by id, address, alias or name; other
+objects by name), application ids as Exchange takes them, the one shape of the Remove-* cmdlets that delete by
+identity, and the warning of a Set-* that changed nothing. The control API is reached only through the typed
+methods of `ControlClient`.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
-from urllib.parse import quote
 
-from m365_mock.tools.control_client import CmdletError
+from m365_mock.tools.control_client import CmdletError, ControlClient
 from m365_mock.tools.exo.binding import IDENTITY, Context, cmdlet
 
 GUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.IGNORECASE)
 
 Recipient = tuple[str, dict[str, Any]]  # ("mailbox" | "group", the control API's object)
-
-
-def item_path(collection: str, identity: str) -> str:
-    """The control-API path of one item: `identity` quoted as one segment below `collection`."""
-    return f"{collection}/{quote(identity, safe='')}"
-
-
-def listing(ctx: Context, collection: str) -> list[dict[str, Any]]:
-    """Every item of a control-API collection such as `/mailboxes`."""
-    return ctx.client.call("GET", collection)["value"]
 
 
 def not_found(identity: str) -> CmdletError:
@@ -59,7 +50,7 @@ def find_recipient(ctx: Context, identity: str, *, mailboxes: bool = True, group
     """The recipient `identity` names, as Exchange's -Identity takes it; None when none does, an error when several
     do."""
     found = recipients_named(
-        identity, listing(ctx, "/mailboxes") if mailboxes else [], listing(ctx, "/groups") if groups else []
+        identity, ctx.client.mailboxes() if mailboxes else [], ctx.client.groups() if groups else []
     )
     if len(found) > 1:
         raise CmdletError(f"The operation couldn't be performed because '{identity}' matches multiple entries.")
@@ -118,9 +109,10 @@ def warn_unchanged(ctx: Context, identity: str) -> None:
     ctx.warn(f"The command completed successfully but no settings of '{identity}' have been modified.")
 
 
-def register_removal(name: str, collection: str) -> None:
-    """Register `name` as the cmdlet that deletes `<collection>/<Identity>` (the API says when there is none)."""
+def register_removal(name: str, remover: Callable[[ControlClient, str], None]) -> None:
+    """Register `name` as the cmdlet that deletes what -Identity names with the client's `remover`, such as
+    `ControlClient.remove_access_policy` (the API says when there is none)."""
 
     @cmdlet(name, IDENTITY, changes=True, target="Identity")
     def remove(ctx: Context, args: dict[str, Any]) -> None:
-        ctx.client.call("DELETE", item_path(collection, args["Identity"]))
+        remover(ctx.client, args["Identity"])
