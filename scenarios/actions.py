@@ -1,7 +1,7 @@
 """Admin actions: the items of `setup:` and of `admin` steps, one function per kind, in ACTIONS.
 
 Each takes the world and the action's value and returns what it did, for the report; ScenarioFailure (or the
-control API's ControlError) when it could not. The schema of each kind is in schema.py (`$defs.action`).
+control client's ControlError) when it could not. The schema of each kind is in schema.py (`$defs.action`).
 """
 
 from __future__ import annotations
@@ -31,7 +31,8 @@ def exo(world: World, script: str) -> str:
 
     script = world.fill(script)
     out, err = io.StringIO(), io.StringIO()
-    if run(script, world.target.exo_client(world.tenant_id), out, err) != 0:
+    shell_client = world.admin.for_tenant(world.tenant_id)  # a client of its own: the shell sets its trace
+    if run(script, shell_client, out, err) != 0:
         raise ScenarioFailure(f"exo failed: {err.getvalue().strip()}")
     return f"exo: {script.strip().splitlines()[0]}"
 
@@ -39,7 +40,7 @@ def exo(world: World, script: str) -> str:
 def control(world: World, request: dict[str, Any]) -> str:
     """Any control API request; the answer must have `status` (default: any 2xx)."""
     path = world.fill(request["path"])
-    world.target.call(request["method"], path, world.fill(request.get("body")), request.get("status"))
+    world.admin.request(request["method"], path, world.fill(request.get("body")), expect=request.get("status"))
     world.refresh_apps()
     return f"control: {request['method']} {path}"
 
@@ -48,20 +49,20 @@ def deliver(world: World, value: dict[str, Any]) -> str:
     """Generated mail (`count`) or one message written as in tenant files (`message`)."""
     mailbox = world.fill(value["mailbox"])
     if "count" in value:
-        world.target.deliver(mailbox, {"count": value["count"], "unreadRatio": value.get("unread_ratio", 0.3)})
+        world.admin.generate(mailbox, value["count"], unread_ratio=value.get("unread_ratio", 0.3))
         return f"deliver: {value['count']} message(s) to {mailbox}"
     body = control_message(world.fill(value.get("message") or {}))
-    world.target.deliver(mailbox, body)
+    world.admin.deliver(mailbox, body)
     return f"deliver: {body.get('subject', '(no subject)')!r} to {mailbox}"
 
 
 def advance(world: World, seconds: float) -> str:
-    world.target.advance(seconds)
+    world.admin.advance(seconds)
     return f"advance the clock {seconds} s"
 
 
 def settings(world: World, changes: dict[str, Any]) -> str:
-    world.target.change_settings(world.fill(changes))
+    world.admin.update_settings(**world.fill(changes))
     return f"settings: {changes}"
 
 

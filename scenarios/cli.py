@@ -170,7 +170,7 @@ def _terminate_as_interrupt() -> Iterator[None]:
 def _run(args: argparse.Namespace, scenarios: list) -> int:
     from m365_mock.scenarios.report import console, dumps, junit
     from m365_mock.scenarios.runner import run_scenario
-    from m365_mock.scenarios.target import ControlError
+    from m365_mock.tools.control_client import ControlError, ControlUnavailable
     from m365_mock.tools.process import EmulatorStartError
 
     try:
@@ -181,8 +181,8 @@ def _run(args: argparse.Namespace, scenarios: list) -> int:
             finally:
                 if shared:
                     # Scenarios imported their own tenants; put the emulator back on the one it was started with.
-                    with suppress(OSError, ControlError):
-                        target.reset()
+                    with suppress(ControlError, ControlUnavailable):
+                        target.client.reset()
     except EmulatorStartError as exc:
         raise Unusable(f"the private emulator did not start: {exc}") from None
     if args.json:

@@ -20,8 +20,9 @@ from m365_mock.scenarios.expectations import check
 from m365_mock.scenarios.model import Scenario
 from m365_mock.scenarios.results import ScenarioResult, StepResult
 from m365_mock.scenarios.steps import perform
-from m365_mock.scenarios.target import ControlError, EmulatorTarget, local_emulator
+from m365_mock.scenarios.target import EmulatorTarget, local_emulator
 from m365_mock.scenarios.world import ScenarioFailure, prepare
+from m365_mock.tools.control_client import ControlError, ControlUnavailable
 
 __all__ = ["EmulatorTarget", "ScenarioResult", "StepResult", "local_emulator", "run_scenario"]
 
@@ -62,7 +63,10 @@ def _run(target: EmulatorTarget, scenario: Scenario, workdir: Path, result: Scen
 
 
 def _explain(exc: Exception) -> str:
-    """What went wrong, for the report: our own failures and HTTP errors as they are, anything else with its type."""
-    if isinstance(exc, ScenarioFailure | ControlError | requests.RequestException):
+    """What went wrong, for the report: our own failures, the control API's and HTTP errors as they are, anything
+    else with its type."""
+    if isinstance(exc, ControlError):
+        return exc.describe()
+    if isinstance(exc, ScenarioFailure | ControlUnavailable | requests.RequestException):
         return str(exc)
     return f"{type(exc).__name__}: {exc}"

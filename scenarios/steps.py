@@ -199,12 +199,8 @@ def folder(world: World, o: dict[str, Any]) -> Outcome:
 
 def log(world: World, o: dict[str, Any]) -> Outcome:
     """The request log's records, by mailbox, outcome and app (`as`, when given)."""
-    query = {
-        "mailbox": o.get("mailbox"),
-        "outcome": o.get("outcome"),
-        "app": world.app(o["as"])["app_id"] if "as" in o else None,
-    }
-    records = world.target.log(**{k: v for k, v in query.items() if v})
+    app = world.app(o["as"])["app_id"] if "as" in o else None
+    records = world.admin.log(mailbox=o.get("mailbox") or None, outcome=o.get("outcome") or None, app=app)
     return Outcome(log=records, count=len(records))
 
 

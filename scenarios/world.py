@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from m365_mock.client import MailClient, TokenProvider
     from m365_mock.scenarios.model import Scenario
     from m365_mock.scenarios.target import EmulatorTarget
+    from m365_mock.tools.control_client import ControlClient
 
 _PLACEHOLDER = re.compile(r"\{(tenant|domain|app_id)(?::([^{}]+))?\}")
 
@@ -39,6 +40,10 @@ class World:
     clients: dict[tuple[str, str], Daemon] = field(default_factory=dict)
     base_dir: Path = field(default_factory=Path.cwd)
     workdir: Path | None = None  # for files the scenario makes; run_scenario gives a temporary folder
+    admin: ControlClient = field(init=False, repr=False)  # the control API, acting on this tenant
+
+    def __post_init__(self) -> None:
+        self.admin = self.target.client.for_tenant(self.tenant_id)
 
     def app(self, key: str | None) -> dict[str, Any]:
         """The app with this display name or id (the tenant's first app for None)."""
@@ -72,7 +77,7 @@ class World:
 
     def refresh_apps(self) -> None:
         """Read the apps again, after an admin action that may have added one or changed its credentials."""
-        self.apps = self.target.applications(self.tenant_id)
+        self.apps = self.admin.applications()
 
     def file(self, name: str) -> Path:
         """A file a step names (an attachment): absolute, or relative to the scenario file."""
@@ -121,7 +126,7 @@ class World:
 
         key = new_rsa_key()
         cert = self_signed_certificate(key, app["display_name"])
-        self.target.add_certificate(self.tenant_id, app["app_id"], certificate_pem(cert), "scenario")
+        self.admin.add_certificate(app["app_id"], certificate_pem(cert), display_name="scenario")
         if self.workdir is None:
             raise ScenarioFailure("no folder to keep the certificate's private key in")
         path = self.workdir / f"{app['app_id']}.pem"
@@ -134,19 +139,19 @@ def prepare(target: EmulatorTarget, scenario: Scenario, workdir: Path | None = N
     """Import the scenario's tenant (demo, file or inline; certificate files read here, as the control API reads
     no files) in real time, and read back its apps and their secrets."""
     from m365_mock.scenarios.model import tenant_data
-    from m365_mock.scenarios.target import ControlError
     from m365_mock.state.tenantfile import ConfigError
+    from m365_mock.tools.control_client import ControlError
 
     try:
         data = tenant_data(scenario)
     except ConfigError as exc:
         raise ScenarioFailure(str(exc)) from None
-    target.real_time()
+    target.client.reset_time()
     try:
-        target.load(data)
+        target.client.import_world(data)
     except ControlError as exc:
-        raise ScenarioFailure(f"the tenant could not be loaded: {exc.text[:300]}") from None
-    first = target.tenants()[0]
+        raise ScenarioFailure(f"the tenant could not be loaded: {exc.describe()}") from None
+    first = target.client.tenants()[0]
     world = World(target, first["id"], first["domains"][0], [], base_dir=scenario.base_dir, workdir=workdir)
     world.refresh_apps()
     return world

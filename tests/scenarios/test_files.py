@@ -143,3 +143,23 @@ def test_deliver_takes_a_message_written_as_in_tenant_files(target):
     assert (message["importance"], message["categories"], message["isRead"]) == ("high", ["Hardware"], False)
     assert [r["emailAddress"]["address"] for r in message["toRecipients"]] == ["support@contoso.onmicrosoft.com"]
     assert second.messages[0]["from"]["emailAddress"] == {"name": "bob@example.org", "address": "bob@example.org"}
+
+
+def test_a_refused_admin_action_names_the_request_and_the_answer(target):
+    register = {
+        "control": {
+            "method": "POST",
+            "path": "/tenants/{tenant}/applications",
+            "body": {"display_name": "Broken", "permissions": ["Mail.Nope"]},
+        }
+    }
+    result = run_scenario(target, parse_scenario({"name": "x", "setup": [register], "steps": [{"do": "token"}]}))
+    assert result.error.startswith("setup failed: POST /_m365/tenants/")
+    assert "/applications answered 400 InvalidField: unknown Graph application permission 'Mail.Nope'" in result.error
+    late = {"do": "admin", "action": {"deliver": {"mailbox": "nobody@{domain}", "count": 2}}}
+    result = run_scenario(target, parse_scenario({"name": "x", "steps": [late, {"do": "token"}]}))
+    assert [step.passed for step in result.steps] == [False, True]
+    assert result.steps[0].detail == (
+        "could not run: POST /_m365/mailboxes/nobody%40contoso.onmicrosoft.com/messages answered 404 "
+        "MailboxNotFound: No tenant of this emulator has a mailbox 'nobody@contoso.onmicrosoft.com'."
+    )
