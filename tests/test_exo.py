@@ -1,27 +1,24 @@
 """`m365-mock exo`: Exchange Online PowerShell lines run against the emulator through its control API.
 
-Most tests run in-process: the shell's ControlClient talks to the Flask test client. The slow ones start the real
-served emulator and run `python -m m365_mock exo` as a subprocess.
+Most tests run in-process: the shell's ControlClient talks to the Flask test client (the control client's
+FlaskSession). The slow ones start the real served emulator and run `python -m m365_mock exo` as a subprocess.
 """
 
 from __future__ import annotations
 
 import io
-import json
 import os
 import subprocess
 import sys
 from argparse import Namespace
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
 
 from m365_mock import cli
 from m365_mock.state.policies import scope_sid
-from m365_mock.tools.control_client import ControlClient
+from m365_mock.tools.control_client import ControlClient, FlaskSession
 from m365_mock.tools.exo import Shell, ShellSyntaxError, interactive, main, parse, run, tokenize
 from m365_mock.tools.process import start_emulator
 from tests.helpers import ADMIN_KEY
@@ -47,25 +44,6 @@ ADMIN_RUNBOOK_TXT = """New-ApplicationAccessPolicy `
 """
 
 
-class FlaskSession:
-    """`requests.Session.request` over Flask's test client, so ControlClient runs in-process."""
-
-    def __init__(self, client: Any) -> None:
-        self.client = client
-
-    def request(self, method: str, url: str, json: Any = None, headers: Any = None, **_: Any) -> SimpleNamespace:
-        parts = urlsplit(url)
-        response = self.client.open(
-            parts.path + (f"?{parts.query}" if parts.query else ""), method=method, json=json, headers=headers
-        )
-        text = response.get_data(as_text=True)
-        return SimpleNamespace(status_code=response.status_code, text=text, json=lambda: _loads(text))
-
-
-def _loads(text: str) -> Any:
-    return json.loads(text)
-
-
 @pytest.fixture
 def control(app) -> ControlClient:
     return ControlClient("https://localhost", ADMIN_KEY, session=FlaskSession(app.test_client()))
@@ -89,7 +67,7 @@ def app_id(demo_app) -> str:
 
 
 def policies(control: ControlClient) -> list[dict[str, Any]]:
-    return control.call("GET", "/accessPolicies")["value"]
+    return control.access_policies()
 
 
 def policy_output(policy: dict[str, Any], group_id: str, name: str = "cctr_sec_group") -> str:
@@ -566,7 +544,7 @@ def test_test_application_access_policy_names_and_reasons(exo, tenant, app_id):
 def test_app_ids_are_guids_never_display_names(exo, control, app_id, demo_app):
     """Exchange takes only application ids (or * where the cmdlet allows it); the control API and tenant files
     also resolve display names, so a runbook written with an app's name must fail here as it would there."""
-    control.call("POST", "/applications", {"display_name": "Second Daemon"})
+    control.add_application("Second Daemon")
     scope = f"-PolicyScopeGroupId {GROUP} -AccessRight RestrictAccess"
     assert exo(f"New-ApplicationAccessPolicy -AppId 'Second Daemon' {scope}") == (
         1,
@@ -590,7 +568,7 @@ def test_app_ids_are_guids_never_display_names(exo, control, app_id, demo_app):
         "",
         "New-ServicePrincipal : The AppId 'Contact Center Connector' isn't valid: give an application id (GUID).\n",
     )
-    assert control.call("GET", "/servicePrincipals")["value"] == []
+    assert control.service_principals() == []
 
     status, out, err = exo(f"New-ApplicationAccessPolicy -AppId * {scope} | select AppId")
     assert (status, out, err) == (0, "AppId\n-----\n*\n\n", "")
@@ -616,7 +594,7 @@ def test_test_application_access_policy_for_a_group(exo, control, app_id):
         f"New-ApplicationAccessPolicy -AppId {app_id} -PolicyScopeGroupId cctr_sec_group -AccessRight RestrictAccess"
     )
     assert (status, err) == (0, "")
-    scope, engineering = (control.call("GET", f"/groups/{name}@{DOMAIN}") for name in ("cctr_sec_group", "engineering"))
+    scope, engineering = (control.group(f"{name}@{DOMAIN}") for name in ("cctr_sec_group", "engineering"))
     assert exo(f"Test-ApplicationAccessPolicy -Identity cctr_sec_group -AppId {app_id}") == (
         0,
         group_test_output(app_id, scope, "Granted"),
@@ -688,7 +666,7 @@ def test_new_mailbox_and_set_mailbox(exo, control):
     )
 
     assert exo("Set-Mailbox helpdesk -CustomAttribute1 'Tier 1' -CustomAttribute15:x") == (0, "", "")
-    assert control.call("GET", "/mailboxes/helpdesk@contoso.onmicrosoft.com")["custom_attributes"] == {
+    assert control.mailbox("helpdesk@contoso.onmicrosoft.com")["custom_attributes"] == {
         "1": "Tier 1",
         "15": "x",
     }
@@ -706,7 +684,7 @@ def test_new_mailbox_and_set_mailbox(exo, control):
         "\n",
         "",
     )
-    assert control.call("GET", "/mailboxes/helpdesk@contoso.onmicrosoft.com")["custom_attributes"] == {"1": "Tier 1"}
+    assert control.mailbox("helpdesk@contoso.onmicrosoft.com")["custom_attributes"] == {"1": "Tier 1"}
     assert exo("Remove-Mailbox helpdesk -Confirm:$false") == (0, "", "")
     assert exo("Get-Mailbox helpdesk")[0] == 1
 
@@ -721,7 +699,7 @@ def test_a_name_no_alias_can_be_made_from_needs_an_alias_or_an_address(exo, cont
         "New-DistributionGroup -Name 日本 -Type Security -PrimarySmtpAddress nihon-team@contoso.onmicrosoft.com"
     )
     assert (status, err) == (0, "")
-    addresses = {m["address"] for m in control.call("GET", "/mailboxes")["value"]}
+    addresses = {m["address"] for m in control.mailboxes()}
     assert {"nihon@contoso.onmicrosoft.com", "tokyo@contoso.onmicrosoft.com"} <= addresses
 
 
@@ -741,8 +719,8 @@ def test_addresses_outside_the_accepted_domains_are_refused(exo, control):
         "",
         f"New-DistributionGroup : {refusal}\n",
     )
-    addresses = [m["address"] for m in control.call("GET", "/mailboxes")["value"]]
-    addresses += [g["address"] for g in control.call("GET", "/groups")["value"]]
+    addresses = [m["address"] for m in control.mailboxes()]
+    addresses += [g["address"] for g in control.groups()]
     assert not [a for a in addresses if a.endswith("@fabrikam.com")]
     # Both of the tenant's domains are accepted.
     status, _, err = exo(
@@ -781,7 +759,7 @@ def test_security_group_as_the_policy_scope_for_shared_mailboxes(exo, control, t
         "\n",
         "",
     )
-    group = control.call("GET", "/groups/sales_scope@contoso.onmicrosoft.com")
+    group = control.group("sales_scope@contoso.onmicrosoft.com")
     assert group["members"] == [f"sales@{DOMAIN}", f"support@{DOMAIN}"]
 
     exo(f"New-ApplicationAccessPolicy -AppId {app_id} -PolicyScopeGroupId 'Sales scope' -AccessRight RestrictAccess")
@@ -810,7 +788,7 @@ def test_distribution_groups_are_not_security_principals(exo, control):
         'New-DistributionGroup : Couldn\'t find object "nobody". Please make sure that it was spelled correctly '
         "or specify a different object.\n"
     )
-    assert [g["display_name"] for g in control.call("GET", "/groups")["value"]] == ["cctr_sec_group"]
+    assert [g["display_name"] for g in control.groups()] == ["cctr_sec_group"]
     assert exo("Get-DistributionGroup | select Name, PrimarySmtpAddress") == (
         0,
         "Name           PrimarySmtpAddress\n"
@@ -889,8 +867,8 @@ def test_rbac_for_applications(exo, control, demo_app):
         "",
         "",
     )
-    assert control.call("GET", "/roleAssignments")["value"] == []
-    assert control.call("GET", "/managementScopes")["value"] == []
+    assert control.role_assignments() == []
+    assert control.management_scopes() == []
     assert exo("Get-ManagementRoleAssignment; Remove-ServicePrincipal 'CC connector'; Get-ServicePrincipal") == (
         0,
         "",
