@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import secrets
 import sys
 import tempfile
 import time
@@ -17,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from m365_mock import __version__
+from m365_mock.clock import iso_z
 from m365_mock.state.tenantfile import ConfigError, LoadedWorld, load_demo_world, load_tenant_file
 
 DEFAULT_STATE_DIR = Path(os.environ.get("M365_MOCK_STATE_DIR", Path.home() / ".m365-mock"))
@@ -158,7 +158,7 @@ def connection_facts(world: LoadedWorld, base_url: str, ca_file: Path | None, ad
                     "display_name": app.display_name,
                     "client_secret": valid[0].value if valid else None,
                     "secrets": [
-                        {"id": s.key_id, "value": s.value, "expires": s.end.strftime("%Y-%m-%dT%H:%M:%SZ")}
+                        {"id": s.key_id, "value": s.value, "expires": iso_z(s.end)}
                         for s in app.secrets
                     ],
                     "certificate_thumbprints": [c.thumbprint for c in app.certificates],
@@ -272,6 +272,7 @@ def prepare_state_dir(state_dir: Path) -> str | None:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from m365_mock.app import create_app
+    from m365_mock.emulator import new_admin_key
     from m365_mock.identity.keys import SigningKey, StateFileError, ensure_tls_files
     from m365_mock.server import (
         ServeError,
@@ -327,7 +328,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             kept = read_kept_world(world_file)
         except (ConfigError, PersistenceError) as exc:
             return fail(f"cannot restore the world kept in {world_file}: {exc}; --fresh starts from {source}")
-    admin_key = args.admin_key or secrets.token_urlsafe(24)
+    admin_key = args.admin_key or new_admin_key()
     app = create_app(world, signing_key=signing_key, admin_key=admin_key)
     emulator = app.extensions["m365"]
     if kept is not None:

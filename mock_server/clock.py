@@ -58,5 +58,13 @@ class Clock:
 
 
 def iso_z(moment: datetime) -> str:
-    """A UTC instant as Graph writes it: `2024-05-01T10:20:30Z`."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """A UTC instant as Graph writes it: `2024-05-01T10:20:30Z` (the year always in four digits)."""
+    m = moment.astimezone(UTC)
+    return f"{m.year:04d}-{m.month:02d}-{m.day:02d}T{m.hour:02d}:{m.minute:02d}:{m.second:02d}Z"
+
+
+def iso_exact(moment: datetime) -> str:
+    """A UTC instant to the microsecond, as briefly as it allows: `...T08:00:00Z`, `...T08:00:00.25Z`."""
+    whole = iso_z(moment)
+    micro = moment.microsecond
+    return whole if not micro else f"{whole[:-1]}.{micro:06d}".rstrip("0") + "Z"

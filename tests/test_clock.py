@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from m365_mock.clock import Clock
 
 
@@ -55,3 +57,17 @@ def test_ids_differ_in_a_forked_child():
     os.waitpid(pid, 0)
     child = os.read(read, 64).decode()
     assert child != new_uuid() and len(child) == 36 and child[14] == "4"
+
+
+def test_instants_are_written_with_four_digit_years_and_read_back():
+    from datetime import UTC, datetime
+
+    from m365_mock.clock import iso_exact, iso_z
+    from m365_mock.state.mailstate import MailStateError, parse_time
+
+    early = datetime(159, 7, 29, 23, 24, 50, tzinfo=UTC)
+    assert iso_z(early) == "0159-07-29T23:24:50Z"
+    assert parse_time(iso_z(early), "x") == early
+    assert iso_exact(datetime(2026, 5, 1, 8, 0, 0, 250_000, tzinfo=UTC)) == "2026-05-01T08:00:00.25Z"
+    with pytest.raises(MailStateError, match="outside the times the emulator can keep"):
+        parse_time("0001-01-01T00:00:00+01:00", "sent")

@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 from cryptography import x509
 
 from m365_mock.identity import keys
-from m365_mock.state.errors import DirectoryError
+from m365_mock.state.errors import AlreadyExists, DirectoryError
 from m365_mock.state.rules import AccessRules
 
 GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"
@@ -340,12 +340,12 @@ class Tenant:
 
     def _check_new_id(self, object_id: str, address: str) -> None:
         if object_id in self.mailboxes or object_id in self.groups:
-            raise DirectoryError(f"{address}: the id {object_id} is already used by another mailbox or group")
+            raise AlreadyExists(f"{address}: the id {object_id} is already used by another mailbox or group")
 
     def add_application(self, app: Application) -> Application:
         app.app_id = app.app_id.lower()
         if app.app_id in self.applications:
-            raise DirectoryError(f"application {app.app_id} already exists in tenant {self.id}")
+            raise AlreadyExists(f"application {app.app_id} already exists in tenant {self.id}")
         self.applications[app.app_id] = app
         return app
 
@@ -359,7 +359,7 @@ class Tenant:
         mailbox.id = mailbox.id.lower()
         taken = [a for a in mailbox.addresses() if self.recipient(a) is not None]
         if taken:
-            raise DirectoryError(f"mailbox {mailbox.address} clashes with an existing id or address {taken}")
+            raise AlreadyExists(f"mailbox {mailbox.address} clashes with an existing id or address {taken}")
         self._check_new_id(mailbox.id, mailbox.address)
         mailbox.tenant_id = self.id
         self.mailboxes[mailbox.id] = mailbox
@@ -383,9 +383,9 @@ class Tenant:
         group.id = group.id.lower()
         self._check_addresses([group.address], "group")
         if group.id in self.groups or self.group(group.address) is not None:
-            raise DirectoryError(f"group {group.address} already exists")
+            raise AlreadyExists(f"group {group.address} already exists")
         if self.mailbox(group.address) is not None:
-            raise DirectoryError(f"group address {group.address} is already a mailbox's address")
+            raise AlreadyExists(f"group address {group.address} is already a mailbox's address")
         self._check_new_id(group.id, group.address)
         for member in group.members:
             if self.recipient(member) is None:
@@ -506,11 +506,11 @@ class Directory:
         for tenant in tenants:
             clash = [k for k in [tenant.id, *tenant.domains] if k in by_name]
             if clash:
-                raise DirectoryError(f"tenant id or domain already in use: {', '.join(clash)}")
+                raise AlreadyExists(f"tenant id or domain already in use: {', '.join(clash)}")
             for object_id, what in tenant.object_ids():
                 owner = owners.get(object_id)
                 if owner is not None and owner[0] is not tenant:
-                    raise DirectoryError(
+                    raise AlreadyExists(
                         f"{what}: the id {object_id} is already the id of {owner[1]} in tenant {owner[0].id}; "
                         "directory object ids are unique across tenants"
                     )

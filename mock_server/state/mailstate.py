@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
+from m365_mock.clock import iso_exact
 from m365_mock.state.directory import Mailbox
 from m365_mock.state.mailstore import (
     WELL_KNOWN_FOLDERS,
@@ -153,10 +154,7 @@ class MailStateError(ValueError):
     """Stored mail that cannot be put back; the message starts with the place (`messages[3].folder`)."""
 
 
-def exact_time(moment: datetime) -> str:
-    """A UTC instant to the microsecond, written as briefly as it allows: `...T08:00:00Z`, `...T08:00:00.25Z`."""
-    text = moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f").rstrip("0").rstrip(".")
-    return text + "Z"
+exact_time = iso_exact
 
 
 def parse_time(value: Any, where: str) -> datetime:
@@ -168,7 +166,10 @@ def parse_time(value: Any, where: str) -> datetime:
         raise MailStateError(f"{where}: expected a UTC time such as 2026-05-01T08:00:00Z") from None
     if moment.tzinfo is None:
         return moment.replace(tzinfo=UTC)
-    return moment if moment.tzinfo is UTC else moment.astimezone(UTC)
+    try:
+        return moment if moment.tzinfo is UTC else moment.astimezone(UTC)
+    except OverflowError:
+        raise MailStateError(f"{where}: {value!r} lies outside the times the emulator can keep") from None
 
 
 # ---------------------------------------------------------------- out

@@ -11,7 +11,7 @@ import uuid
 from dataclasses import dataclass
 
 from m365_mock.state.directory import Group, Mailbox, Tenant
-from m365_mock.state.errors import RuleError, not_found
+from m365_mock.state.errors import AlreadyExists, InUse, RuleError, not_found
 from m365_mock.state.recipientfilter import parse_recipient_filter
 from m365_mock.state.rules import (
     AccessPolicy,
@@ -196,7 +196,7 @@ def new_access_policy(
     kind, scope_id, scope_name = resolve_policy_scope(tenant, scope)
     identity = identity or str(uuid.uuid4())
     if any(p.identity == identity for p in tenant.rules.policies):
-        raise RuleError(f"An application access policy with the identity '{identity}' already exists.")
+        raise AlreadyExists(f"An application access policy with the identity '{identity}' already exists.")
     if description is None:
         description = (
             f"AppId: {','.join(apps)}; ScopeIdentitySid: {scope_sid(scope_id)}; ScopeIdentityOid: "
@@ -224,7 +224,7 @@ def new_service_principal(
     if app_key == "*":
         raise RuleError("The AppId parameter needs an application id (GUID).")
     if any(sp.app_id == app_key for sp in tenant.rules.service_principals):
-        raise RuleError(f"A service principal with AppId '{app_key}' already exists.")
+        raise AlreadyExists(f"A service principal with AppId '{app_key}' already exists.")
     app = tenant.application(app_key)
     object_id = (object_id or (app.service_principal_id if app else "")).strip().lower()
     try:
@@ -244,7 +244,7 @@ def new_management_scope(tenant: Tenant, *, name: str, recipient_filter: str) ->
     if not name.strip():
         raise RuleError("The Name parameter can't be empty.")
     if any(s.name.lower() == name.strip().lower() for s in tenant.rules.scopes):
-        raise RuleError(f"The management scope '{name}' already exists.")
+        raise AlreadyExists(f"The management scope '{name}' already exists.")
     scope = ManagementScope(name.strip(), recipient_filter, parse_recipient_filter(recipient_filter, is_member))
     tenant.rules.scopes.append(scope)
     return scope
@@ -254,7 +254,7 @@ def remove_management_scope(tenant: Tenant, name: str) -> ManagementScope:
     scope = tenant.rules.scope(name)
     users = [a.name for a in tenant.rules.configured_assignments() if a.scope_name == scope.name]
     if users:
-        raise RuleError(f"The management scope '{scope.name}' is used by role assignments: {', '.join(users)}.")
+        raise InUse(f"The management scope '{scope.name}' is used by role assignments: {', '.join(users)}.")
     tenant.rules.scopes.remove(scope)
     return scope
 

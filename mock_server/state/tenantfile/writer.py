@@ -6,12 +6,13 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from m365_mock.clock import iso_z
 from m365_mock.identity import keys
 from m365_mock.state.directory import Application, Certificate, ClientSecret, Directory, Group, Mailbox, Tenant
 from m365_mock.state.mailstate import dump_mail, outbound_record
@@ -20,7 +21,7 @@ from m365_mock.state.tenantfile.reader import Settings
 
 
 def _iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return iso_z(moment)
 
 
 def dump_world(directory: Directory, settings: Settings, mail: MailStore | None = None) -> dict[str, Any]:
