@@ -14,6 +14,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Request as WerkzeugRequest
 
 from m365_mock.clock import Clock
+from m365_mock.control import errors as control_errors
 from m365_mock.emulator import Emulator
 from m365_mock.graph import errors as graph_errors
 from m365_mock.identity import errors as aad_errors
@@ -142,8 +143,6 @@ def create_app(
     admin_key: str | None = None,
 ) -> Flask:
     """Build the emulator app for `world` (default: the built-in demo tenant)."""
-    from m365_mock.control import directory as _directory_routes  # noqa: F401 - registers routes
-    from m365_mock.control import rules as _rules_routes  # noqa: F401 - registers routes
     from m365_mock.control.routes import control
     from m365_mock.graph.routes import graph
     from m365_mock.identity.routes import identity
@@ -194,8 +193,8 @@ def create_app(
         if is_graph_path(path):
             return render_graph(_graph_equivalent(exc, path))
         if path.startswith(CONTROL_PREFIX + "/"):
-            code = {404: "NotFound", 405: "MethodNotAllowed", 413: "RequestTooLarge"}.get(exc.code or 0, "BadRequest")
-            return json_response({"error": {"code": code, "message": exc.description}}, exc.code or 400)
+            refusal = control_errors.for_http_status(exc.code or 400, exc.description or "")
+            return json_response(refusal.body(), refusal.status)
         return render_aadsts(_aadsts_equivalent(exc, path))
 
     @app.errorhandler(Exception)
@@ -204,8 +203,8 @@ def create_app(
         if is_graph_path(request.path):
             return render_graph(graph_errors.InternalServerError())
         if request.path.startswith(CONTROL_PREFIX + "/"):
-            message = "An internal error occurred in the emulator; its log has the details."
-            return json_response({"error": {"code": "InternalError", "message": message}}, 500)
+            failure = control_errors.InternalError()
+            return json_response(failure.body(), failure.status)
         body = {
             "error": "server_error",
             "error_description": "An internal error occurred in the emulator.",

@@ -255,6 +255,35 @@ class UnsupportedMediaType(ControlError):
         )
 
 
+class RequestTimeout(ControlError):
+    status, code = 408, "RequestTimeout"
+
+
+class RequestUriTooLong(ControlError):
+    status, code = 414, "RequestUriTooLong"
+
+
+class RequestHeadersTooLarge(ControlError):
+    status, code = 431, "RequestHeaderFieldsTooLarge"
+
+
+class InternalError(ControlError):
+    status, code = 500, "InternalError"
+    default_message = "An internal error occurred in the emulator; its log has the details."
+
+
+def for_http_status(status: int, description: str) -> ControlError:
+    """A routing or protocol error (an unknown path, a method, a body or request over a limit) as a control error."""
+    if status == 404:
+        return ObjectNotFound(description)
+    if status == 405:
+        return MethodNotAllowed(description)
+    if status == 413:
+        return RequestTooLarge(description)
+    refused = {408: RequestTimeout, 414: RequestUriTooLong, 431: RequestHeadersTooLarge}.get(status)
+    return refused(description) if refused is not None else ControlError(description)
+
+
 # ---------------------------------------------------------------- from the tenant world
 
 
