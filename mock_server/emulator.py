@@ -19,6 +19,14 @@ from m365_mock.state.requestlog import RequestLog
 from m365_mock.state.tenantfile import LoadedWorld, MailboxContent, Settings, dump_world, load_world
 
 
+def new_admin_key() -> str:
+    """A random admin key; never starting with '-', so `--admin-key KEY` is not taken for an option."""
+    key = secrets.token_urlsafe(24)
+    while key.startswith("-"):
+        key = secrets.token_urlsafe(24)
+    return key
+
+
 @dataclass
 class Emulator:
     """Everything one running emulator holds: the tenant world, its mail, its clock, and its keys."""
@@ -83,7 +91,7 @@ class Emulator:
             issuer=TokenIssuer(signing_key, clock, world.settings.token_lifetime),
             verifier=TokenVerifier(signing_key, clock, world.directory),
             mail=MailStore(lambda: clock.now_datetime().replace(microsecond=0)),
-            admin_key=admin_key or secrets.token_urlsafe(24),
+            admin_key=admin_key or new_admin_key(),
             log=RequestLog(),
         )
         emulator.initial = (dump_world(world.directory, world.settings), list(world.mail))

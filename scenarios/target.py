@@ -36,10 +36,6 @@ class EmulatorTarget:
     def from_connection(cls, facts: dict[str, Any]) -> EmulatorTarget:
         return cls(facts["base_url"].rstrip("/"), facts["admin_key"], facts.get("ca_file"))
 
-    def control(self, method: str, path: str, body: Any = None) -> requests.Response:
-        """`method /_m365<path>` as answered, whatever its status (the scenarios use `client`'s typed methods)."""
-        return self.client.response(method, path, body)
-
     def health_problem(self, timeout: float = 3.0) -> str | None:
         """Why it cannot be used (no answer to its health check, or the admin key refused), or None."""
         try:

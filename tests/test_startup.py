@@ -236,3 +236,11 @@ def test_output_cut_short_by_a_closed_pipe_is_no_error():
         os.close(write_end)
     assert listed.returncode == 141
     assert "Traceback" not in listed.stderr and "BrokenPipeError" not in listed.stderr
+
+
+def test_generated_admin_keys_never_look_like_an_option(monkeypatch):
+    from m365_mock import emulator
+
+    keys = iter(["-starts-with-a-dash", "--two-dashes", "fine-key"])
+    monkeypatch.setattr(emulator.secrets, "token_urlsafe", lambda size: next(keys))
+    assert emulator.new_admin_key() == "fine-key"

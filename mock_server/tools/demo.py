@@ -28,7 +28,7 @@ def main(args: argparse.Namespace) -> int:
         print(f"m365-mock demo: running the built-in scenarios against {emulator.base_url} ...", flush=True)
         results = [run_scenario(target, load_scenario(path)) for path in builtin_scenarios()]
         print(console(results, color=sys.stdout.isatty()), flush=True)
-        target.control("POST", "/reset")
+        target.client.reset()
         passed = all(r.passed for r in results)
         if not passed:
             print("m365-mock demo: some scenarios FAILED (above); the emulator keeps serving anyway.", flush=True)
