@@ -129,6 +129,11 @@ class EmulatorFlask(Flask):
         return super().dispatch_request()
 
 
+def current_request() -> WerkzeugRequest:
+    """The request being answered, as the object itself (Flask's `request` is a proxy to it)."""
+    return request_ctx.request
+
+
 def request_ids() -> tuple[str, str]:
     """(request id, client request id) of the current request."""
     environ = request.environ

@@ -192,7 +192,7 @@ def serve(
 
     failure: list[str] = []
 
-    def wait_until_answering(server: Server) -> None:
+    def wait_until_answering(server: Any) -> None:
         deadline = time.monotonic() + READY_TIMEOUT_SECONDS
         while time.monotonic() < deadline:
             if probe(options, timeout=0.5):
@@ -210,7 +210,7 @@ def serve(
         )
 
     class EmulatorServer(Server):  # type: ignore[misc, valid-type]
-        def startup(self, spawn_target, target_loader):  # type: ignore[no-untyped-def]
+        def startup(self, spawn_target, target_loader):
             super().startup(spawn_target, target_loader)
             threading.Thread(target=wait_until_answering, args=(self,), name="m365-ready", daemon=True).start()
 

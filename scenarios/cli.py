@@ -16,6 +16,10 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from m365_mock.scenarios.target import EmulatorTarget
 
 PROG = "m365-mock scenario run"
 RESET_NOTE = "; reset to its own tenant afterwards"
@@ -62,7 +66,7 @@ class Unusable(Exception):
 
 
 @contextmanager
-def chosen_emulator(args: argparse.Namespace) -> Iterator[tuple[object, str, bool]]:
+def chosen_emulator(args: argparse.Namespace) -> Iterator[tuple[EmulatorTarget, str, bool]]:
     """(target, one line saying which emulator the run uses, whether it is shared and so reset afterwards)."""
     from m365_mock.scenarios.target import EmulatorTarget, local_emulator
     from m365_mock.tools.control_client import SetupError, client_from_args

@@ -15,7 +15,15 @@ from urllib.parse import quote, urlencode
 from flask import Blueprint, Response, request
 from werkzeug.wrappers import Request as WerkzeugRequest
 
-from m365_mock.app import DECISION, GRAPH_JSON_TYPE, TOKEN, current_emulator, json_response, origin_of
+from m365_mock.app import (
+    DECISION,
+    GRAPH_JSON_TYPE,
+    TOKEN,
+    current_emulator,
+    current_request,
+    json_response,
+    origin_of,
+)
 from m365_mock.emulator import Emulator
 from m365_mock.graph import body, errors, kql, query
 from m365_mock.graph.query import plan
@@ -77,7 +85,7 @@ def verify_bearer(emulator: Emulator, http: WerkzeugRequest) -> VerifiedToken:
 
 
 def bearer_token() -> VerifiedToken:
-    return verify_bearer(current_emulator(), request._get_current_object())
+    return verify_bearer(current_emulator(), current_request())
 
 
 def mailbox_request(
@@ -105,7 +113,7 @@ def authorize(user: str, operation: Operation) -> MailboxRequest:
     The token and the decision are left in the environ for the request log.
     """
     emulator = current_emulator()
-    http = request._get_current_object()
+    http = current_request()
     token = http.environ[TOKEN] = verify_bearer(emulator, http)
     req = mailbox_request(emulator, http, token, user, operation)
     http.environ[DECISION] = req.decision

@@ -64,7 +64,7 @@ def verify_client_assertion(
     try:
         claims = jwt.decode(
             assertion,
-            cert.certificate.public_key(),
+            cert.certificate.public_key(),  # type: ignore[arg-type]  # an app's certificate key: RSA in practice
             algorithms=[algorithm],
             options={
                 "verify_aud": False,

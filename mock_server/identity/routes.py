@@ -10,7 +10,7 @@ from urllib.parse import unquote_plus, urlsplit
 from flask import Blueprint, Response, request
 from werkzeug.wrappers import Request as WerkzeugRequest
 
-from m365_mock.app import current_emulator, json_response, origin_of, request_origin
+from m365_mock.app import current_emulator, current_request, json_response, origin_of, request_origin
 from m365_mock.emulator import Emulator
 from m365_mock.identity import errors
 from m365_mock.identity.assertions import verify_client_assertion
@@ -231,13 +231,13 @@ def token_answer(emulator: Emulator, http: WerkzeugRequest, tenant_segment: str,
 
 @identity.post("/<tenant_segment>/oauth2/v2.0/token")
 def token_v2(tenant_segment: str) -> Response:
-    body = token_answer(current_emulator(), request._get_current_object(), tenant_segment, 2)
+    body = token_answer(current_emulator(), current_request(), tenant_segment, 2)
     return json_response(body, headers=TOKEN_HEADERS)
 
 
 @identity.post("/<tenant_segment>/oauth2/token")
 def token_v1(tenant_segment: str) -> Response:
-    body = token_answer(current_emulator(), request._get_current_object(), tenant_segment, 1)
+    body = token_answer(current_emulator(), current_request(), tenant_segment, 1)
     return json_response(body, headers=TOKEN_HEADERS)
 
 

@@ -264,7 +264,7 @@ class Tenant:
         value = self._memo.get(key, _MISSING)
         if value is _MISSING:
             value = self._memo[key] = compute()
-        return value  # type: ignore[no-any-return]
+        return value
 
     def rule_period(self, now: float) -> int:
         """Which stretch of time `now` falls in, between the instants a rule starts or stops counting.
@@ -276,10 +276,10 @@ class Tenant:
 
     def _rule_instants(self) -> list[float]:
         instants: set[float] = set()
-        for rule in (*self.rules.policies, *self.rules.assignments):
-            instants.add(rule.lifetime.effective_at)
-            if rule.lifetime.removed_at is not None:
-                instants.add(rule.lifetime.removed_at)
+        for lifetime in [*(p.lifetime for p in self.rules.policies), *(a.lifetime for a in self.rules.assignments)]:
+            instants.add(lifetime.effective_at)
+            if lifetime.removed_at is not None:
+                instants.add(lifetime.removed_at)
         return sorted(instants)
 
     def group_members(self, group: Group, *, nested: bool) -> frozenset[str]:

@@ -291,9 +291,10 @@ class Persistence:
         batch.dropped = sorted(dropped)
         stores = {store.key: store for store in self.mail.stores()}
         for key in set(messages) | set(folders):
-            store = stores.get(key)
-            if store is None or rewrite:
+            changed = stores.get(key)
+            if changed is None or rewrite:
                 continue
+            store = changed
             with store.lock:
                 positions = {folder_id: i for i, folder_id in enumerate(store.folders)}
                 for folder in folders.get(key, {}).values():

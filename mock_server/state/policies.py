@@ -139,7 +139,7 @@ def rbac_grants(
     tenant: Tenant, rules: AccessRules, app_id: str, mailbox: Mailbox | None, *, now: float | None
 ) -> list[RbacGrant]:
     """Permissions RBAC assignments give the app over `mailbox` (None: every assignment, scope not checked)."""
-    grants = []
+    grants: list[RbacGrant] = []
     for assignment in rules.assignments:
         live = assignment.lifetime.configured if now is None else assignment.lifetime.active(now)
         if not live or assignment.app_id != app_id.lower():

@@ -200,8 +200,8 @@ def bind(spec: Cmdlet, elements: list[ParamArg | Expr], evaluate: Callable[[Expr
         elif param.kind == "switch":
             bound[param.name] = True
             continue
-        elif index < len(elements) and not isinstance(elements[index], ParamArg):
-            expr = elements[index]
+        elif index < len(elements) and not isinstance(following := elements[index], ParamArg):
+            expr = following
             index += 1
         else:
             expr = None
@@ -214,7 +214,8 @@ def bind(spec: Cmdlet, elements: list[ParamArg | Expr], evaluate: Callable[[Expr
     if spec.lenient:
         return bound
     slots = sorted(
-        (p for p in spec.parameters if p.position is not None and p.name not in bound), key=lambda p: p.position
+        (p for p in spec.parameters if p.position is not None and p.name not in bound),
+        key=lambda p: p.position or 0,
     )
     for expr in positional:
         value = evaluate(expr)

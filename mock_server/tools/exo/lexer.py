@@ -191,7 +191,9 @@ class Lexer:
         self.pos = end + colon
 
     def word(self) -> None:
-        start, parts, buffer, quoted = self.pos, [], [], False
+        start, quoted = self.pos, False
+        parts: list[Part] = []
+        buffer: list[str] = []
         text = self.text
         while self.pos < len(text) and text[self.pos] not in WORD_END:
             c = text[self.pos]

@@ -174,7 +174,8 @@ def run(text: str, client: ControlClient, out: TextIO, err: TextIO) -> int:
 
 def interactive(shell: Shell, read_line: Callable[[str], str], out: TextIO) -> int:
     """A `PS> ` prompt (`>> ` while a statement is incomplete); 0 when every statement succeeded."""
-    ok, pending = True, []
+    ok = True
+    pending: list[str] = []
     while not shell.exited:
         try:
             line = read_line(">> " if pending else "PS> ")
