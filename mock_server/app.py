@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from collections.abc import Callable, Iterable
@@ -11,72 +10,38 @@ from typing import Any
 from flask import Flask, Response, current_app, request
 from flask.globals import request_ctx
 from werkzeug.exceptions import HTTPException
-from werkzeug.wrappers import Request as WerkzeugRequest
 
 from m365_mock.clock import Clock
 from m365_mock.control import errors as control_errors
+from m365_mock.control.routes import control
 from m365_mock.emulator import Emulator
 from m365_mock.graph import errors as graph_errors
+from m365_mock.graph.routes import graph
 from m365_mock.identity import errors as aad_errors
 from m365_mock.identity.keys import SigningKey
+from m365_mock.identity.routes import identity
 from m365_mock.ids import new_uuid
 from m365_mock.state.content import seed_mailboxes
 from m365_mock.state.requestlog import LogRecord
 from m365_mock.state.tenantfile import LoadedWorld, load_demo_world
+from m365_mock.web import (
+    CLIENT_REQUEST_ID,
+    CONTROL_PREFIX,
+    DECISION,
+    ERROR_CODE,
+    GRAPH_JSON_TYPE,
+    REFUSAL,
+    REQUEST_ID,
+    TOKEN,
+    is_graph_path,
+    json_response,
+    request_ids,
+)
 
 log = logging.getLogger("m365_mock")
 
-GRAPH_PREFIXES = ("/v1.0", "/beta")
-CONTROL_PREFIX = "/_m365"
-JSON_TYPE = "application/json; charset=utf-8"
-GRAPH_JSON_TYPE = (
-    "application/json; odata.metadata=minimal; odata.streaming=true; IEEE754Compatible=false; charset=utf-8"
-)
-
-
-def current_emulator() -> Emulator:
-    return current_app.extensions["m365"]
-
-
-def json_response(
-    body: Any, status: int = 200, *, content_type: str = JSON_TYPE, headers: dict[str, str] | None = None
-) -> Response:
-    return Response(json.dumps(body, separators=(",", ":")), status=status, content_type=content_type, headers=headers)
-
-
-def origin_of(http: WerkzeugRequest) -> str:
-    """`https://host:port` of a request, as the client addressed it (no IRI decoding, no slash)."""
-    environ = http.environ
-    origin = environ.get(_ORIGIN)
-    if origin is None:
-        origin = environ[_ORIGIN] = f"{http.scheme}://{http.host}"
-    return origin
-
-
-def request_origin() -> str:
-    """The origin of Flask's current request."""
-    return origin_of(request)
-
-
-def is_graph_path(path: str) -> bool:
-    return any(path == p or path.startswith(p + "/") for p in GRAPH_PREFIXES)
-
-
 _KEY_SEGMENT = re.compile(r"/([A-Za-z]+)\('([^'/]*)'\)")
 _EMPTY_SEGMENTS = re.compile(r"/{2,}")
-
-
-REQUEST_ID = "m365.request_id"
-# An HTTPException the server front decided before the app ran (a stalled or oversized body, a URL or header
-# block over the limit); the app raises it where routing errors are raised, so it is answered and logged as
-# every other error is.
-REFUSAL = "m365.refusal"
-_ORIGIN = "m365.origin"
-CLIENT_REQUEST_ID = "m365.client_request_id"
-# What a Graph route learnt, for the request log: the verified token, the access decision, the error code.
-TOKEN = "m365.token"
-DECISION = "m365.decision"
-ERROR_CODE = "m365.error_code"
 
 
 class RequestEnvelope:
@@ -129,17 +94,6 @@ class EmulatorFlask(Flask):
         return super().dispatch_request()
 
 
-def current_request() -> WerkzeugRequest:
-    """The request being answered, as the object itself (Flask's `request` is a proxy to it)."""
-    return request_ctx.request
-
-
-def request_ids() -> tuple[str, str]:
-    """(request id, client request id) of the current request."""
-    environ = request.environ
-    return environ.get(REQUEST_ID, ""), environ.get(CLIENT_REQUEST_ID, "")
-
-
 def create_app(
     world: LoadedWorld | None = None,
     *,
@@ -148,10 +102,6 @@ def create_app(
     admin_key: str | None = None,
 ) -> Flask:
     """Build the emulator app for `world` (default: the built-in demo tenant)."""
-    from m365_mock.control.routes import control
-    from m365_mock.graph.routes import graph
-    from m365_mock.identity.routes import identity
-
     world = world or load_demo_world()
     emulator = Emulator.build(world, signing_key=signing_key, clock=clock, admin_key=admin_key)
     seed_mailboxes(emulator.mail, world.mail, emulator.mail.now())

@@ -34,7 +34,7 @@ from werkzeug.exceptions import (
     RequestURITooLarge,
 )
 
-from m365_mock.app import REFUSAL
+from m365_mock.web import REFUSAL
 
 log = logging.getLogger("m365_mock.front")
 

@@ -138,7 +138,7 @@ class World:
 def prepare(target: EmulatorTarget, scenario: Scenario, workdir: Path | None = None) -> World:
     """Import the scenario's tenant (demo, file or inline; certificate files read here, as the control API reads
     no files) in real time, and read back its apps and their secrets."""
-    from m365_mock.scenarios.model import tenant_data
+    from m365_mock.scenarios.tenant import tenant_data
     from m365_mock.state.tenantfile import ConfigError
     from m365_mock.tools.control_client import ControlError
 

@@ -23,9 +23,9 @@ from werkzeug.exceptions import (
     RequestURITooLarge,
 )
 
-from m365_mock.app import REFUSAL
 from m365_mock.front import Front, build_environ
 from m365_mock.server import free_port
+from m365_mock.web import REFUSAL
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 

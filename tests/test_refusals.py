@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from werkzeug.exceptions import RequestHeaderFieldsTooLarge, RequestTimeout, RequestURITooLarge
 
-from m365_mock.app import REFUSAL
+from m365_mock.web import REFUSAL
 from tests.helpers import ADMIN_KEY
 
 

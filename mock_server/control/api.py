@@ -17,10 +17,10 @@ from typing import Any
 
 from flask import Blueprint, Response, request
 
-from m365_mock.app import current_emulator, json_response
 from m365_mock.control import errors
 from m365_mock.graph import errors as graph_errors
 from m365_mock.state.errors import DirectoryError
+from m365_mock.web import current_emulator, json_response
 
 control = Blueprint("control", __name__, url_prefix="/_m365")
 ADMIN_HEADER = errors.ADMIN_HEADER

@@ -11,7 +11,6 @@ from typing import Any
 
 from flask import Response, request
 
-from m365_mock.app import current_emulator, json_response
 from m365_mock.control import errors
 from m365_mock.control import schemas as s
 from m365_mock.control.api import Query, route
@@ -35,6 +34,7 @@ from m365_mock.state.tenantfile import (
     dump_mailbox,
     dump_secret,
 )
+from m365_mock.web import current_emulator, json_response
 
 
 def reader() -> TenantFileReader:

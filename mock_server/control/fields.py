@@ -8,12 +8,12 @@ from typing import Any
 
 from flask import request
 
-from m365_mock.app import current_emulator
 from m365_mock.control import errors
 from m365_mock.state.directory import Tenant
 from m365_mock.state.mailstate import MAIL_SCHEMA
 from m365_mock.state.tenantfile import Problem, entry_problems
 from m365_mock.state.tenantfile.schema import SCHEMA
+from m365_mock.web import current_emulator
 
 # The years the emulator's clock covers; a date-time a body gives must lie within them.
 TIME_FLOOR = datetime(1971, 1, 1, tzinfo=UTC)

@@ -14,9 +14,9 @@ from typing import Any
 
 from flask import Response
 
-from m365_mock.app import json_response
 from m365_mock.control import schemas as s
 from m365_mock.control.api import ADMIN_HEADER, OPERATIONS, Operation, Refusal, route
+from m365_mock.web import json_response
 
 # What a path parameter names, with an example from the demo tenant.
 PATH_PARAMETERS: dict[str, tuple[str, str]] = {

@@ -10,7 +10,6 @@ from typing import Any
 
 from flask import Response, request
 
-from m365_mock.app import current_emulator, json_response
 from m365_mock.clock import iso_z
 from m365_mock.control import errors
 from m365_mock.control import schemas as s
@@ -22,6 +21,7 @@ from m365_mock.state.content import generate_messages
 from m365_mock.state.mailstore import ItemNotFound, MalformedId, recipient
 from m365_mock.state.tenantfile import ConfigError, dump_world, load_world
 from m365_mock.state.tenantfile.schema import SCHEMA
+from m365_mock.web import current_emulator, json_response
 
 __all__ = ["ADMIN_HEADER", "control"]
 

@@ -12,7 +12,6 @@ from typing import Any
 
 from flask import Response
 
-from m365_mock.app import current_emulator, json_response
 from m365_mock.control import errors
 from m365_mock.control import schemas as s
 from m365_mock.control.api import route
@@ -23,6 +22,7 @@ from m365_mock.state.directory import Group, Mailbox, Tenant
 from m365_mock.state.errors import not_found
 from m365_mock.state.rules import AccessPolicy, AccessRules, RoleAssignment, scope_sid
 from m365_mock.state.tenantfile import dump_assignment, dump_policy, dump_scope, dump_service_principal
+from m365_mock.web import current_emulator, json_response
 
 
 def _when(moment: float | None) -> str | None:

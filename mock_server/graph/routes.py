@@ -15,15 +15,6 @@ from urllib.parse import quote, urlencode
 from flask import Blueprint, Response, request
 from werkzeug.wrappers import Request as WerkzeugRequest
 
-from m365_mock.app import (
-    DECISION,
-    GRAPH_JSON_TYPE,
-    TOKEN,
-    current_emulator,
-    current_request,
-    json_response,
-    origin_of,
-)
 from m365_mock.emulator import Emulator
 from m365_mock.graph import body, errors, kql, query
 from m365_mock.graph.query import plan
@@ -39,6 +30,15 @@ from m365_mock.state.mailstore import (
     MailboxStore,
     MalformedId,
     Message,
+)
+from m365_mock.web import (
+    DECISION,
+    GRAPH_JSON_TYPE,
+    TOKEN,
+    current_emulator,
+    current_request,
+    json_response,
+    origin_of,
 )
 
 graph = Blueprint("graph", __name__, url_prefix="/v1.0")

@@ -10,7 +10,6 @@ from urllib.parse import unquote_plus, urlsplit
 from flask import Blueprint, Response, request
 from werkzeug.wrappers import Request as WerkzeugRequest
 
-from m365_mock.app import current_emulator, current_request, json_response, origin_of, request_origin
 from m365_mock.emulator import Emulator
 from m365_mock.identity import errors
 from m365_mock.identity.assertions import verify_client_assertion
@@ -24,6 +23,7 @@ from m365_mock.identity.tokens import (
     sts_issuer,
 )
 from m365_mock.state.directory import Application, Tenant
+from m365_mock.web import current_emulator, current_request, json_response, origin_of, request_origin
 
 identity = Blueprint("identity", __name__)
 
