@@ -6,9 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from m365_mock.state import mailstore
 from m365_mock.state.directory import Mailbox
-from m365_mock.state.mailstore import NEWEST, OLDEST, SENT, MailboxStore, Selection, ValueEntry, recipient
+from m365_mock.state.mailstore import NEWEST, OLDEST, SENT, MailboxStore, Selection, ValueEntry, indexes, recipient
 
 T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 
@@ -99,9 +98,9 @@ def test_a_value_entry_holds_one_message_without_a_set():
 
 def test_long_lived_mail_is_frozen_out_of_full_collections(store, monkeypatch):
     frozen: list[int] = []
-    monkeypatch.setattr(mailstore, "FREEZE_EVERY", 5)
-    monkeypatch.setattr(mailstore, "_changed_since_freeze", 0)
-    monkeypatch.setattr(mailstore.gc, "freeze", lambda: frozen.append(len(store.immutable)))
+    monkeypatch.setattr(indexes, "FREEZE_EVERY", 5)
+    monkeypatch.setattr(indexes, "_changed_since_freeze", 0)
+    monkeypatch.setattr(indexes.gc, "freeze", lambda: frozen.append(len(store.immutable)))
     made = received(store, 0, 1, 2, 3)
     assert frozen == []
     store.update_message(made[0].id, lambda m: setattr(m, "is_read", True))  # changes count too
