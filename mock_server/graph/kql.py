@@ -15,10 +15,11 @@ A search is answered two ways that give the same messages:
 
 from __future__ import annotations
 
+import bisect
 import html
 import re
 import unicodedata
-from collections.abc import Callable, Collection, Hashable, Iterable, Mapping
+from collections.abc import Callable, Collection, Hashable, Iterable, Iterator, Mapping
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
@@ -185,6 +186,46 @@ class SearchSource(Protocol[M]):
         """The distinct values of `field` (one of INDEXED_FIELDS) held by any message of the mailbox."""
         ...
 
+    def cache(self, field: str) -> dict[str, Any]:
+        """A place for what the search derives from all of `field`'s values; emptied when a value comes or goes."""
+        ...
+
+
+class _Joined:
+    """The normalized texts of a field's distinct values in one string, so that a word is looked for by
+    `str.find` over all of them at once; only the places it is found are looked at one by one."""
+
+    def __init__(self, entries: Mapping[str, ValueEntry[Any]], markup: bool) -> None:
+        texts: list[str] = []
+        self.entries: list[ValueEntry[Any]] = []
+        self.starts: list[int] = []
+        self.ends: list[int] = []
+        position = 0
+        for raw, entry in entries.items():
+            text = entry.derived
+            if text is None:
+                text = entry.derived = plain(raw, markup=markup)
+            texts.append(text)
+            self.entries.append(entry)
+            self.starts.append(position)
+            position += len(text)
+            self.ends.append(position)
+            position += 1
+        self.text = "\x00".join(texts)
+
+    def matching(self, needle: str) -> Iterator[ValueEntry[Any]]:
+        """The entries whose text holds `needle` as `_found` finds it (within one text, at a word's start)."""
+        text, starts, ends = self.text, self.starts, self.ends
+        word_start = needle[0].isalnum()
+        at = text.find(needle)
+        while at >= 0:
+            i = bisect.bisect_right(starts, at) - 1
+            if at + len(needle) <= ends[i] and (not word_start or at == starts[i] or not text[at - 1].isalnum()):
+                yield self.entries[i]
+                at = text.find(needle, ends[i])  # the next text's
+            else:
+                at = text.find(needle, at + 1)
+
     def getter(self, message: M) -> Getter: ...
 
 
@@ -195,13 +236,12 @@ def _matching(source: SearchSource[M], fields: Iterable[str], term: str) -> set[
         return source.scope()
     found: set[M] = set()
     for name in fields:
-        markup = INDEXED_FIELDS[name]
-        for raw, entry in source.entries(name).items():
-            text = entry.derived
-            if text is None:
-                text = entry.derived = plain(raw, markup=markup)
-            if _found(needle, text):
-                found.update(entry.messages)
+        cache = source.cache(name)
+        joined = cache.get("joined")
+        if joined is None:
+            joined = cache["joined"] = _Joined(source.entries(name), INDEXED_FIELDS[name])
+        for entry in joined.matching(needle):
+            found.update(entry.messages)
     return source.restrict(found)
 
 

@@ -354,3 +354,24 @@ def test_indexes_stay_true_under_concurrent_changes(store):
         same(store, None, flt=query.parse_filter(text), top=50)
     for text in ('"changed"', '"new"', '"changed OR invoice"'):
         same(store, store.well_known["archive"], search=kql.parse_search(text), top=50)
+
+
+class _Entry:
+    def __init__(self) -> None:
+        self.derived: Any = None
+        self.messages: tuple[Any, ...] = ()
+
+
+def test_joined_texts_find_what_each_text_would():
+    rng = random.Random(17)
+    alphabet = "aab1 -_.@éßİ\u00a0\x00"
+    for _ in range(300):
+        raws = ["".join(rng.choices(alphabet, k=rng.randint(0, 12))) for _ in range(rng.randint(1, 8))]
+        entries = {raw: _Entry() for raw in raws}
+        joined = kql._Joined(entries, markup=False)
+        for _ in range(10):
+            needle = kql._needle("".join(rng.choices(alphabet, k=rng.randint(1, 4))))
+            if not needle:
+                continue
+            expected = [e for raw, e in entries.items() if kql._found(needle, kql.plain(raw))]
+            assert list(joined.matching(needle)) == expected, (raws, needle)

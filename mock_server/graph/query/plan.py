@@ -62,6 +62,9 @@ class MailboxSearch:
     def entries(self, field: str) -> dict[str, ValueEntry]:
         return self.store.values[field]
 
+    def cache(self, field: str) -> dict[str, Any]:
+        return self.store.value_caches[field]
+
     def getter(self, message: Message) -> Callable[[str], Any]:
         return getter(message)
 

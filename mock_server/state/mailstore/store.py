@@ -132,6 +132,8 @@ class MailboxStore:
         self.attached: set[Message] = set()
         self.values: dict[str, dict[str, ValueEntry]] = {name: {} for name in VALUE_FIELDS}
         self.folded: dict[str, dict[str, list[str]]] = {name: {} for name in EQUALITY_FIELDS}
+        # Per field, what readers derive from its distinct values as a whole; emptied whenever a value comes or goes.
+        self.value_caches: dict[str, dict[str, Any]] = {name: {} for name in VALUE_FIELDS}
         if folders is not None:
             for folder in folders:
                 self._attach(folder)
@@ -255,6 +257,7 @@ class MailboxStore:
                 entry = entries.get(value)
                 if entry is None:
                     entry = entries[value] = ValueEntry()
+                    self.value_caches[name].clear()
                     if name in self.folded:
                         self.folded[name].setdefault(value.casefold(), []).append(value)
                 entry.add(message)
@@ -268,6 +271,7 @@ class MailboxStore:
                 entry = entries.get(value)
                 if entry is not None and entry.discard(message):
                     del entries[value]
+                    self.value_caches[name].clear()
                     if name in self.folded:
                         spellings = self.folded[name][value.casefold()]
                         spellings.remove(value)
