@@ -187,13 +187,22 @@ class SearchSource(Protocol[M]):
         ...
 
     def cache(self, field: str) -> dict[str, Any]:
-        """A place for what the search derives from all of `field`'s values; emptied when a value comes or goes."""
+        """A place for what the search derives from all of `field`'s values. While it holds anything, each value
+        that appears afterwards is added to its list "created"."""
         ...
+
+
+def _text(raw: str, entry: ValueEntry[Any], markup: bool) -> str:
+    text = entry.derived
+    if text is None:
+        text = entry.derived = plain(raw, markup=markup)
+    return text
 
 
 class _Joined:
     """The normalized texts of a field's distinct values in one string, so that a word is looked for by
-    `str.find` over all of them at once; only the places it is found are looked at one by one."""
+    `str.find` over all of them at once; only the places it is found are looked at one by one. Values gone since
+    stay in it (their entries hold no messages); values come since are looked at one by one until it is rebuilt."""
 
     def __init__(self, entries: Mapping[str, ValueEntry[Any]], markup: bool) -> None:
         texts: list[str] = []
@@ -202,9 +211,7 @@ class _Joined:
         self.ends: list[int] = []
         position = 0
         for raw, entry in entries.items():
-            text = entry.derived
-            if text is None:
-                text = entry.derived = plain(raw, markup=markup)
+            text = _text(raw, entry, markup)
             texts.append(text)
             self.entries.append(entry)
             self.starts.append(position)
@@ -236,12 +243,18 @@ def _matching(source: SearchSource[M], fields: Iterable[str], term: str) -> set[
         return source.scope()
     found: set[M] = set()
     for name in fields:
-        cache = source.cache(name)
-        joined = cache.get("joined")
-        if joined is None:
-            joined = cache["joined"] = _Joined(source.entries(name), INDEXED_FIELDS[name])
+        markup, entries, cache = INDEXED_FIELDS[name], source.entries(name), source.cache(name)
+        joined, created = cache.get("joined"), cache.get("created", ())
+        if joined is None or len(created) > 16 + len(joined.entries) // 4:
+            cache.clear()
+            joined, created = _Joined(entries, markup), ()
+            cache["joined"] = joined
         for entry in joined.matching(needle):
             found.update(entry.messages)
+        for raw in created:
+            entry = entries.get(raw)
+            if entry is not None and _found(needle, _text(raw, entry, markup)):
+                found.update(entry.messages)
     return source.restrict(found)
 
 

@@ -375,3 +375,28 @@ def test_joined_texts_find_what_each_text_would():
                 continue
             expected = [e for raw, e in entries.items() if kql._found(needle, kql.plain(raw))]
             assert list(joined.matching(needle)) == expected, (raws, needle)
+
+
+def test_searches_stay_right_as_values_come_and_go(store):
+    inbox, archive = store.well_known["inbox"], store.well_known["archive"]
+    searches = [kql.parse_search(t) for t in ('"zebra"', '"quarterly"', '"from:okapi"', '"body:gnu"', '"NOT zebra"')]
+
+    def check() -> None:
+        for search in searches:
+            same(store, None, search=search, top=1000)
+            same(store, archive, search=search, top=1000)
+
+    check()  # the joined texts are built here
+    first = store.add_message(inbox, subject="Zebra crossing", from_=recipient("okapi@zoo.example", "Okapi"))
+    second = store.add_message(archive, subject="zebra", body_content="<p>a gnu</p>")
+    check()  # found among the values that came since
+    store.update_message(first.id, lambda m: setattr(m, "subject", "Horse crossing"))
+    store.delete_message(second.id)
+    store.delete_message(store.message(second.immutable_id).id)  # out of view; its values gone
+    check()
+    store.add_message(inbox, subject="zebra", body_content="<p>a gnu again</p>")  # a value back after it went
+    check()
+    for i in range(200):  # enough new values that the joined texts are built again
+        store.add_message(inbox, subject=f"zebra {i}", body_content=f"<p>gnu {i}</p>")
+    check()
+    assert "created" not in store.value_caches["subject"] or len(store.value_caches["subject"]["created"]) < 100

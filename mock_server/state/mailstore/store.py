@@ -132,7 +132,8 @@ class MailboxStore:
         self.attached: set[Message] = set()
         self.values: dict[str, dict[str, ValueEntry]] = {name: {} for name in VALUE_FIELDS}
         self.folded: dict[str, dict[str, list[str]]] = {name: {} for name in EQUALITY_FIELDS}
-        # Per field, what readers derive from its distinct values as a whole; emptied whenever a value comes or goes.
+        # Per field, what a reader derives from all its distinct values (a search keeps them joined there). While
+        # a reader keeps anything there, every value that appears afterwards is added to its "created" list.
         self.value_caches: dict[str, dict[str, Any]] = {name: {} for name in VALUE_FIELDS}
         if folders is not None:
             for folder in folders:
@@ -257,7 +258,9 @@ class MailboxStore:
                 entry = entries.get(value)
                 if entry is None:
                     entry = entries[value] = ValueEntry()
-                    self.value_caches[name].clear()
+                    cache = self.value_caches[name]
+                    if cache:
+                        cache.setdefault("created", []).append(value)
                     if name in self.folded:
                         self.folded[name].setdefault(value.casefold(), []).append(value)
                 entry.add(message)
@@ -271,7 +274,6 @@ class MailboxStore:
                 entry = entries.get(value)
                 if entry is not None and entry.discard(message):
                     del entries[value]
-                    self.value_caches[name].clear()
                     if name in self.folded:
                         spellings = self.folded[name][value.casefold()]
                         spellings.remove(value)
