@@ -28,6 +28,7 @@ from m365_mock.graph.query.edm import INT64, MAX_DEPTH, Token, as_datetime, pars
 from m365_mock.graph.query.nodes import Getter, compare
 
 M = TypeVar("M", bound=Hashable)
+M_co = TypeVar("M_co", bound=Hashable, covariant=True)
 
 _TAG_RE = re.compile(r"<[^>]*>")
 _SPACE_RE = re.compile(r"\s+")
@@ -162,13 +163,13 @@ def _date_match(op: str, value: str, actual: Any) -> bool:
 # --------------------------------------------------------------------------------------------- where a search runs
 
 
-class ValueEntry(Protocol[M]):
+class ValueEntry(Protocol[M_co]):
     """One distinct value of an indexed field: the messages holding it, and a slot the search fills."""
 
     derived: Any
 
     @property
-    def messages(self) -> Collection[M]: ...
+    def messages(self) -> Collection[M_co]: ...
 
 
 class SearchSource(Protocol[M]):
@@ -189,6 +190,10 @@ class SearchSource(Protocol[M]):
     def cache(self, field: str) -> dict[str, Any]:
         """A place for what the search derives from all of `field`'s values. While it holds anything, each value
         that appears afterwards is added to its list "created"."""
+        ...
+
+    def getter(self, message: M) -> Getter:
+        """The message's values for what no value index answers (see the module docstring)."""
         ...
 
 
@@ -232,8 +237,6 @@ class _Joined:
                 at = text.find(needle, ends[i])  # the next text's
             else:
                 at = text.find(needle, at + 1)
-
-    def getter(self, message: M) -> Getter: ...
 
 
 def _matching(source: SearchSource[M], fields: Iterable[str], term: str) -> set[M]:
@@ -388,7 +391,8 @@ class _SearchNot(_SearchNode):
     def select(self, source: SearchSource[M]) -> set[M]:
         if not self.indexed:
             return super().select(source)
-        return source.scope() - self.operand.select(source)
+        matched = self.operand.select(source)
+        return source.scope() - matched
 
 
 def _combine(cls: type[_SearchAnd] | type[_SearchOr], parts: list[_SearchNode]) -> _SearchNode:

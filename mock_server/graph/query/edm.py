@@ -280,8 +280,8 @@ def _datetime_literal(match: re.Match[str]) -> tuple[str, Any]:
 
 def _number_literal(raw: str) -> tuple[str, Any]:
     if "." not in raw and "e" not in raw.lower():
-        value = int(raw)
-        return (INT32 if -(2**31) <= value < 2**31 else INT64), value
+        whole = int(raw)
+        return (INT32 if -(2**31) <= whole < 2**31 else INT64), whole
     try:
         value = float(raw)
     except (ValueError, OverflowError):  # pragma: no cover - the regex only lets numbers through

@@ -81,9 +81,10 @@ def list_page(
     search: SearchExpr | None = None,
 ) -> Page:
     """One page of the folder's (or the mailbox's) messages as the query options ask; checks done by the caller."""
+    order: str | Callable[[Message], Any] = SENT
     with store.lock:
         if search is not None:
-            where, order = Selection(among=search.select(MailboxSearch(store, folder))), SENT
+            where = Selection(among=search.select(MailboxSearch(store, folder)))
         else:
             where, order = selection(flt), ordering(orderby)
         return store.list_messages(folder, skip=skip, top=top, count=count, where=where, order=order)

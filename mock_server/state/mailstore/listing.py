@@ -155,19 +155,16 @@ def _keeper(
             tests.append(lambda m: m.folder_id in view)
     if "received" not in answered:
         if where.after is not None:
-            low, inclusive = -_instant(where.after[0]), where.after[1]
-            tests.append((lambda m: m._key[0] <= low) if inclusive else (lambda m: m._key[0] < low))
+            tests.append(_received_test(where.after, after=True))
         if where.before is not None:
-            high, inclusive = -_instant(where.before[0]), where.before[1]
-            tests.append((lambda m: m._key[0] >= high) if inclusive else (lambda m: m._key[0] > high))
+            tests.append(_received_test(where.before, after=False))
     if where.is_read is not None and "is_read" not in answered:
-        tests.append(lambda m, wanted=where.is_read: m.is_read is wanted)
+        tests.append(_flag_test("is_read", where.is_read))
     if where.has_attachments is not None and "has_attachments" not in answered:
-        tests.append(lambda m, wanted=where.has_attachments: m.has_attachments is wanted)
+        tests.append(_flag_test("has_attachments", where.has_attachments))
     for position, (name, text) in enumerate(where.equals):
         if f"equals{position}" not in answered:
-            read, folded = VALUE_FIELDS[name], text.casefold()
-            tests.append(lambda m, r=read, f=folded: isinstance(value := r(m), str) and value.casefold() == f)
+            tests.append(_equals_test(VALUE_FIELDS[name], text.casefold()))
     if where.among is not None and "among" not in answered:
         among = where.among if isinstance(where.among, set | frozenset) else set(where.among)
         tests.append(lambda m: m in among)
@@ -187,10 +184,44 @@ def _first(found: list[Message], want: int, order: str | Callable[[Message], Any
             members = set(found)
             walk = index.walk(oldest_first=order == OLDEST)
             return list(itertools.islice((m for m in walk if m in members), want))
-        if order == NEWEST:
-            return heapq.nsmallest(want, found, key=lambda m: m._key)
-        return heapq.nsmallest(want, found, key=lambda m: (-m._key[0], m._key[1]))
+        return heapq.nsmallest(want, found, key=_newest if order == NEWEST else _oldest)
     if order == SENT:
         return heapq.nsmallest(want, found, key=Message.sent_key)
+    if isinstance(order, str):
+        raise ValueError(f"no order {order!r}")
     key = order
-    return heapq.nsmallest(want, found, key=lambda m: (key(m), m._key))
+    return heapq.nsmallest(want, found, key=lambda m: (key(m), _newest(m)))
+
+
+def _newest(message: Message) -> tuple[float, int]:
+    """The message's place in the default order (every message listed is in the indexes, so it has one)."""
+    key = message._key
+    assert key is not None
+    return key
+
+
+def _oldest(message: Message) -> tuple[float, int]:
+    received, created = _newest(message)
+    return -received, created
+
+
+def _received_test(bound: tuple[datetime, bool], *, after: bool) -> Callable[[Message], bool]:
+    """Received at or after (`after`) / at or before the bound's instant; strictly unless it is inclusive."""
+    edge, inclusive = -_instant(bound[0]), bound[1]  # index keys hold the negated instant
+    if after:
+        return (lambda m: _newest(m)[0] <= edge) if inclusive else (lambda m: _newest(m)[0] < edge)
+    return (lambda m: _newest(m)[0] >= edge) if inclusive else (lambda m: _newest(m)[0] > edge)
+
+
+def _flag_test(name: str, wanted: bool) -> Callable[[Message], bool]:
+    if name == "is_read":
+        return lambda m: m.is_read is wanted
+    return lambda m: m.has_attachments is wanted
+
+
+def _equals_test(read: Callable[[Message], Any], folded: str) -> Callable[[Message], bool]:
+    def test(message: Message) -> bool:
+        value = read(message)
+        return isinstance(value, str) and value.casefold() == folded
+
+    return test
