@@ -87,15 +87,6 @@ def rss_kib(pid: int) -> int:
     return total
 
 
-def control(emulator: Any, method: str, path: str, body: Any = None) -> Any:
-    from m365_mock.tools.control_client import control_request
-
-    admin_key = emulator.facts["admin_key"]
-    response = control_request(emulator.base_url, admin_key, method, path, body, ca_file=emulator.ca_file, timeout=900)
-    response.raise_for_status()
-    return response.json() if response.content else None
-
-
 def query_values(newest: datetime) -> dict[str, str]:
     """Values for the query templates, relative to the newest generated message (found in every size)."""
     from m365_mock.state.content import pools
@@ -140,6 +131,7 @@ def timed(fetch: Callable[[], tuple[int, bytes]], count: int, warmup: int) -> li
 
 def served(sizes: list[int], queries: list[Query], requests: int) -> tuple[list[dict[str, Any]], float]:
     from benchmarks.graph_throughput import fetch_token
+    from m365_mock.tools.control_client import ControlClient
     from m365_mock.tools.process import start_emulator
 
     rows: list[dict[str, Any]] = []
@@ -158,14 +150,17 @@ def served(sizes: list[int], queries: list[Query], requests: int) -> tuple[list[
                 response = connection.getresponse()
                 return response.status, response.read()
 
+            admin = ControlClient(
+                emulator.base_url, emulator.facts["admin_key"], ca_file=emulator.ca_file, tenant=tenant
+            )
             for size in sizes:
                 address = f"scale{size}@{tenant}"
-                control(emulator, "POST", f"/tenants/{tenant}/mailboxes", {"address": address, "type": "user"})
-                control(emulator, "POST", f"/tenants/{tenant}/groups/cctr_sec_group/members", {"member": address})
+                admin.add_mailbox(address)
+                admin.add_member("cctr_sec_group", address)
                 before = rss_kib(emulator.process.pid)
                 h.log(f"served: filling {address} with {size:,} messages ...")
                 started = time.monotonic()
-                control(emulator, "POST", f"/mailboxes/{address}/messages", {"count": size})
+                admin.generate(address, size, timeout=900)
                 h.log(f"  filled in {time.monotonic() - started:.1f} s")
                 memory_growth.append((size, rss_kib(emulator.process.pid) - before))
                 _, body = get(f"/v1.0/users/{address}/messages?$top=1")

@@ -65,25 +65,6 @@ def test_a_tenant_file_with_a_duplicate_policy_id_is_refused(admin, demo_app):
     assert response.status_code == 400 and "already exists" in response.get_json()["error"]["message"]
 
 
-@pytest.mark.parametrize("search", ['"size>1"', '"size:100"', '"attachment:report"'])
-def test_kql_size_and_attachment_searches_run(graph, deliver, search):
-    deliver(
-        SUPPORT,
-        subject="report",
-        attachments=[
-            {
-                "name": "report.pdf",
-                "contentType": "application/pdf",
-                "content": b"%PDF",
-                "isInline": False,
-                "contentId": None,
-            }
-        ],
-    )
-    response = graph.get(f"/users/{SUPPORT}/messages?$search={search}")
-    assert response.status_code == 200
-
-
 def test_patch_racing_a_move_is_a_404_not_a_500(app, graph, deliver):
     messages = [deliver(SUPPORT, subject=f"m{i}") for i in range(40)]
     ids = [m.id for m in messages]
