@@ -179,11 +179,15 @@ class RenderedCache:
         return len(self._items)
 
     def get(self, key: tuple[Any, ...], render: Callable[[], str]) -> str:
-        with self._lock:
-            text = self._items.get(key)
-            if text is not None:
+        # A hit takes no lock: the dictionary's own operations are atomic, and a recency update lost to a
+        # concurrent eviction only ages an entry that is going anyway.
+        text = self._items.get(key)
+        if text is not None:
+            try:  # noqa: SIM105 - the hit path: suppress() would cost a context manager per message
                 self._items.move_to_end(key)
-                return text
+            except KeyError:
+                pass
+            return text
         text = render()
         with self._lock:
             if key not in self._items:
@@ -211,15 +215,7 @@ def message_fragment(
     immutable_ids: bool = False,
 ) -> str:
     """`message_json` as JSON text, kept in `RENDERED` while it is read often: list pages join these."""
-    key = (
-        message.immutable_id,
-        message.id,
-        message.change_key,
-        tuple(select) if select else None,
-        as_text,
-        content_visible,
-        immutable_ids,
-    )
+    key = (message.id, message.change_key, tuple(select) if select else None, as_text, content_visible, immutable_ids)
     return RENDERED.get(
         key,
         lambda: json.dumps(
