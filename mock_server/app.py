@@ -116,6 +116,7 @@ def create_app(
     app.register_blueprint(identity)
 
     app.wsgi_app = RequestEnvelope(app.wsgi_app, emulator)  # type: ignore[method-assign]
+    app.url_map.update()  # the routing rules are compiled now, not by the first request
 
     @app.errorhandler(aad_errors.AadstsError)
     def render_aadsts(exc: aad_errors.AadstsError) -> Response:
