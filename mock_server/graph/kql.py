@@ -24,7 +24,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
 from m365_mock.graph.errors import ParseUriError
-from m365_mock.graph.query.edm import INT64, MAX_DEPTH, Token, as_datetime, parse_int64
+from m365_mock.graph.query.edm import INT64, MAX_DEPTH, Token, TokenCursor, as_datetime, parse_int64
 from m365_mock.graph.query.nodes import Getter, compare
 
 M = TypeVar("M", bound=Hashable)
@@ -554,7 +554,7 @@ def _search_lex(text: str) -> list[Token]:
     return tokens
 
 
-class _SearchParser:
+class _SearchParser(TokenCursor):
     """ODataLib's $search grammar; each quoted phrase is then read as KQL by Exchange."""
 
     def __init__(self, text: str) -> None:
@@ -562,16 +562,6 @@ class _SearchParser:
         self.tokens = _search_lex(text)
         self.i = 0
         self.depth = 0
-
-    @property
-    def tok(self) -> Token:
-        return self.tokens[self.i]
-
-    def advance(self) -> Token:
-        token = self.tokens[self.i]
-        if token.kind != "end":
-            self.i += 1
-        return token
 
     def parse(self) -> _SearchNode:
         if self.tok.kind == "end":

@@ -248,6 +248,23 @@ class Token:
     type: str = ""
 
 
+class TokenCursor:
+    """A parser's place in a token list that ends with an `end` token: the current token and a step past it."""
+
+    tokens: list[Token]
+    i: int
+
+    @property
+    def tok(self) -> Token:
+        return self.tokens[self.i]
+
+    def advance(self) -> Token:
+        token = self.tokens[self.i]
+        if token.kind != "end":
+            self.i += 1
+        return token
+
+
 _DATE_RE = re.compile(
     r"(\d{4})-(\d{2})-(\d{2})(?:T(\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,12}))?)?(Z|z|[+-]\d{2}:\d{2})?)?", re.ASCII
 )

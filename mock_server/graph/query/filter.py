@@ -20,7 +20,7 @@ from m365_mock.graph.query.edm import (
     NUMERIC,
     RECIPIENT_COLLECTIONS,
     STRING,
-    Token,
+    TokenCursor,
     as_datetime,
     is_collection,
     is_scalar,
@@ -90,7 +90,7 @@ def _no_function(name: str) -> ParseUriError:
     )
 
 
-class _FilterParser:
+class _FilterParser(TokenCursor):
     def __init__(self, text: str, allow_recipient_lambdas: bool) -> None:
         self.text = text
         self.tokens = lex(text)
@@ -100,16 +100,7 @@ class _FilterParser:
         self.properties: list[str] = []
         self.allow_recipient_lambdas = allow_recipient_lambdas
 
-    # -- token helpers
-    @property
-    def tok(self) -> Token:
-        return self.tokens[self.i]
-
-    def advance(self) -> Token:
-        token = self.tokens[self.i]
-        if token.kind != "end":
-            self.i += 1
-        return token
+    # -- token helpers (tok and advance come from TokenCursor)
 
     def keyword(self, *words: str) -> str | None:
         token = self.tok
