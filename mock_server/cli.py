@@ -275,6 +275,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from m365_mock.emulator import new_admin_key
     from m365_mock.identity.keys import SigningKey, StateFileError, ensure_tls_files
     from m365_mock.server import (
+        PERSISTING_SHUTDOWN_GRACE_SECONDS,
         ServeError,
         ServeOptions,
         check_port_free,
@@ -340,6 +341,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if world_file is not None:
         restored = kept is not None
         keeper = WorldKeeper(emulator.directory, emulator.settings, emulator.mail, world_file, restored=restored)
+        if not restored:
+            try:
+                keeper.write_now()  # the file holds the world before the first answer
+            except PersistenceError as exc:
+                return fail(str(exc))
+        options.shutdown_grace = PERSISTING_SHUTDOWN_GRACE_SECONDS
 
     def on_ready() -> None:
         # The banner first: whoever waits for connection.json (start_emulator, tests) then finds it in the log.

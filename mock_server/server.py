@@ -35,6 +35,8 @@ from m365_mock.identity.keys import atomic_write
 READY_TIMEOUT_SECONDS = 30.0
 # Open HTTP/2 connections (msgraph-sdk keeps one) would hold a graceful stop forever.
 SHUTDOWN_GRACE_SECONDS = 2
+# With --persist the worker writes what changed since the last write before it stops: give that time.
+PERSISTING_SHUTDOWN_GRACE_SECONDS = 60
 # What granian buffers of a request's line and headers (HTTP/1) or header list (HTTP/2): room for a header
 # block over the front's limit (front.MAX_HEADER_BYTES) to reach the front, which answers it with a 431.
 REQUEST_HEAD_BYTES = 2 * 1024 * 1024
@@ -54,6 +56,7 @@ class ServeOptions:
     key_file: Path | None = None
     ca_file: Path | None = None
     advertised_host: str | None = None
+    shutdown_grace: int = SHUTDOWN_GRACE_SECONDS
 
     @property
     def scheme(self) -> str:
@@ -228,7 +231,7 @@ def serve(
         http2_settings=HTTP2Settings(max_headers_size=REQUEST_HEAD_BYTES),
         log_level=LogLevels.warning,
         log_access=False,
-        workers_kill_timeout=SHUTDOWN_GRACE_SECONDS,
+        workers_kill_timeout=options.shutdown_grace,
         **tls,
     )
     pid = os.getpid()

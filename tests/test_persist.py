@@ -118,6 +118,13 @@ def test_mail_and_rules_survive_a_kill_9(tmp_path):
         assert after["value"][0]["subject"] == "sent before the kill"
 
 
+def test_the_world_file_holds_the_world_from_the_first_answer(tmp_path):
+    state = tmp_path / "state"
+    with start_emulator(state, "--persist") as running:
+        assert running.facts["admin_key"]
+        assert "Order #10423 arrived damaged" in kept_subjects(state), "written before the emulator answered"
+
+
 def test_a_clean_stop_keeps_the_last_change(tmp_path):
     state = tmp_path / "state"
     with start_emulator(state, "--persist") as first:

@@ -215,7 +215,17 @@ def message_fragment(
     immutable_ids: bool = False,
 ) -> str:
     """`message_json` as JSON text, kept in `RENDERED` while it is read often: list pages join these."""
-    key = (message.id, message.change_key, tuple(select) if select else None, as_text, content_visible, immutable_ids)
+    # The message object itself is in the key: a world imported or restored with the same ids and change keys
+    # has new objects, so it can never be served a rendering of the world before.
+    key = (
+        message,
+        message.id,
+        message.change_key,
+        tuple(select) if select else None,
+        as_text,
+        content_visible,
+        immutable_ids,
+    )
     return RENDERED.get(
         key,
         lambda: json.dumps(

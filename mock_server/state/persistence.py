@@ -48,7 +48,8 @@ class PersistenceError(RuntimeError):
 
 
 def _json(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    """Compact JSON in ASCII: any text a client sent (a lone surrogate too) goes into the file as it came."""
+    return json.dumps(value, separators=(",", ":"))
 
 
 class WorldFile:
@@ -126,16 +127,12 @@ class WorldFile:
                 db.executemany("INSERT OR REPLACE INTO mailboxes VALUES (?, ?, ?)", batch.mailboxes)
                 db.executemany("INSERT OR REPLACE INTO folders VALUES (?, ?, ?, ?, ?)", batch.folders)
                 db.executemany("INSERT OR REPLACE INTO messages VALUES (?, ?, ?, ?)", batch.messages)
-                if batch.outbound:
-                    start = db.execute("SELECT COALESCE(MAX(position), 0) FROM outbound").fetchone()[0]
-                    db.executemany(
-                        "INSERT INTO outbound VALUES (?, ?)",
-                        [(start + 1 + i, data) for i, data in enumerate(batch.outbound)],
-                    )
+                db.executemany("INSERT OR REPLACE INTO outbound VALUES (?, ?)", batch.outbound)
                 db.execute("COMMIT")
-            except sqlite3.Error as exc:
-                db.execute("ROLLBACK")
-                raise PersistenceError(f"{self.path}: cannot write the world file: {exc}") from None
+            except Exception as exc:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise PersistenceError(f"{self.path}: cannot write the world file: {exc}") from exc
 
     def close(self) -> None:
         with self._lock:
@@ -152,7 +149,7 @@ class Batch:
         self.mailboxes: list[tuple[str, str, int]] = []
         self.folders: list[tuple[str, str, str, int, str]] = []
         self.messages: list[tuple[str, str, int, str]] = []
-        self.outbound: list[str] = []
+        self.outbound: list[tuple[int, str]] = []  # (its place in the outbound log, the record)
 
     def __bool__(self) -> bool:
         return bool(
@@ -197,7 +194,7 @@ class Persistence:
         self._written_version: Any = world_version() if holds_it_already else None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self.failure: PersistenceError | None = None
+        self.failure: Exception | None = None
 
     # ------------------------------------------------------------ the journal (called on the request path)
 
@@ -241,9 +238,9 @@ class Persistence:
         while not self._stop.wait(self.interval):
             try:
                 self.flush()
-            except PersistenceError as exc:
-                self.failure = exc
-                log.error("%s (changes are kept in memory and retried)", exc)
+            except Exception as exc:  # the writer never dies: what failed is kept and written next time
+                self.failure = exc if isinstance(exc, PersistenceError) else PersistenceError(str(exc))
+                log.error("%s (changes are kept in memory and retried)", self.failure)
 
     def flush(self) -> None:
         """Write what changed since the last flush, now, in one transaction."""
@@ -302,7 +299,7 @@ class Persistence:
                 for message in messages.get(key, {}).values():
                     batch.messages.append((*key, message.seq, _json(message_record(message))))
                 batch.mailboxes.append((*key, store.next_seq))
-        batch.outbound = [_json(outbound_record(m)) for m in outbound]
+        batch.outbound = [(m.seq, _json(outbound_record(m))) for m in outbound]
         return batch
 
     def _whole_store(self, batch: Batch, key: MailboxKey, state: dict[str, Any]) -> None:
@@ -346,8 +343,9 @@ def read_kept_world(path: Path) -> LoadedWorld | None:
 class WorldKeeper:
     """Keeps one emulator's world (directory, settings, mail) in `path`, from `start` to `stop`.
 
-    Both run in the process that holds the world. Unless the world was `restored` from `path` (and so is what
-    the file holds), the first write after `start` is the whole world.
+    `write_now` writes the whole world at once (before serving, so the file holds the world from the first
+    answer on); `start` and `stop` run in the process that holds the world and serves it. A world `restored`
+    from `path`, or written by `write_now`, is not written whole again.
     """
 
     def __init__(
@@ -360,6 +358,20 @@ class WorldKeeper:
     def world_version(self) -> tuple[Any, ...]:
         tenants = tuple((tenant.id, tenant.version) for tenant in self.directory.tenants)
         return tenants, tuple(sorted(self.settings.to_dict().items()))
+
+    def write_now(self) -> None:
+        """Write the whole world now, in this thread (before the server forks its worker)."""
+        persistence = Persistence(
+            WorldFile(self.path),
+            self.mail,
+            describe_world=lambda: dump_world(self.directory, self.settings),
+            world_version=self.world_version,
+        )
+        try:
+            persistence.flush()
+        finally:
+            persistence.file.close()
+        self.restored = True
 
     def start(self) -> None:
         self.persistence = Persistence(

@@ -82,3 +82,18 @@ def test_importing_broken_mail_names_the_place_and_changes_nothing():
     assert refused["code"] == "InvalidTenantFile"
     assert refused["message"].startswith("tenants[0].mailboxes[0].mail.messages[2].folder: no folder")
     assert admin.call("GET", "/_m365/export", expect=200).get_data() == before
+
+
+def test_an_imported_world_is_never_served_from_renderings_of_the_world_before():
+    """Import keeps ids and change keys as the file has them; what was rendered before must not come back."""
+    app, graph = lived_in_emulator()
+    admin = Admin(app.test_client())
+    listed = graph.get(f"/users/{SUPPORT}/mailFolders/inbox/messages?$top=50").get_json()["value"]
+    exported = json.loads(admin.call("GET", "/_m365/export", expect=200).get_data())
+    support = next(m for m in exported["tenants"][0]["mailboxes"] if m["address"] == SUPPORT)
+    record = next(m for m in support["mail"]["messages"] if m["id"] == listed[0]["id"])
+    record["subject"], record["read"] = "CHANGED BY IMPORT", not listed[0]["isRead"]
+    admin.call("POST", "/_m365/import", exported, expect=200)
+    again = graph.get(f"/users/{SUPPORT}/mailFolders/inbox/messages?$top=50").get_json()["value"]
+    changed = next(m for m in again if m["id"] == listed[0]["id"])
+    assert (changed["subject"], changed["isRead"]) == ("CHANGED BY IMPORT", not listed[0]["isRead"])

@@ -12,7 +12,7 @@ import pytest
 
 from m365_mock.state.directory import Mailbox
 from m365_mock.state.mailstate import MailStateError, dump_mail, exact_time, parse_time, restore_mail
-from m365_mock.state.mailstore import MailStore, recipient
+from m365_mock.state.mailstore import MailStore, OutboundMail, recipient
 from m365_mock.state.persistence import Persistence, PersistenceError, WorldFile
 from m365_mock.state.tenantfile import load_demo_world
 
@@ -200,3 +200,58 @@ def test_a_file_that_is_not_a_database_is_refused(tmp_path):
     (tmp_path / "world.sqlite").write_bytes(base64.b64encode(b"garbage" * 200))
     with pytest.raises(PersistenceError, match="cannot open the world file"):
         WorldFile(tmp_path / "world.sqlite")
+
+
+def outbound_mail(subject: str) -> OutboundMail:
+    return OutboundMail(
+        NOW, "support@contoso.onmicrosoft.com", ["a@example.org"], subject, "text", "", "<x@y>", [], [], []
+    )
+
+
+def test_an_adopted_store_is_written_whole_even_after_a_rewrite_ran_before_it(tmp_path):
+    """Import and reset put restored stores in place after the journal's rewrite may already have run."""
+    mail = MailStore(lambda: NOW)
+    persistence, _ = demo_persistence(tmp_path / "world.sqlite", mail)
+    persistence.start()
+    state = dump_mail(busy_mailbox(MailStore(lambda: NOW), mailbox()))
+    mail.reset()
+    persistence.flush()  # the rewrite, with the store not there yet
+    mail.adopt(restore_mail(mailbox(), lambda: NOW, state, "mail"))
+    store = mail.store(mailbox())
+    store.add_message(store.well_known["inbox"], subject="after the adoption")
+    persistence.close()
+    kept = WorldFile(tmp_path / "world.sqlite").read()["tenants"][0]["mailboxes"][0]["mail"]
+    assert kept == json.loads(json.dumps(dump_mail(store)))
+    assert restore_mail(mailbox(), lambda: NOW, kept, "mail").counts() == store.counts()
+
+
+def test_text_a_client_sent_with_a_lone_surrogate_does_not_stop_the_writer(tmp_path):
+    mail = MailStore(lambda: NOW)
+    persistence, _ = demo_persistence(tmp_path / "world.sqlite", mail)
+    persistence.start()
+    store = mail.store(mailbox())
+    store.add_message(store.well_known["inbox"], subject="bad \ud800 subject")
+    persistence.flush()
+    store.add_message(store.well_known["inbox"], subject="good later")
+    persistence.close()
+    kept = WorldFile(tmp_path / "world.sqlite").read()["tenants"][0]["mailboxes"][0]["mail"]
+    assert [m["subject"] for m in kept["messages"]] == ["bad \ud800 subject", "good later"]
+
+
+def test_outbound_mail_caught_during_a_rewrite_is_kept_once(tmp_path):
+    mail = MailStore(lambda: NOW)
+    persistence, described = demo_persistence(tmp_path / "world.sqlite", mail)
+    sent_during = [False]
+
+    def describe() -> dict:
+        if not sent_during[0]:
+            sent_during[0] = True
+            mail.restore_outbound([outbound_mail("sent during the rewrite")])
+        return described
+
+    persistence.describe_world = describe
+    persistence.start()
+    persistence.flush()
+    persistence.close()
+    kept = WorldFile(tmp_path / "world.sqlite").read()
+    assert [m["subject"] for m in kept["outbound"]] == ["sent during the rewrite"]

@@ -29,6 +29,7 @@ class OutboundMail:
     to: list[dict[str, Any]]
     cc: list[dict[str, Any]]
     bcc: list[dict[str, Any]]
+    seq: int = 0  # its place in the outbound log, set when the log takes it
 
 
 @dataclass
@@ -75,17 +76,33 @@ class MailStore:
             return list(self._stores.values())
 
     def adopt(self, store: MailboxStore) -> None:
-        """Take a store rebuilt from stored state in place of the mailbox's current one."""
+        """Take a store rebuilt from stored state in place of the mailbox's current one.
+
+        The journal hears of it whole: the mailbox's old rows go, then every folder and message of the store.
+        """
         store.journal, store._now = self.journal, self._now
         with self._lock:
             self._stores[store.key] = store
+            journal = self.journal
+            if journal is not None:
+                with store.lock:
+                    journal.mailbox_dropped(store.key)
+                    for folder in store.folders.values():
+                        journal.folder_changed(store.key, folder)
+                    for message in store.immutable.values():
+                        journal.message_changed(store.key, message)
 
     def restore_outbound(self, records: Iterable[OutboundMail]) -> None:
         with self._lock:
             for caught in records:
-                self._outbound.append(caught)
-                if self.journal is not None:
-                    self.journal.outbound_added(caught)
+                self._catch(caught)
+
+    def _catch(self, caught: OutboundMail) -> None:
+        """Append to the outbound log (under `_lock`): its place in the log is its `seq`."""
+        caught.seq = len(self._outbound) + 1
+        self._outbound.append(caught)
+        if self.journal is not None:
+            self.journal.outbound_added(caught)
 
     def store(self, mailbox: Mailbox) -> MailboxStore:
         """The mailbox's store, created with its well-known folders on first use.
@@ -164,9 +181,7 @@ class MailStore:
                 bcc=_clone(content.get("bcc", [])),
             )
             with self._lock:
-                self._outbound.append(caught)
-                if self.journal is not None:
-                    self.journal.outbound_added(caught)
+                self._catch(caught)
         return SendResult(internet_message_id, [m.address for m in targets.values()], external, sent_copy)
 
 
