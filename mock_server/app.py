@@ -85,13 +85,14 @@ class RequestEnvelope:
 
 
 class EmulatorFlask(Flask):
-    """Flask, raising the server front's refusal (if any) at dispatch, where routing errors are raised."""
+    """Flask, raising the server front's refusal (if any) before anything else looks at the request: a
+    request the front could not read whole is answered for that, not for what a route's checks make of it."""
 
-    def dispatch_request(self) -> Any:
+    def preprocess_request(self) -> Any:
         refusal = request_ctx.request.environ.get(REFUSAL)
         if refusal is not None:
             raise refusal
-        return super().dispatch_request()
+        return super().preprocess_request()
 
 
 def create_app(

@@ -25,7 +25,7 @@ GRAPH_JSON_TYPE = (
 
 REQUEST_ID = "m365.request_id"
 # An HTTPException the server front decided before the app ran (a stalled or oversized body, a URL or header
-# block over the limit); the app raises it where routing errors are raised, so it is answered and logged as
+# block over the limit); the app raises it before any hook or route runs, so it is answered and logged as
 # every other error is.
 REFUSAL = "m365.refusal"
 _ORIGIN = "m365.origin"

@@ -40,3 +40,10 @@ def test_control_paths_answer_refusals_in_the_control_format(client):
     answer = client.get("/_m365/health", headers={"X-M365-Admin-Key": ADMIN_KEY}, environ_overrides={REFUSAL: refusal})
     assert answer.status_code == 414
     assert answer.get_json()["error"]["message"] == refusal.description
+
+
+def test_the_fronts_refusal_comes_before_the_routes_own_checks(client):
+    """A URL over the limit is answered 414 even where the control API would refuse its query first."""
+    refusal = RequestURITooLarge("The request URL is longer than the emulator's limit of 16384 bytes.")
+    answer = client.get("/_m365/log?" + "x" * 100, environ_overrides={REFUSAL: refusal})
+    assert answer.status_code == 414

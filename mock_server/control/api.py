@@ -63,7 +63,7 @@ class Operation:
 
     def all_refusals(self) -> list[Refusal]:
         """The route's own refusals and those that come with its shape (key, body, path parameters), once each."""
-        found: list[Refusal] = list(self.refusals)
+        found: list[Refusal] = [*self.refusals, *errors.EVERY_ROUTE]
         if not self.public:
             found += errors.WITH_ADMIN_KEY
         if self.body is not None:
@@ -132,16 +132,29 @@ def _public(_routes: int) -> frozenset[str]:
     return frozenset(f"{control.name}.{o.endpoint}" for o in OPERATIONS if o.public)
 
 
+@functools.cache
+def _query_names(_routes: int) -> dict[str, tuple[str, ...]]:
+    return {f"{control.name}.{o.endpoint}": tuple(q.name for q in o.query) for o in OPERATIONS}
+
+
 # ---------------------------------------------------------------- the admin key, and refusals rendered
 
 
 @control.before_request
-def require_admin_key() -> None:
-    if request.endpoint in public_endpoints():
-        return
-    given = request.headers.get(ADMIN_HEADER, "")
-    if not hmac.compare_digest(given.encode(), current_emulator().admin_key.encode()):
-        raise errors.AdminKeyRequired()
+def require_admin_key_and_known_query() -> None:
+    """Every control request: the admin key (public routes aside), then no query parameter the route does not
+    take, so a misspelt filter (`/log?mailbx=...`) is refused rather than ignored."""
+    if request.endpoint not in public_endpoints():
+        given = request.headers.get(ADMIN_HEADER, "")
+        if not hmac.compare_digest(given.encode(), current_emulator().admin_key.encode()):
+            raise errors.AdminKeyRequired()
+    known = _query_names(len(OPERATIONS)).get(request.endpoint or "", ())
+    unknown = [name for name in request.args if name not in known]
+    if unknown:
+        takes = f"it takes {', '.join(known)}" if known else "it takes none"
+        raise errors.UnknownQueryParameter(
+            f"{request.method} {request.path} does not take the query parameter '{unknown[0]}'; {takes}."
+        )
 
 
 @control.errorhandler(errors.ControlError)

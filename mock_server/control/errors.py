@@ -67,6 +67,12 @@ class InvalidField(ControlError):
     code = "InvalidField"
 
 
+class UnknownQueryParameter(ControlError):
+    """A query parameter the route does not take (a misspelt filter must not pass as no filter)."""
+
+    code = "UnknownQueryParameter"
+
+
 class UnknownField(ControlError):
     """A field the route does not know (PATCH bodies list what can change)."""
 
@@ -316,6 +322,7 @@ def refused_body(kind: type[ControlError], problems: list[Problem]) -> ControlEr
 
 
 # Refusals every route may answer, added to each route's own list by the route registry.
+EVERY_ROUTE: tuple[type[ControlError], ...] = (UnknownQueryParameter,)
 WITH_ADMIN_KEY: tuple[type[ControlError], ...] = (AdminKeyRequired,)
 WITH_BODY: tuple[type[ControlError], ...] = (UnreadableBody, RequestTooLarge, UnsupportedMediaType)
 WITH_PATH_PARAMETERS: tuple[type[ControlError], ...] = (ObjectNotFound,)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from m365_mock.identity.keys import certificate_pem, new_rsa_key, self_signed_certificate
-from tests.helpers import GROUP, SALES, SUPPORT
+from tests.helpers import ADMIN_KEY, GROUP, SALES, SUPPORT
 from tests.identity.helpers import decode_unverified, post_token, secret_form
 
 
@@ -359,3 +359,23 @@ def test_log_and_mailbox_filters_outside_their_values_are_refused(admin):
     )
     assert admin.call("GET", "/_m365/log?outcome=DENIED", expect=200).get_json() == {"value": []}
     assert admin.call("GET", "mailboxes?type=room", expect=400).get_json()["error"]["code"] == "InvalidField"
+
+
+@pytest.mark.parametrize(
+    ("path", "takes"),
+    [
+        ("/_m365/log?limt=3", "it takes app, mailbox, outcome, limit."),
+        ("/_m365/export?mail=false", "it takes none."),
+        ("/_m365/health?verbose=1", "it takes none."),
+    ],
+)
+def test_a_query_parameter_the_route_does_not_take_is_refused_not_ignored(client, path, takes):
+    answer = client.get(path, headers={"X-M365-Admin-Key": ADMIN_KEY})
+    assert answer.status_code == 400
+    error = answer.get_json()["error"]
+    assert error["code"] == "UnknownQueryParameter"
+    assert error["message"].endswith(takes) and path.split("?")[1].split("=")[0] in error["message"]
+
+
+def test_without_the_key_the_key_is_asked_for_first(client):
+    assert client.get("/_m365/log?limt=3").get_json()["error"]["code"] == "AdminKeyRequired"
