@@ -91,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--persist",
         action="store_true",
-        default=os.environ.get("M365_MOCK_PERSIST", "").lower() in ("1", "true", "yes"),
+        default=None,
         help="keep the world, mail included, in the state folder (world.sqlite) and restore it on the next start "
         "(default: $M365_MOCK_PERSIST, or the tenant file's settings.persist)",
     )
@@ -157,10 +157,7 @@ def connection_facts(world: LoadedWorld, base_url: str, ca_file: Path | None, ad
                     "app_id": app.app_id,
                     "display_name": app.display_name,
                     "client_secret": valid[0].value if valid else None,
-                    "secrets": [
-                        {"id": s.key_id, "value": s.value, "expires": iso_z(s.end)}
-                        for s in app.secrets
-                    ],
+                    "secrets": [{"id": s.key_id, "value": s.value, "expires": iso_z(s.end)} for s in app.secrets],
                     "certificate_thumbprints": [c.thumbprint for c in app.certificates],
                     "permissions": app.granted_roles(),
                 }
@@ -241,8 +238,27 @@ def client_snippets(facts: dict[str, Any], app: dict[str, Any]) -> list[str]:
     ]
 
 
-def serve_argument_problem(args: argparse.Namespace) -> str | None:
-    """What is wrong with `serve`'s numbers, in one line; None when nothing is."""
+PERSIST_VALUES = {
+    "1": True,
+    "true": True,
+    "yes": True,
+    "on": True,
+    "0": False,
+    "false": False,
+    "no": False,
+    "off": False,
+    "": False,
+}
+
+
+def serve_argument_problem(args: argparse.Namespace, environ: dict[str, str] | None = None) -> str | None:
+    """What is wrong with `serve`'s options, in one line; None when nothing is. `--persist` left out takes
+    $M365_MOCK_PERSIST, which must be a yes or a no (a value read as neither is refused, not taken as no)."""
+    if args.persist is None:
+        value = (os.environ if environ is None else environ).get("M365_MOCK_PERSIST", "")
+        if value.strip().lower() not in PERSIST_VALUES:
+            return f"M365_MOCK_PERSIST must be 1, true, yes, on or 0, false, no, off (got {value!r})"
+        args.persist = PERSIST_VALUES[value.strip().lower()]
     if not 0 <= args.port <= 65535:
         return f"--port must be between 0 and 65535 (got {args.port})"
     if not 1 <= args.threads <= MAX_THREADS:

@@ -244,3 +244,11 @@ def test_generated_admin_keys_never_look_like_an_option(monkeypatch):
     keys = iter(["-starts-with-a-dash", "--two-dashes", "fine-key"])
     monkeypatch.setattr(emulator.secrets, "token_urlsafe", lambda size: next(keys))
     assert emulator.new_admin_key() == "fine-key"
+
+
+@pytest.mark.parametrize("value", ["maybe", "2", "enabled"])
+def test_a_persist_variable_that_is_neither_yes_nor_no_is_refused(capsys, tmp_path, monkeypatch, value):
+    monkeypatch.setenv("M365_MOCK_PERSIST", value)
+    line = serve_fails(capsys, "--state-dir", str(tmp_path))
+    assert line == f"m365-mock: M365_MOCK_PERSIST must be 1, true, yes, on or 0, false, no, off (got '{value}')"
+    assert not (tmp_path / "world.sqlite").exists()
