@@ -15,6 +15,7 @@ from m365_mock.clock import Clock
 from m365_mock.control import errors as control_errors
 from m365_mock.control.routes import control
 from m365_mock.emulator import Emulator
+from m365_mock.graph import attachments, compose  # noqa: F401 - their routes join the graph blueprint
 from m365_mock.graph import errors as graph_errors
 from m365_mock.graph.routes import graph
 from m365_mock.identity import errors as aad_errors
@@ -210,7 +211,29 @@ def graph_log_record(emulator: Emulator, environ: dict[str, Any], status: int) -
     )
 
 
-_KNOWN_SEGMENTS = frozenset({"users", "me", "mailfolders", "messages", "childfolders", "move", "copy", "sendmail"})
+_KNOWN_SEGMENTS = frozenset(
+    {
+        "users",
+        "me",
+        "mailfolders",
+        "messages",
+        "childfolders",
+        "move",
+        "copy",
+        "sendmail",
+        "send",
+        "reply",
+        "replyall",
+        "forward",
+        "createreply",
+        "createreplyall",
+        "createforward",
+        "permanentdelete",
+        "attachments",
+        "createuploadsession",
+        "$value",
+    }
+)
 
 
 def _unknown_segment(path: str) -> str:

@@ -17,6 +17,7 @@ from m365_mock.state.directory import Directory
 from m365_mock.state.mailstore import MailStore, OutboundMail
 from m365_mock.state.requestlog import RequestLog
 from m365_mock.state.tenantfile import LoadedWorld, MailboxContent, Settings, dump_world, load_world
+from m365_mock.state.uploads import UploadSessions
 
 
 def new_admin_key() -> str:
@@ -42,10 +43,12 @@ class Emulator:
     log: RequestLog
     initial: tuple[dict[str, Any], list[MailboxContent]] = ((), [])  # type: ignore[assignment]
     initial_outbound: list[OutboundMail] = field(default_factory=list)
+    uploads: UploadSessions = field(default_factory=UploadSessions)
 
     def load(self, world: LoadedWorld) -> None:
         """Make `world` the emulator's world: its tenants, settings, mail and outbound log; the log starts over."""
         self.mail.reset()
+        self.uploads.clear()
         self.directory.replace_with(world.directory)
         self.settings.__dict__.update(world.settings.__dict__)
         self.issuer.lifetime = world.settings.token_lifetime

@@ -15,7 +15,8 @@ from werkzeug.wrappers import Request as WerkzeugRequest
 
 from m365_mock.emulator import Emulator
 
-GRAPH_PREFIXES = ("/v1.0", "/beta")
+# Graph, and the Outlook REST path of attachment upload URLs (`/api/v2.0/Users(...)/Messages(...)/...`).
+GRAPH_PREFIXES = ("/v1.0", "/beta", "/api/v2.0")
 CONTROL_PREFIX = "/_m365"
 JSON_TYPE = "application/json; charset=utf-8"
 GRAPH_JSON_TYPE = (

@@ -251,3 +251,109 @@ class SearchWithOrderBy(ODataQueryError):
 
 class InvalidQueryOptionValue(ODataQueryError):
     """A $top or $skip that is not an integer in range."""
+
+
+# ---------------------------------------------------------------- attachments and upload sessions
+
+
+class AbstractAttachment(GraphError):
+    """An attachment without `@odata.type`: the abstract type cannot be made."""
+
+    status, code = 400, "RequestBodyRead"  # fidelity: chosen (Outlook REST answered 422 with this text)
+    default_message = (
+        "Cannot process input of abstract type 'Microsoft.OutlookServices.Attachment'; give the attachment's "
+        "'@odata.type' (#microsoft.graph.fileAttachment, #microsoft.graph.itemAttachment or "
+        "#microsoft.graph.referenceAttachment)."
+    )
+
+
+class UnsupportedItemType(GraphError):
+    code = "ErrorInvalidParameter"  # fidelity: chosen (the emulator has mail only, no events or contacts)
+
+    def __init__(self, odata_type: str) -> None:
+        super().__init__(
+            f"The item of an itemAttachment must be a '#microsoft.graph.message' in the emulator; got '{odata_type}'."
+        )
+
+
+class AttachmentTooLarge(GraphError):
+    status, code = 413, "ErrorRequestEntityTooLarge"  # fidelity: chosen (the status is what Graph answers)
+    default_message = (
+        "The attachment is too large to add in one request: attachments of 3 MB or more are added through an "
+        "upload session (attachments/createUploadSession)."
+    )
+
+
+class AttachmentBelowMinimumSize(GraphError):
+    status, code = 400, "ErrorAttachmentSizeShouldNotBeLessThanMinimumSize"  # fidelity: chosen (the status)
+    default_message = (
+        "Attachment size should not be less than the minimum size for an upload session (2 MB); add a smaller "
+        "attachment with POST .../attachments."
+    )
+
+
+class MessageSizeExceeded(GraphError):
+    code = "ErrorMessageSizeExceeded"
+    default_message = "The message exceeds the maximum supported size."
+
+
+class UploadSessionNotFound(GraphError):
+    """An upload URL that names no live session: unknown, expired, cancelled, finished or with a wrong token."""
+
+    status, code = 404, "ErrorItemNotFound"  # fidelity: chosen
+    default_message = "The upload session was not found; it may have expired, been cancelled or completed."
+
+
+class InvalidContentRange(GraphError):
+    """A chunk out of order, overlapping, past the end, or with a Content-Range that does not match its body."""
+
+    status, code = 400, "ErrorInvalidContentRange"  # fidelity: chosen
+
+
+class UnsupportedQueryOption(ODataQueryError):
+    """A query parameter the route does not take: refused, never ignored."""
+
+    def __init__(self, name: str, allowed: tuple[str, ...]) -> None:
+        takes = ", ".join(allowed) if allowed else "no query parameters"
+        super().__init__(f"The query parameter '{name}' is not supported here; this request takes {takes}.")
+
+
+# ---------------------------------------------------------------- composing: MIME, drafts, replies
+
+
+class MimeContentInvalidBase64(GraphError):
+    code = "ErrorMimeContentInvalidBase64String"
+    default_message = "Invalid base64 string for MIME content."
+
+
+class MimeContentInvalid(GraphError):
+    code = "ErrorMimeContentInvalid"  # fidelity: chosen
+
+
+class UnknownActionParameter(GraphError):
+    """A body property an action does not take (ODataLib's text)."""
+
+    code = "RequestBodyRead"
+
+    def __init__(self, name: str, action: str) -> None:
+        super().__init__(
+            f"The parameter '{name}' in the request payload is not a valid parameter for the operation '{action}'."
+        )
+
+
+class NotADraft(GraphError):
+    code = "ErrorInvalidOperation"  # fidelity: chosen
+    default_message = "Only a draft can be sent; this message has been sent already."
+
+
+class CommentAndMessageBody(GraphError):
+    code = "ErrorInvalidParameter"  # fidelity: chosen (the docs give the 400, not its code)
+    default_message = "Specify either 'comment' or the 'body' property of the 'message' parameter, not both."
+
+
+class ForwardRecipients(GraphError):
+    code = "ErrorInvalidParameter"  # fidelity: chosen (the docs give the 400, not its code)
+    default_message = (
+        "Specify the recipients either in 'toRecipients' or in the 'toRecipients' property of the 'message' "
+        "parameter, exactly one of them."
+    )

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import functools
 import json
 import re
@@ -12,11 +10,12 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from flask import Blueprint, Response, request
+from flask import Blueprint, Response
 from werkzeug.wrappers import Request as WerkzeugRequest
 
 from m365_mock.emulator import Emulator
 from m365_mock.graph import body, errors, kql, query
+from m365_mock.graph.attachmentjson import attachment_json, parse_expand
 from m365_mock.graph.query import plan
 from m365_mock.graph.serializers import folder_json, message_fragment, message_json
 from m365_mock.identity.tokens import TokenRejected, VerifiedToken
@@ -122,6 +121,19 @@ def authorize(user: str, operation: Operation) -> MailboxRequest:
     return req
 
 
+def allow_query(req: MailboxRequest, *names: str) -> None:
+    """Refuse any query parameter outside `names` (compared ignoring case, as OData's are)."""
+    args = req.http.args
+    if args:
+        allowed = {n.lower() for n in names}
+        for key in args:
+            if key.lower() not in allowed:
+                raise errors.UnsupportedQueryOption(key, names)
+
+
+LIST_OPTIONS = ("$select", "$top", "$skip", "$count", "$filter", "$orderby", "$search", "$expand")
+
+
 def find_folder(req: MailboxRequest, key: str) -> Folder:
     try:
         return req.store.folder(key)
@@ -180,6 +192,7 @@ def list_child_folders(user: str, folder_id: str) -> Response:
 
 
 def _folder_page(req: MailboxRequest, parent: Folder, tail: str) -> Response:
+    allow_query(req, "includeHiddenFolders", "$top", "$skip", "$count")
     args = req.http.args
     include_hidden = args.get("includeHiddenFolders", "").lower() == "true"
     top = query.parse_top(args["$top"]) if "$top" in args else DEFAULT_PAGE
@@ -198,6 +211,7 @@ def _folder_page(req: MailboxRequest, parent: Folder, tail: str) -> Response:
 @graph.get("/users/<user>/mailFolders/<folder_id>")
 def get_folder(user: str, folder_id: str) -> Response:
     req = authorize(user, Operation.READ_BASIC)
+    allow_query(req)
     folder = find_folder(req, folder_id)
     with req.store.lock:
         return graph_json(folder_json(folder, req.store, context=req.context("mailFolders/$entity")))
@@ -256,6 +270,7 @@ _select = functools.lru_cache(maxsize=512)(query.parse_select)
 _filter = functools.lru_cache(maxsize=512)(query.parse_filter)
 _orderby = functools.lru_cache(maxsize=512)(query.parse_orderby)
 _search = functools.lru_cache(maxsize=512)(kql.parse_search)
+_expand = functools.lru_cache(maxsize=128)(parse_expand)
 
 
 @graph.get("/users/<user>/messages")
@@ -281,9 +296,11 @@ def graph_page(body: str, headers: dict[str, str]) -> Response:
 
 def message_page(req: MailboxRequest, folder: Folder | None, tail: str) -> tuple[str, dict[str, str]]:
     """One page of messages (of a folder, or of the mailbox) as the JSON text and extra headers of the answer."""
+    allow_query(req, *LIST_OPTIONS)
     http = req.http
     args = http.args.to_dict()
     select = _select(args["$select"]) if "$select" in args else None
+    expand = _expand(args["$expand"]) if "$expand" in args else False
     top = query.parse_top(args["$top"]) if "$top" in args else DEFAULT_PAGE
     skip = query.parse_skip(args["$skip"]) if "$skip" in args else 0
     count = query.parse_count(args.get("$count", ""))
@@ -309,10 +326,23 @@ def message_page(req: MailboxRequest, folder: Folder | None, tail: str) -> tuple
     headers = wants_text_body(http)
     as_text, visible, immutable = bool(headers), req.decision.content_visible, req.immutable_ids
     with req.store.lock:
-        items = ",".join(
-            message_fragment(m, select=select, as_text=as_text, content_visible=visible, immutable_ids=immutable)
-            for m in page.items
-        )
+        if expand is not False:
+            if not visible:
+                raise errors.AccessDenied()
+            items = ",".join(
+                json.dumps(
+                    with_attachments(
+                        message_json(m, select=select, as_text=as_text, immutable_ids=immutable), m, expand
+                    ),
+                    separators=(",", ":"),
+                )
+                for m in page.items
+            )
+        else:
+            items = ",".join(
+                message_fragment(m, select=select, as_text=as_text, content_visible=visible, immutable_ids=immutable)
+                for m in page.items
+            )
     head = json.dumps(payload, separators=(",", ":"))
     return f'{head[:-1]},"value":[{items}]}}', headers
 
@@ -342,7 +372,11 @@ def _message_in_scope(req: MailboxRequest, message_id: str, folder_id: str | Non
 
 
 def _one(req: MailboxRequest, message: Message, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    select = query.parse_select(request.args["$select"]) if "$select" in request.args else None
+    args = req.http.args
+    select = query.parse_select(args["$select"]) if "$select" in args else None
+    expand = _expand(args["$expand"]) if "$expand" in args else False
+    if expand is not False and not req.decision.content_visible:
+        raise errors.AccessDenied()
     with req.store.lock:
         payload = message_json(
             message,
@@ -352,12 +386,21 @@ def _one(req: MailboxRequest, message: Message, status: int = 200, headers: dict
             immutable_ids=req.immutable_ids,
             context=req.context("messages/$entity"),
         )
+        if expand is not False:
+            with_attachments(payload, message, expand)
     return graph_json(payload, status, headers=headers)
+
+
+def with_attachments(payload: dict[str, Any], message: Message, select: list[str] | None) -> dict[str, Any]:
+    """`payload` with the message's attachments (`$expand=attachments`), each with `select`ed properties."""
+    payload["attachments"] = [attachment_json(a, select=select) for a in message.attachments]
+    return payload
 
 
 @_message_routes("", methods=["GET"])
 def get_message(user: str, message_id: str, folder_id: str | None = None) -> Response:
     req = authorize(user, Operation.READ_BASIC)
+    allow_query(req, "$select", "$expand")
     return _one(req, _message_in_scope(req, message_id, folder_id), headers=wants_text_body(req.http))
 
 
@@ -427,60 +470,3 @@ def copy_message(user: str, message_id: str, folder_id: str | None = None) -> Re
     except ItemNotFound:
         raise errors.ItemNotFound() from None
     return _one(req, copied, 201)
-
-
-# ---------------------------------------------------------------- sendMail
-
-
-def _read_attachments(value: Any) -> list[dict[str, Any]]:
-    attachments = []
-    for item in body.expect_list("attachments", value):
-        fields = body.fold_keys(body.expect_object("attachments", item))
-        name = body.expect_string("name", fields.get("name", ("name", None))[1]) or "attachment"
-        raw = body.expect_string("contentBytes", fields.get("contentbytes", ("contentBytes", None))[1]) or ""
-        try:
-            content = base64.b64decode(raw, validate=True)
-        except (binascii.Error, ValueError):
-            raise errors.RequestBodyRead(
-                f"Cannot convert the literal '{raw[:40]}' to the expected type 'Edm.Binary'."
-            ) from None
-        content_type = body.expect_string("contentType", fields.get("contenttype", ("contentType", None))[1])
-        inline = body.expect_bool("isInline", fields["isinline"][1]) if "isinline" in fields else False
-        content_id = body.expect_string("contentId", fields.get("contentid", ("contentId", None))[1])
-        attachments.append(
-            {
-                "name": name,
-                "contentType": content_type or "application/octet-stream",
-                "content": content,
-                "isInline": inline,
-                "contentId": content_id,
-            }
-        )
-    return attachments
-
-
-@graph.post("/users/<user>/sendMail")
-def send_mail(user: str) -> Response:
-    req = authorize(user, Operation.SEND)
-    payload = body.fold_keys(body.json_body())
-    if "message" not in payload or payload["message"][1] is None:
-        raise errors.InvalidParameter("The value of the parameter 'Message' is empty.")  # fidelity: chosen
-    save = body.expect_bool("SaveToSentItems", payload["savetosentitems"][1]) if "savetosentitems" in payload else True
-    message_obj = body.expect_object("Message", payload["message"][1])
-    fields = body.read_message_fields(message_obj, ignore=frozenset({"attachments"}))
-    attachments_value = body.fold_keys(message_obj).get("attachments")
-    if attachments_value is not None:
-        fields["attachments"] = _read_attachments(attachments_value[1])
-        fields["has_attachments"] = any(not a["isInline"] for a in fields["attachments"])
-    recipients = [*fields.get("to", []), *fields.get("cc", []), *fields.get("bcc", [])]
-    if not recipients:
-        raise errors.InvalidRecipients()
-    if len(recipients) > body.MAX_RECIPIENTS:
-        raise errors.TooManyRecipients()
-    claimed = fields.pop("from_", None) or fields.pop("sender", None)
-    fields.pop("sender", None)
-    if claimed is not None and req.mailbox is not req.token.tenant.mailbox(claimed["emailAddress"]["address"]):
-        raise errors.SendAsDenied()
-    fields.pop("is_read", None)
-    current_emulator().mail.send(req.token.tenant, req.mailbox, fields, save_to_sent=save)
-    return Response(status=202)

@@ -11,6 +11,7 @@ from urllib.parse import quote
 
 from m365_mock.clock import iso_z
 from m365_mock.state.mailstore import Folder, MailboxStore, Message, text_of
+from m365_mock.state.mailstore.attachments import estimated_size
 
 # Every property of a message in the order Graph writes them; the last two only with $select.
 MESSAGE_PROPERTIES = (
@@ -268,16 +269,6 @@ def folder_json(folder: Folder, store: MailboxStore, *, context: str | None = No
 _DATETIME_PATHS = frozenset({"receivedDateTime", "sentDateTime", "createdDateTime", "lastModifiedDateTime"})
 
 
-def message_size(message: Message) -> int:
-    """An estimate of the message's size in bytes, as KQL `size:` compares it (headers, body, attachments)."""
-    return (
-        512
-        + len(message.subject.encode())
-        + len(message.body_content.encode())
-        + sum(len(a["content"]) for a in message.attachments)
-    )
-
-
 def getter(message: Message) -> Callable[[str], Any]:
     """Property values for $filter/$orderby/$search, as Graph JSON with DateTimeOffsets as datetimes."""
 
@@ -291,9 +282,9 @@ def getter(message: Message) -> Callable[[str], Any]:
             }[path]
         head, *rest = path.split("/")
         if head == "attachments":
-            return [{"name": a["name"], "contentType": a["contentType"]} for a in message.attachments]
+            return [{"name": a.name, "contentType": a.content_type} for a in message.attachments]
         if head == "size":
-            return message_size(message)
+            return estimated_size(message)
         try:
             value = message_value(message, head, message_id=message.id)
         except KeyError:

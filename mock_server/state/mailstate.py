@@ -11,6 +11,7 @@ import base64
 import binascii
 import contextlib
 import gc
+import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -25,6 +26,13 @@ from m365_mock.state.mailstore import (
     OutboundMail,
     is_wellformed_id,
     new_change_key,
+)
+from m365_mock.state.mailstore.attachments import (
+    FILE,
+    ITEM,
+    Attachment,
+    is_wellformed_attachment_id,
+    new_attachment_id,
 )
 
 _RECIPIENTS = {"type": "array", "items": {"type": "object"}}
@@ -97,14 +105,19 @@ MAIL_SCHEMA: dict[str, Any] = {
                         "type": "array",
                         "items": {
                             "type": "object",
-                            "required": ["name", "content_type", "content_bytes"],
+                            "required": ["name"],
                             "additionalProperties": False,
                             "properties": {
+                                "id": {"type": "string"},
+                                "kind": {"enum": ["file", "item", "reference"], "description": "default: file"},
                                 "name": {"type": "string"},
-                                "content_type": {"type": "string"},
-                                "content_bytes": {"type": "string", "description": "base64"},
+                                "content_type": {"type": ["string", "null"]},
+                                "modified": _TIME,
+                                "content_bytes": {"type": "string", "description": "base64 (a file's content)"},
                                 "is_inline": {"type": "boolean"},
                                 "content_id": {"type": ["string", "null"]},
+                                "content_location": {"type": ["string", "null"]},
+                                "item": {"type": "object", "description": "the attached message (an item)"},
                             },
                         },
                     },
@@ -243,14 +256,22 @@ def message_record(message: Message) -> dict[str, Any]:
     return record
 
 
-def _attachment_record(attachment: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "name": attachment["name"],
-        "content_type": attachment["contentType"],
-        "content_bytes": base64.b64encode(attachment["content"]).decode("ascii"),
-        "is_inline": bool(attachment.get("isInline")),
-        "content_id": attachment.get("contentId"),
+def _attachment_record(attachment: Attachment) -> dict[str, Any]:
+    record: dict[str, Any] = {
+        "id": attachment.id,
+        "kind": attachment.kind,
+        "name": attachment.name,
+        "content_type": attachment.content_type,
+        "modified": exact_time(attachment.modified),
+        "is_inline": attachment.is_inline,
+        "content_id": attachment.content_id,
+        "content_location": attachment.content_location,
     }
+    if attachment.kind == FILE:
+        record["content_bytes"] = base64.b64encode(attachment.content).decode("ascii")
+    if attachment.item is not None:
+        record["item"] = message_record(attachment.item)
+    return record
 
 
 def dump_mail(store: MailboxStore) -> dict[str, Any]:
@@ -337,7 +358,7 @@ def message_from_record(
     get = record.get
     headers = get("internet_message_headers")
     attachments = get("attachments")
-    return Message(
+    message = Message(
         id=record["id"],
         immutable_id=record["immutable_id"],
         seq=seq,
@@ -370,11 +391,13 @@ def message_from_record(
         is_delivery_receipt_requested=get("delivery_receipt_requested", False),
         is_read_receipt_requested=get("read_receipt_requested", False),
         has_attachments=get("has_attachments", False),
-        attachments=[_attachment_from_record(a, f"{where}.attachments[{i}]") for i, a in enumerate(attachments)]
-        if attachments
-        else [],
         change_key=get("change_key") or new_change_key(),
     )
+    if attachments:
+        message.attachments = [
+            _attachment_from_record(a, f"{where}.attachments[{i}]", message, shared) for i, a in enumerate(attachments)
+        ]
+    return message
 
 
 _NOT_FLAGGED: dict[str, Any] = {"flagStatus": "notFlagged"}  # flags are replaced, never changed in place
@@ -392,18 +415,38 @@ def _flag(value: Any) -> dict[str, Any]:
     return flag
 
 
-def _attachment_from_record(record: dict[str, Any], where: str) -> dict[str, Any]:
+def _attachment_from_record(record: dict[str, Any], where: str, message: Message, shared: _Shared) -> Attachment:
+    """An attachment as a record describes it; one without an id (written by hand) gets a new one."""
+    kind = record.get("kind", FILE)
     try:
         content = base64.b64decode(record.get("content_bytes", ""), validate=True)
     except (binascii.Error, ValueError, TypeError):
         raise MailStateError(f"{where}.content_bytes: not base64") from None
-    return {
-        "name": record.get("name", "attachment"),
-        "contentType": record.get("content_type", "application/octet-stream"),
-        "content": content,
-        "isInline": bool(record.get("is_inline", False)),
-        "contentId": record.get("content_id"),
-    }
+    attachment_id = record.get("id")
+    if attachment_id is not None and not is_wellformed_attachment_id(str(attachment_id)):
+        raise MailStateError(f"{where}.id: {attachment_id!r} is not an attachment id this emulator issued")
+    item_record = record.get("item")
+    if kind == ITEM and not isinstance(item_record, dict):
+        raise MailStateError(f"{where}.item: an item attachment needs the attached message")
+    modified = record.get("modified")
+    return Attachment(
+        id=attachment_id or new_attachment_id(str(uuid.UUID(bytes=_owner_of(message.id)))),
+        kind=kind,
+        name=record.get("name", "attachment"),
+        content_type=record.get("content_type", "application/octet-stream" if kind == FILE else None),
+        modified=parse_time(modified, f"{where}.modified") if modified is not None else message.modified,
+        is_inline=bool(record.get("is_inline", False)),
+        content_id=record.get("content_id"),
+        content_location=record.get("content_location"),
+        content=content if kind == FILE else b"",
+        item=message_from_record(item_record, f"{where}.item", shared, trusted=True) if kind == ITEM else None,
+    )
+
+
+def _owner_of(message_id: str) -> bytes:
+    """The mailbox GUID an issued id carries (bytes 4 to 20 of it)."""
+    raw = base64.urlsafe_b64decode(message_id + "=" * (-len(message_id) % 4))
+    return raw[4:20] if len(raw) >= 20 else bytes(16)
 
 
 def restore_mail(

@@ -22,6 +22,7 @@ from m365_mock.graph.query import plan
 from m365_mock.graph.serializers import getter
 from m365_mock.state.content import generate_messages, pools
 from m365_mock.state.mailstore import VALUE_FIELDS, MailboxStore, recipient
+from m365_mock.state.mailstore.attachments import file_attachment
 from tests.graph.test_odata import mutate, random_filter
 from tests.helpers import SUPPORT
 
@@ -30,7 +31,7 @@ GENERATED = 300
 
 
 def attachment(name: str) -> dict[str, Any]:
-    return {"name": name, "contentType": "application/pdf", "content": b"%PDF", "isInline": False, "contentId": None}
+    return file_attachment(name, b"%PDF", "application/pdf", modified=NOW)
 
 
 def fill(store: MailboxStore) -> None:

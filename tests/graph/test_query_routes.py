@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from m365_mock.state.mailstore import recipient
+from m365_mock.state.mailstore.attachments import file_attachment
 from tests.helpers import error_of
 
 SUPPORT = "support@contoso.onmicrosoft.com"
@@ -204,8 +205,8 @@ def test_skip_and_top_are_bounded_on_folder_lists(graph, mailbox, path):
 
 
 def _report(deliver, **fields):
-    pdf = {"name": "report.pdf", "contentType": "application/pdf", "content": b"%PDF", "isInline": False}
-    return deliver(SUPPORT, subject="report", attachments=[{**pdf, "contentId": None}], has_attachments=True, **fields)
+    pdf = file_attachment("report.pdf", b"%PDF", "application/pdf", modified=datetime.now(UTC))
+    return deliver(SUPPORT, subject="report", attachments=[pdf], has_attachments=True, **fields)
 
 
 @pytest.mark.parametrize(

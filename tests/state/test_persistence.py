@@ -13,6 +13,7 @@ import pytest
 from m365_mock.state.directory import Mailbox
 from m365_mock.state.mailstate import MailStateError, dump_mail, exact_time, parse_time, restore_mail
 from m365_mock.state.mailstore import MailStore, OutboundMail, recipient
+from m365_mock.state.mailstore.attachments import file_attachment
 from m365_mock.state.persistence import Persistence, PersistenceError, WorldFile
 from m365_mock.state.tenantfile import load_demo_world
 
@@ -42,7 +43,7 @@ def busy_mailbox(mail: MailStore, box: Mailbox):
             sent=NOW,
             categories=["Red"] if i % 2 else [],
             attachments=[
-                {"name": "a.bin", "contentType": "application/pdf", "content": bytes(range(256)), "isInline": False}
+                file_attachment("a.bin", bytes(range(256)), "application/pdf", modified=NOW)
             ]
             if i == 3
             else [],
@@ -74,7 +75,7 @@ def test_mail_written_out_and_read_back_is_the_same_mail():
     closed = restored.folder_by_name(restored.folder_by_name(restored.root, "Cases"), "Closed")
     assert closed is not None and closed.is_hidden
     attached = next(m for m in restored.immutable.values() if m.attachments)
-    assert attached.attachments[0]["content"] == bytes(range(256))
+    assert attached.attachments[0].content == bytes(range(256))
     new = restored.add_message(restored.well_known["inbox"], subject="after")
     assert new.seq == state["next_seq"]
 

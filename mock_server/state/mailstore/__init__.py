@@ -14,11 +14,13 @@ Rooms: ``messages`` (a message, its ids, text helpers), ``indexes`` (sorted inde
 long-lived mail), ``listing`` (choosing a page), ``store`` (one mailbox) and ``delivery`` (every mailbox, sending).
 """
 
+from m365_mock.state.mailstore.attachments import Attachment
 from m365_mock.state.mailstore.delivery import MailStore, OutboundMail, SendResult, resolve_recipient
 from m365_mock.state.mailstore.indexes import EQUALITY_FIELDS, VALUE_FIELDS, SortedIndex, ValueEntry
 from m365_mock.state.mailstore.listing import NEWEST, OLDEST, SENT, Page, Selection
 from m365_mock.state.mailstore.messages import (
     Message,
+    detached_message,
     is_wellformed_id,
     new_change_key,
     normalise_id,
@@ -44,6 +46,7 @@ __all__ = [
     "SENT",
     "VALUE_FIELDS",
     "WELL_KNOWN_FOLDERS",
+    "Attachment",
     "Folder",
     "FolderExists",
     "ItemNotFound",
@@ -59,6 +62,7 @@ __all__ = [
     "SendResult",
     "SortedIndex",
     "ValueEntry",
+    "detached_message",
     "is_wellformed_id",
     "new_change_key",
     "normalise_id",

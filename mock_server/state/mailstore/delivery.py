@@ -127,22 +127,25 @@ class MailStore:
     def send(self, tenant: Tenant, sender: Mailbox, fields: dict[str, Any], save_to_sent: bool) -> SendResult:
         """Submit a message from `sender`: a copy in Sent Items, one in each internal recipient's Inbox.
 
+        The message keeps the Internet message id and conversation `fields` give (a draft's, a reply's thread);
+        others are made. Attachments arrive in every copy with the same bytes.
+
         Recipients are matched to mailboxes by address or alias ignoring case; a mail-enabled group expands to
         its members (nested groups too). Other addresses go to the outbound log. Each mailbox receives one copy
         however often it is addressed. Access policies do not apply: they limit API access, not mail flow.
         """
         now = self._now()
         domain = sender.address.split("@", 1)[1]
-        internet_message_id = f"<{new_uuid().replace('-', '').upper()}@{domain}>"
-        conversation_id = _graph_id(_ID_PREFIX_MESSAGE, sender.id)
+        internet_message_id = fields.get("internet_message_id") or f"<{new_uuid().replace('-', '').upper()}@{domain}>"
         sender_recipient = recipient(sender.address, sender.display_name)
         content = {
             **fields,
             "sender": sender_recipient,
             "from_": _clone(sender_recipient),
             "internet_message_id": internet_message_id,
-            "conversation_id": conversation_id,
-            "conversation_index": base64.b64encode(random_bytes(22)).decode("ascii"),
+            "conversation_id": fields.get("conversation_id") or _graph_id(_ID_PREFIX_MESSAGE, sender.id),
+            "conversation_index": fields.get("conversation_index")
+            or base64.b64encode(random_bytes(22)).decode("ascii"),
             "sent": now,
             "received": now,
             "is_draft": False,

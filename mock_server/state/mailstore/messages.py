@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from m365_mock.ids import random_bytes
+from m365_mock.state.mailstore.attachments import Attachment
 
 _ID_PREFIX_MESSAGE = b"\x00\x03\x24\x00"
 _ID_PREFIX_FOLDER = b"\x00\x01\x2e\x00"
@@ -106,7 +107,7 @@ class Message:
     is_delivery_receipt_requested: bool = False
     is_read_receipt_requested: bool = False
     has_attachments: bool = False
-    attachments: list[dict[str, Any]] = field(default_factory=list)
+    attachments: list[Attachment] = field(default_factory=list)
     change_key: str = field(default_factory=new_change_key)
     _key: tuple[float, int] | None = field(default=None, repr=False)  # index_key() while in the indexes
     _sent_key: tuple[Any, ...] | None = field(default=None, repr=False)
@@ -154,7 +155,7 @@ class Message:
             "is_delivery_receipt_requested": self.is_delivery_receipt_requested,
             "is_read_receipt_requested": self.is_read_receipt_requested,
             "has_attachments": self.has_attachments,
-            "attachments": _clone(self.attachments),
+            "attachments": list(self.attachments),  # attachments are never changed in place
             "sent": self.sent,
             "received": self.received,
         }
@@ -171,3 +172,19 @@ def _clone(value: Any) -> Any:
 def _instant(moment: datetime) -> float:
     """Seconds since the epoch; a time without a zone is UTC (as $filter reads it)."""
     return (moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)).timestamp()
+
+
+def detached_message(owner: str, now: datetime, fields: dict[str, Any]) -> Message:
+    """A message outside every folder (the message of an item attachment), with ids of mailbox `owner`."""
+    fields = dict(fields)
+    return Message(
+        id=_graph_id(_ID_PREFIX_MESSAGE, owner),
+        immutable_id=_graph_id(_ID_PREFIX_IMMUTABLE, owner),
+        seq=1,
+        folder_id="",
+        created=fields.pop("created", now),
+        modified=fields.pop("modified", now),
+        received=fields.pop("received", now),
+        sent=fields.pop("sent", now),
+        **fields,
+    )

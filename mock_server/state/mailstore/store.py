@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from m365_mock.ids import new_uuid, random_bytes
 from m365_mock.state.directory import Mailbox
 from m365_mock.state.mailstore import listing
+from m365_mock.state.mailstore.attachments import Attachment, counts_as_attachment, is_wellformed_attachment_id
 from m365_mock.state.mailstore.indexes import EQUALITY_FIELDS, VALUE_FIELDS, SortedIndex, ValueEntry, _note_changed
 from m365_mock.state.mailstore.listing import NEWEST, Page, Selection
 from m365_mock.state.mailstore.messages import (
@@ -235,6 +236,8 @@ class MailboxStore:
             fields["conversation_id"] = _graph_id(_ID_PREFIX_CONVERSATION, self.mailbox.id)
         if not fields.get("conversation_index"):
             fields["conversation_index"] = base64.b64encode(random_bytes(22)).decode("ascii")
+        if fields.get("attachments"):
+            fields["attachments"] = [a.copy_for(self.mailbox.id, now) for a in fields["attachments"]]
         seq, self.next_seq = self.next_seq, self.next_seq + 1
         return Message(
             id=_graph_id(_ID_PREFIX_MESSAGE, self.mailbox.id),
@@ -344,6 +347,38 @@ class MailboxStore:
                 self._index(message)
         _note_changed(1)
         return message
+
+    def attachment(self, message: Message, key: str) -> Attachment:
+        """One attachment of `message` by id; MalformedId or ItemNotFound otherwise."""
+        if not is_wellformed_attachment_id(key):
+            raise MalformedId(key)
+        key = normalise_id(key)
+        for attachment in message.attachments:
+            if attachment.id == key:
+                return attachment
+        raise ItemNotFound(key)
+
+    def add_attachment(self, key: str, attachment: Attachment) -> Attachment:
+        """Attach to a message (a change of the message: new changeKey, hasAttachments true to the content)."""
+        added = attachment.copy_for(self.mailbox.id, self._now())
+
+        def attach(message: Message) -> None:
+            message.attachments = [*message.attachments, added]
+            message.has_attachments = counts_as_attachment(message.attachments)
+
+        self.update_message(key, attach)
+        return added
+
+    def remove_attachment(self, key: str, attachment_id: str) -> None:
+        with self.lock:
+            message = self.message(key)
+            gone = self.attachment(message, attachment_id)
+
+            def detach(target: Message) -> None:
+                target.attachments = [a for a in target.attachments if a is not gone]
+                target.has_attachments = counts_as_attachment(target.attachments)
+
+            self.update_message(key, detach)
 
     def move_message(self, key: str, destination: Folder, keep_id: bool = False) -> Message:
         """Move to `destination`; the message gets a new id unless `keep_id` (Prefer: IdType="ImmutableId")."""
