@@ -15,8 +15,9 @@ from m365_mock.clock import Clock
 from m365_mock.control import errors as control_errors
 from m365_mock.control.routes import control
 from m365_mock.emulator import Emulator
-from m365_mock.graph import attachments, compose  # noqa: F401 - their routes join the graph blueprint
+from m365_mock.graph import compose  # noqa: F401 - its routes join the graph blueprint
 from m365_mock.graph import errors as graph_errors
+from m365_mock.graph.attachments import outlook
 from m365_mock.graph.routes import graph
 from m365_mock.identity import errors as aad_errors
 from m365_mock.identity.keys import SigningKey
@@ -115,6 +116,7 @@ def create_app(
     app.extensions["m365"] = emulator
     app.register_blueprint(control)
     app.register_blueprint(graph)
+    app.register_blueprint(outlook)
     app.register_blueprint(identity)
 
     app.wsgi_app = RequestEnvelope(app.wsgi_app, emulator)  # type: ignore[method-assign]

@@ -7,7 +7,7 @@ import re
 from typing import Any
 from urllib.parse import quote
 
-from flask import Response
+from flask import Blueprint, Response
 
 from m365_mock.clock import iso_z
 from m365_mock.graph import body, errors
@@ -19,7 +19,6 @@ from m365_mock.graph.routes import (
     _message_routes,
     allow_query,
     authorize,
-    graph,
     graph_json,
     mailbox_request,
 )
@@ -109,7 +108,7 @@ def add_attachment(user: str, message_id: str, folder_id: str | None = None) -> 
     req = authorize(user, Operation.WRITE)
     allow_query(req)
     message = _message_in_scope(req, message_id, folder_id)
-    attachment = read_attachment(body.json_body())
+    attachment = read_attachment(body.json_body(), req.mailbox.id)
     if attachment.size >= DIRECT_LIMIT:
         raise errors.AttachmentTooLarge()
     try:
@@ -250,11 +249,11 @@ def _session_of(mailbox_id: str, message_id: str, session_id: str) -> tuple[Uplo
     return session, req
 
 
-@graph.route(
-    "/Users/<mailbox_id>/Messages/<message_id>/AttachmentSessions/<session_id>",
-    methods=["PUT", "DELETE"],
-    endpoint="upload_chunk",
-)
+# Upload URLs are Outlook REST URLs (`/api/v2.0/...`), as Graph's are; they answer in Graph's error format.
+outlook = Blueprint("outlook", __name__, url_prefix="/api/v2.0")
+
+
+@outlook.route("/Users/<mailbox_id>/Messages/<message_id>/AttachmentSessions/<session_id>", methods=["PUT", "DELETE"])
 def upload_chunk(mailbox_id: str, message_id: str, session_id: str) -> Response:
     """PUT a chunk to an upload URL (no bearer token: the URL is the credential), or DELETE to cancel."""
     session, req = _session_of(mailbox_id, message_id, session_id)

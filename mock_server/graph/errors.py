@@ -277,7 +277,7 @@ class UnsupportedItemType(GraphError):
 
 
 class AttachmentTooLarge(GraphError):
-    status, code = 413, "ErrorRequestEntityTooLarge"  # fidelity: chosen (the status is what Graph answers)
+    status, code = 413, "RequestEntityTooLarge"  # fidelity: chosen (Graph answers 413, as for any large body)
     default_message = (
         "The attachment is too large to add in one request: attachments of 3 MB or more are added through an "
         "upload session (attachments/createUploadSession)."
