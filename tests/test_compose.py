@@ -62,6 +62,11 @@ def volume_map(service: dict, named: dict[str, Path]) -> dict[str, Path]:
     return mapping
 
 
+def interpolate(value: str) -> str:
+    """Compose's `${NAME:-default}`: the variable when it is set and not empty, else the default."""
+    return re.sub(r"\$\{(\w+):-([^}]*)\}", lambda m: os.environ.get(m.group(1)) or m.group(2), value)
+
+
 def test_compose_topology_runs_the_builtin_scenarios(tmp_path):
     spec = compose()
     emulator, opener, runner = (spec["services"][name] for name in ("emulator", "reports", "scenarios"))
@@ -71,7 +76,7 @@ def test_compose_topology_runs_the_builtin_scenarios(tmp_path):
     for folder in named.values():
         folder.mkdir()
     port = free_port()
-    env = {**os.environ, **{k: str(v) for k, v in emulator["environment"].items()}}
+    env = {**os.environ, **{k: interpolate(str(v)) for k, v in emulator["environment"].items()}}
     server = subprocess.Popen(
         local(emulator["command"], volume_map(emulator, named), port),
         env=env,
