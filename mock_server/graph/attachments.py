@@ -297,4 +297,4 @@ def upload_chunk(mailbox_id: str, message_id: str, session_id: str) -> Response:
 
 
 def _fields(attachment: Attachment) -> dict[str, Any]:
-    return {name: getattr(attachment, name) for name in Attachment.__slots__}  # type: ignore[attr-defined]
+    return {name: getattr(attachment, name) for name in Attachment.__slots__}

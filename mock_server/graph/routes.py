@@ -300,7 +300,8 @@ def message_page(req: MailboxRequest, folder: Folder | None, tail: str) -> tuple
     http = req.http
     args = http.args.to_dict()
     select = _select(args["$select"]) if "$select" in args else None
-    expand = _expand(args["$expand"]) if "$expand" in args else False
+    expand = "$expand" in args
+    expand_select = _expand(args["$expand"]) if expand else None
     top = query.parse_top(args["$top"]) if "$top" in args else DEFAULT_PAGE
     skip = query.parse_skip(args["$skip"]) if "$skip" in args else 0
     count = query.parse_count(args.get("$count", ""))
@@ -326,13 +327,13 @@ def message_page(req: MailboxRequest, folder: Folder | None, tail: str) -> tuple
     headers = wants_text_body(http)
     as_text, visible, immutable = bool(headers), req.decision.content_visible, req.immutable_ids
     with req.store.lock:
-        if expand is not False:
+        if expand:
             if not visible:
                 raise errors.AccessDenied()
             items = ",".join(
                 json.dumps(
                     with_attachments(
-                        message_json(m, select=select, as_text=as_text, immutable_ids=immutable), m, expand
+                        message_json(m, select=select, as_text=as_text, immutable_ids=immutable), m, expand_select
                     ),
                     separators=(",", ":"),
                 )
@@ -374,8 +375,9 @@ def _message_in_scope(req: MailboxRequest, message_id: str, folder_id: str | Non
 def _one(req: MailboxRequest, message: Message, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     args = req.http.args
     select = query.parse_select(args["$select"]) if "$select" in args else None
-    expand = _expand(args["$expand"]) if "$expand" in args else False
-    if expand is not False and not req.decision.content_visible:
+    expand = "$expand" in args
+    expand_select = _expand(args["$expand"]) if expand else None
+    if expand and not req.decision.content_visible:
         raise errors.AccessDenied()
     with req.store.lock:
         payload = message_json(
@@ -386,8 +388,8 @@ def _one(req: MailboxRequest, message: Message, status: int = 200, headers: dict
             immutable_ids=req.immutable_ids,
             context=req.context("messages/$entity"),
         )
-        if expand is not False:
-            with_attachments(payload, message, expand)
+        if expand:
+            with_attachments(payload, message, expand_select)
     return graph_json(payload, status, headers=headers)
 
 

@@ -439,7 +439,9 @@ def _attachment_from_record(record: dict[str, Any], where: str, message: Message
         content_id=record.get("content_id"),
         content_location=record.get("content_location"),
         content=content if kind == FILE else b"",
-        item=message_from_record(item_record, f"{where}.item", shared, trusted=True) if kind == ITEM else None,
+        item=message_from_record(item_record, f"{where}.item", shared, trusted=True)
+        if kind == ITEM and isinstance(item_record, dict)
+        else None,
     )
 
 

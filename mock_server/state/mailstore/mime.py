@@ -12,7 +12,8 @@ import contextlib
 from datetime import UTC, datetime
 from email import policy
 from email.headerregistry import Address
-from email.message import EmailMessage
+from email.message import EmailMessage, MIMEPart
+from email.message import Message as MimeMessage
 from email.parser import BytesParser
 from email.utils import format_datetime, getaddresses, parsedate_to_datetime
 from typing import Any
@@ -64,8 +65,8 @@ def message_mime(message: Message, *, include_bcc: bool | None = None) -> bytes:
     mime["Date"] = format_datetime((message.sent or message.received).astimezone(UTC))
     if message.internet_message_id:
         mime["Message-ID"] = message.internet_message_id
-    for header in message.internet_message_headers:
-        mime[header["name"]] = header["value"]
+    for extra in message.internet_message_headers:
+        mime[extra["name"]] = extra["value"]
     if message.conversation_index:
         mime["Thread-Index"] = message.conversation_index
     mime["Thread-Topic"] = _topic(message.subject)
@@ -165,9 +166,9 @@ def _recipients(values: list[Any]) -> list[dict[str, Any]]:
     return [recipient(address, name or None) for name, address in getaddresses([str(v) for v in values]) if address]
 
 
-def _attachment_parts(parsed: EmailMessage, body: EmailMessage | None) -> list[EmailMessage]:
+def _attachment_parts(parsed: EmailMessage, body: MIMEPart | None) -> list[MIMEPart]:
     """Every part that is not the body: attachments, and inline parts of multipart/related."""
-    parts = []
+    parts: list[MIMEPart] = []
     for part in parsed.walk():
         if part is parsed or part is body or (part.is_multipart() and part.get_content_type() != "message/rfc822"):
             continue
@@ -177,7 +178,7 @@ def _attachment_parts(parsed: EmailMessage, body: EmailMessage | None) -> list[E
     return _outermost(parts)
 
 
-def _outermost(parts: list[EmailMessage]) -> list[EmailMessage]:
+def _outermost(parts: list[MIMEPart]) -> list[MIMEPart]:
     """Drop the parts inside an attached message: they belong to it."""
     inner: set[int] = set()
     for part in parts:
@@ -188,13 +189,13 @@ def _outermost(parts: list[EmailMessage]) -> list[EmailMessage]:
     return [p for p in parts if id(p) not in inner]
 
 
-def _attachment_of(part: EmailMessage, owner: str, now: datetime) -> Attachment:
+def _attachment_of(part: MIMEPart, owner: str, now: datetime) -> Attachment:
     content_id = part.get("Content-ID")
     cid = str(content_id).strip().strip("<>") if content_id else None
     name = part.get_filename() or (cid or "attachment")
     if part.get_content_type() == "message/rfc822":
         inner = part.get_payload(0) if part.is_multipart() else part.get_content()
-        item_bytes = inner.as_bytes() if isinstance(inner, EmailMessage) else bytes(inner)
+        item_bytes = inner.as_bytes() if isinstance(inner, MimeMessage) else str(inner).encode()
         item = detached_message(owner, now, read_mime(item_bytes, owner, now))
         return Attachment(id="", kind=ITEM, name=name, content_type="message/rfc822", modified=now, item=item)
     payload = part.get_payload(decode=True)
