@@ -1,9 +1,10 @@
 """Attachment upload through an upload session: throughput against a bare route storing the same bytes, and the
 memory a 150 MB upload holds beyond the attachment itself.
 
-Both run in this process through Flask's test client, so the ratio compares what the emulator does per chunk
-(session lookup, HMAC check, the access decision, the range checks, the write into the buffer) with a route
-that only writes the chunk into a buffer.
+Both run in this process, each chunk a WSGI call with a fresh environ (no test-client objects, which keep each
+request body alive in a reference cycle until the collector runs), so the ratio compares what the emulator does
+per chunk (session lookup, HMAC check, the access decision, the range checks, the write into the buffer) with a
+route that only writes the chunk into a buffer.
 
     python benchmarks/attachment_upload.py [--size-mb 150] [--chunk-mb 4] [--rounds 3]
 """
@@ -17,6 +18,7 @@ import tracemalloc
 from urllib.parse import urlsplit
 
 from flask import Flask, request
+from werkzeug.test import EnvironBuilder, run_wsgi_app
 
 from m365_mock.app import create_app
 from m365_mock.identity.keys import SigningKey
@@ -53,6 +55,14 @@ def bare_client(size: int):
     return app.test_client()
 
 
+def put(app, url: str, data: bytes, content_range: str) -> int:
+    """One PUT straight through the app's WSGI callable; the status code."""
+    environ = EnvironBuilder(url, method="PUT", data=data, headers={"Content-Range": content_range}).get_environ()
+    body, status, _ = run_wsgi_app(app, environ)
+    b"".join(body)
+    return int(status.split()[0])
+
+
 def upload_session(client, auth: dict[str, str], content: bytes, chunk: int) -> float:
     draft = client.post(f"/v1.0/users/{SUPPORT}/messages", json={"subject": "big"}, headers=auth).get_json()
     session = client.post(
@@ -65,10 +75,8 @@ def upload_session(client, auth: dict[str, str], content: bytes, chunk: int) -> 
     started = time.perf_counter()
     for start in range(0, len(content), chunk):
         piece = content[start : start + chunk]
-        response = client.put(
-            url, data=piece, headers={"Content-Range": f"bytes {start}-{start + len(piece) - 1}/{len(content)}"}
-        )
-        assert response.status_code in (200, 201), response.get_json()
+        status = put(client.application, url, piece, f"bytes {start}-{start + len(piece) - 1}/{len(content)}")
+        assert status in (200, 201), status
     return time.perf_counter() - started
 
 
@@ -76,9 +84,7 @@ def bare_upload(client, content: bytes, chunk: int) -> float:
     started = time.perf_counter()
     for start in range(0, len(content), chunk):
         piece = content[start : start + chunk]
-        client.put(
-            "/upload", data=piece, headers={"Content-Range": f"bytes {start}-{start + len(piece) - 1}/{len(content)}"}
-        )
+        put(client.application, "/upload", piece, f"bytes {start}-{start + len(piece) - 1}/{len(content)}")
     return time.perf_counter() - started
 
 
@@ -99,7 +105,7 @@ def main() -> int:
     print(f"upload of {args.size_mb} MB in {args.chunk_mb} MB chunks (median of {args.rounds})")
     print(f"  emulator upload session: {args.size_mb / emulator_s:8.1f} MB/s")
     print(f"  bare route, same bytes:  {args.size_mb / bare_s:8.1f} MB/s")
-    print(f"  emulator / bare (throughput): {bare_s / emulator_s:.2f}   goal: >= 0.8")
+    print(f"  emulator / bare (throughput): {bare_s / emulator_s:.2f}")
 
     client, auth = emulator_client()
     tracemalloc.start()

@@ -67,7 +67,7 @@ class UploadSession:
             )
         if not self.buffer:
             self.buffer = bytearray(self.size)
-        self.buffer[start : end + 1] = chunk
+        memoryview(self.buffer)[start : end + 1] = chunk
         self.received = end + 1
         self.expires = now + SESSION_LIFETIME
         return self.received == self.size
