@@ -87,3 +87,35 @@ def test_every_helper_takes_the_app_that_add_app_returns(m365):
         assert len(m365.messages("billing@contoso.onmicrosoft.com", app=ref)) == 3
         [entry] = m365.log(app=ref, outcome="denied")
         assert entry["app_id"] == app_id and entry["mailbox"] == "sales@contoso.onmicrosoft.com"
+
+
+def test_deliver_with_attachments_and_deliver_mime(pytester: pytest.Pytester):
+    pytester.makepyfile(
+        test_attachments="""
+        import base64, hashlib
+        from email.message import EmailMessage
+
+        SUPPORT = "support@contoso.onmicrosoft.com"
+
+        def test_attachments_arrive_intact(m365):
+            pdf = bytes(range(256)) * 40
+            message_id = m365.deliver(SUPPORT, subject="Invoice", attachments=[("invoice.pdf", pdf, "application/pdf")])
+            [attachment] = m365.mail_client().attachments(SUPPORT, message_id)
+            assert attachment["name"] == "invoice.pdf"
+            assert hashlib.sha256(base64.b64decode(attachment["contentBytes"])).digest() == hashlib.sha256(pdf).digest()
+
+        def test_mime_arrives_as_a_message(m365):
+            mime = EmailMessage()
+            mime["From"] = "Ada <ada@example.org>"
+            mime["To"] = SUPPORT
+            mime["Subject"] = "Printer on fire"
+            mime.set_content("Help.")
+            mime.add_attachment(b"photo", maintype="image", subtype="jpeg", filename="fire.jpg")
+            message_id = m365.deliver_mime(SUPPORT, mime.as_bytes())
+            [message] = [m for m in m365.messages(SUPPORT) if m["id"] == message_id]
+            assert message["subject"] == "Printer on fire" and message["hasAttachments"] is True
+            assert message["from"]["emailAddress"] == {"name": "Ada", "address": "ada@example.org"}
+    """
+    )
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-q")
+    result.assert_outcomes(passed=2)

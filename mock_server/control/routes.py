@@ -4,6 +4,8 @@ every control route registered (importing this module registers them all).
 
 from __future__ import annotations
 
+import base64
+import binascii
 import math
 from datetime import UTC, datetime
 from typing import Any
@@ -17,8 +19,11 @@ from m365_mock.control.api import ADMIN_HEADER, Query, control, route
 from m365_mock.control.fields import TIME_CEILING, TIME_FLOOR, bool_field, distant_times, json_object, known_fields
 from m365_mock.graph import body as graph_body
 from m365_mock.graph import errors as graph_errors
+from m365_mock.graph.attachmentjson import read_attachment
 from m365_mock.state.content import generate_messages
 from m365_mock.state.mailstore import ItemNotFound, MalformedId, recipient
+from m365_mock.state.mailstore.attachments import counts_as_attachment
+from m365_mock.state.mailstore.mime import MimeError, read_mime
 from m365_mock.state.tenantfile import ConfigError, dump_world, load_world
 from m365_mock.state.tenantfile.schema import SCHEMA
 from m365_mock.web import current_emulator, json_response
@@ -35,6 +40,7 @@ SETTINGS_FIELDS = {
 }
 TIME_FIELDS = ("advance", "freeze", "resume", "reset")
 GENERATE_FIELDS = ("count", "seed", "unreadRatio", "folder")
+MIME_FIELDS = ("mime", "folder", "receivedDateTime")
 
 
 @route(
@@ -110,6 +116,9 @@ def _store(address: str):
         graph_errors.ReadOnlyProperty,
         graph_errors.InvalidRecipients,
         graph_errors.InvalidInternetMessageHeader,
+        graph_errors.AbstractAttachment,
+        graph_errors.UnsupportedItemType,
+        graph_errors.InvalidParameter,
     ),
 )
 def add_messages(address: str) -> Response:
@@ -138,7 +147,8 @@ def add_messages(address: str) -> Response:
         ids = generate_messages(store, folder, count, seed=seed, now=now, unread_ratio=float(ratio))
         return json_response({"created": len(ids), "ids": ids[-100:]}, 201)
     received = payload.pop("receivedDateTime", None)
-    fields: dict[str, Any] = graph_body.read_message_fields(payload)
+    owner = store.mailbox.id
+    fields = _mime_fields(payload, owner, now) if "mime" in payload else _json_fields(payload, owner)
     if received is not None:
         fields["received"] = _instant(received, "receivedDateTime", errors.InvalidDate)
         fields["sent"] = fields["created"] = fields["modified"] = fields["received"]
@@ -150,6 +160,34 @@ def add_messages(address: str) -> Response:
     fields.setdefault("sender", fields["from_"])
     message = store.add_message(folder, **fields)
     return json_response({"created": 1, "ids": [message.id]}, 201)
+
+
+def _json_fields(payload: dict[str, Any], owner: str) -> dict[str, Any]:
+    """Graph message properties, attachments included (each with its `@odata.type`, as Graph reads them)."""
+    fields: dict[str, Any] = graph_body.read_message_fields(payload, ignore=frozenset({"attachments"}))
+    attachments = graph_body.fold_keys(payload).get("attachments")
+    if attachments is not None:
+        fields["attachments"] = [
+            read_attachment(item, owner) for item in graph_body.expect_list("attachments", attachments[1])
+        ]
+        fields["has_attachments"] = counts_as_attachment(fields["attachments"])
+    return fields
+
+
+def _mime_fields(payload: dict[str, Any], owner: str, now: datetime) -> dict[str, Any]:
+    """`{"mime": base64 of an RFC 5322 message}`: the message as the mailbox would receive it."""
+    known_fields(payload, MIME_FIELDS, "MIME delivery takes")
+    raw = payload["mime"]
+    try:
+        data = base64.b64decode(raw if isinstance(raw, str) else "", validate=True)
+    except (binascii.Error, ValueError):
+        data = b""
+    if not data.strip():
+        raise errors.InvalidField("'mime' must be the base64 of an RFC 5322 message.")
+    try:
+        return read_mime(data, owner, now)
+    except MimeError as invalid:
+        raise errors.InvalidField(f"'mime': {invalid}") from None
 
 
 def _instant(value: Any, name: str, refusal: type[errors.ControlError], noun: str = "ISO 8601") -> datetime:

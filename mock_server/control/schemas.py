@@ -293,11 +293,26 @@ MESSAGE = {
         "toRecipients": {"type": "array", "items": {"type": "object"}},
         "folder": {"type": "string", "description": "A well-known folder name or a folder id; default inbox."},
         "receivedDateTime": {**ISO_TIME, "description": "Default: now."},
+        "attachments": {
+            "type": "array",
+            "items": {"type": "object"},
+            "description": "Graph attachments, each with its @odata.type (#microsoft.graph.fileAttachment, ...).",
+        },
     },
-    "not": {"required": ["count"]},
+    "not": {"anyOf": [{"required": ["count"]}, {"required": ["mime"]}]},
 }
 
-DELIVERY = {"oneOf": [GENERATE, MESSAGE]}
+MIME_MESSAGE = _closed(
+    {
+        "mime": {"type": "string", "description": "Base64 of an RFC 5322 message (headers, body, attachments)."},
+        "folder": {"type": "string", "description": "A well-known folder name or a folder id; default inbox."},
+        "receivedDateTime": {**ISO_TIME, "description": "Default: now."},
+    },
+    ["mime"],
+    description="One message in MIME, delivered as if from outside.",
+)
+
+DELIVERY = {"oneOf": [GENERATE, MESSAGE, MIME_MESSAGE]}
 
 TIME_CHANGE = _closed(
     {

@@ -9,6 +9,7 @@ Kept apart from the cmdlet shell so that commands which only need a connection d
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import os
 import re
@@ -458,6 +459,11 @@ class ControlClient:
     def deliver(self, mailbox: str, message: Mapping[str, Any], *, folder: str | None = None) -> str:
         """One message (Graph message properties, `receivedDateTime`) arriving from outside; its id."""
         body = dict(message) | ({"folder": folder} if folder is not None else {})
+        return self.request("POST", f"/mailboxes/{_segment(mailbox)}/messages", body)["ids"][0]
+
+    def deliver_mime(self, mailbox: str, mime: bytes, *, folder: str | None = None) -> str:
+        """One message given as RFC 5322 bytes (headers, body, attachments) arriving from outside; its id."""
+        body = {"mime": base64.b64encode(mime).decode("ascii")} | ({"folder": folder} if folder is not None else {})
         return self.request("POST", f"/mailboxes/{_segment(mailbox)}/messages", body)["ids"][0]
 
     def generate(

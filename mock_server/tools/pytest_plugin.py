@@ -14,13 +14,14 @@ Installed with the package (entry point `pytest11`). Fixtures:
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 
+from m365_mock.client.mail import Attachment, file_attachment
 from m365_mock.tools import control_client
 from m365_mock.tools.control_client import AppRef, ControlClient, ControlError
 from m365_mock.tools.process import RunningEmulator, start_emulator
@@ -154,16 +155,27 @@ class M365:
         body: str = "",
         sender: str = "customer@example.org",
         folder: str = "inbox",
+        attachments: Iterable[Attachment | dict[str, Any]] = (),
         **fields: Any,
     ) -> str:
-        """One message arriving from outside; returns its id."""
+        """One message arriving from outside; returns its id.
+
+        `attachments`: file paths, `(name, bytes[, content type])` tuples, or Graph attachment objects (with
+        their `@odata.type`), each arriving in the message byte for byte.
+        """
         message = {
             "subject": subject,
             "body": {"contentType": "text", "content": body},
             "from": {"emailAddress": {"address": sender}},
             **fields,
         }
+        if attachments:
+            message["attachments"] = [a if isinstance(a, dict) else file_attachment(a) for a in attachments]
         return self.api.deliver(mailbox, message, folder=folder)
+
+    def deliver_mime(self, mailbox: str, mime: bytes, *, folder: str = "inbox") -> str:
+        """One message given as RFC 5322 bytes (an .eml file's content) arriving from outside; returns its id."""
+        return self.api.deliver_mime(mailbox, mime, folder=folder)
 
     def deliver_many(self, mailbox: str, count: int, *, unread_ratio: float = 0.3, seed: int = 365) -> None:
         """`count` generated messages (Faker, fixed seed) in the mailbox's Inbox."""

@@ -259,3 +259,39 @@ def test_missing_permission_is_access_denied(settings: ClientSettings, control: 
             mail.send(SUPPORT, to=BILLING, subject="x", body="y")
         assert (caught.value.status, caught.value.code) == (403, "ErrorAccessDenied")
         assert mail.tokens.claims()["roles"] == ["Mail.Read"]
+
+
+# ---------------------------------------------------------------- attachments, replies, MIME
+
+
+def test_attachments_download_byte_identical(mail: MailClient) -> None:
+    pdf = bytes(range(256)) * 64
+    mail.send(SUPPORT, to=BILLING, subject="Statement 12", body="Attached.", attachments=[("s.pdf", pdf)])
+    [arrived] = mail.messages(BILLING, folder="inbox", filter="subject eq 'Statement 12'")
+    [attachment] = mail.attachments(BILLING, arrived["id"])
+    assert attachment["name"] == "s.pdf" and attachment["contentType"] == "application/pdf"
+    assert mail.download_attachment(BILLING, arrived["id"], attachment["id"]) == pdf
+
+
+@pytest.mark.slow
+def test_reply_in_thread_with_a_large_attachment_through_an_upload_session(mail: MailClient, control: Control) -> None:
+    sender = {"emailAddress": {"address": BILLING}}
+    [first] = control.add_mail(SUPPORT, subject="Where is my order?", **{"from": sender})
+    big = bytes(range(256)) * (10 * 2**20 // 256)
+    draft = mail.reply(SUPPORT, first, "It ships today; the label is attached.", attachments=[("label.pdf", big)])
+    assert draft["subject"] == "RE: Where is my order?"
+    [answer] = mail.messages(BILLING, folder="inbox", filter="subject eq 'RE: Where is my order?'")
+    original = mail.message(SUPPORT, first)
+    assert answer["conversationId"] == original["conversationId"]
+    [attachment] = mail.attachments(BILLING, answer["id"])
+    assert attachment["size"] == len(big)
+    assert mail.download_attachment(BILLING, answer["id"], attachment["id"]) == big
+    uploads = [r for r in control.log() if "AttachmentSessions" in r["path"]]
+    assert len(uploads) == 3 and all(r["status"] in (200, 201) for r in uploads)
+
+
+def test_mime_export(mail: MailClient) -> None:
+    mail.send(SUPPORT, to=BILLING, subject="MIME please", body="Raw.")
+    [arrived] = mail.messages(BILLING, folder="inbox", filter="subject eq 'MIME please'")
+    raw = mail.mime(BILLING, arrived["id"])
+    assert b"Subject: MIME please" in raw and arrived["internetMessageId"].encode() in raw
