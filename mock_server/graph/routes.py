@@ -279,10 +279,22 @@ def graph_page(body: str, headers: dict[str, str]) -> Response:
     return Response(body, content_type=GRAPH_JSON_TYPE, headers=headers)
 
 
-def message_page(req: MailboxRequest, folder: Folder | None, tail: str) -> tuple[str, dict[str, str]]:
-    """One page of messages (of a folder, or of the mailbox) as the JSON text and extra headers of the answer."""
-    http = req.http
-    args = http.args.to_dict()
+@dataclass(frozen=True)
+class ListQuery:
+    """A message list's query options, parsed and checked as Graph checks them."""
+
+    select: list[str] | None
+    top: int
+    skip: int
+    count: bool
+    flt: query.FilterExpr | None
+    orderby: list[tuple[str, bool]]
+    search: kql.SearchExpr | None
+
+
+def list_query(req: MailboxRequest) -> ListQuery:
+    """The query options of a message list (or of its `$count`), with Graph's errors for bad or clashing ones."""
+    args = req.http.args.to_dict()
     select = _select(args["$select"]) if "$select" in args else None
     top = query.parse_top(args["$top"]) if "$top" in args else DEFAULT_PAGE
     skip = query.parse_skip(args["$skip"]) if "$skip" in args else 0
@@ -298,8 +310,24 @@ def message_page(req: MailboxRequest, folder: Folder | None, tail: str) -> tuple
         if not req.decision.content_visible:
             raise errors.AccessDenied()
     query.check_filter_orderby(flt, orderby)
+    return ListQuery(select, top, skip, count, flt, orderby, search)
 
-    page = plan.list_page(req.store, folder, skip=skip, top=top, count=count, flt=flt, orderby=orderby, search=search)
+
+def message_page(req: MailboxRequest, folder: Folder | None, tail: str) -> tuple[str, dict[str, str]]:
+    """One page of messages (of a folder, or of the mailbox) as the JSON text and extra headers of the answer."""
+    http = req.http
+    options = list_query(req)
+    select, top, skip, count = options.select, options.top, options.skip, options.count
+    page = plan.list_page(
+        req.store,
+        folder,
+        skip=skip,
+        top=top,
+        count=count,
+        flt=options.flt,
+        orderby=options.orderby,
+        search=options.search,
+    )
     context = req.context(tail + (f"({','.join(select)})" if select else ""))
     payload: dict[str, Any] = {"@odata.context": context}
     if count:
