@@ -251,3 +251,57 @@ class SearchWithOrderBy(ODataQueryError):
 
 class InvalidQueryOptionValue(ODataQueryError):
     """A $top or $skip that is not an integer in range."""
+
+
+# ---------------------------------------------------------------- directory objects (/users): Entra ID's codes
+
+
+class AuthorizationRequestDenied(GraphError):
+    status, code = 403, "Authorization_RequestDenied"
+    default_message = "Insufficient privileges to complete the operation."
+
+
+class ResourceNotFound(GraphError):
+    """A directory object that does not exist (`/users/{id | userPrincipalName}`)."""
+
+    status, code = 404, "Request_ResourceNotFound"
+
+    def __init__(self, key: str) -> None:
+        super().__init__(
+            f"Resource '{key}' does not exist or one of its queried reference-property objects are not present."
+        )
+
+
+class DirectoryBadRequest(GraphError):
+    code = "Request_BadRequest"
+
+
+class UnsupportedQuery(GraphError):
+    code = "Request_UnsupportedQuery"
+
+
+class CountNotSupported(DirectoryBadRequest):
+    """`/users/$count` without `ConsistencyLevel: eventual`."""
+
+    default_message = "$count is not currently supported."
+
+
+class SearchNeedsConsistencyLevel(UnsupportedQuery):
+    default_message = (
+        "Request with $search query parameter only works through MSGraph with a special request header: "
+        "'ConsistencyLevel: eventual'"
+    )
+
+
+class ExpiredPageToken(GraphError):
+    code = "Directory_ExpiredPageToken"  # fidelity: chosen (also for a token the emulator did not make)
+    default_message = "The specified page token value has expired and can no longer be included in your request."
+
+
+class SelectParseFailed(GraphError):
+    def __init__(self, name: str) -> None:
+        super().__init__(
+            f"Parsing OData Select and Expand failed: Could not find a property named '{name}' on type "
+            "'microsoft.graph.user'."
+        )
+

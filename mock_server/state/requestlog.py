@@ -71,7 +71,8 @@ class LogRecord:
 
     @property
     def mailbox(self) -> str | None:
-        return self.access.mailbox if self.access else None
+        """The mailbox the decision was about; None without a decision or for one about the directory."""
+        return (self.access.mailbox or None) if self.access else None
 
     @property
     def operation(self) -> str | None:
