@@ -305,3 +305,14 @@ class SelectParseFailed(GraphError):
             "'microsoft.graph.user'."
         )
 
+
+# ---------------------------------------------------------------- JSON batching ($batch)
+
+
+class FailedDependency(GraphError):
+    """An inner request of a batch not run because a request it depends on failed."""
+
+    status, code = 424, "FailedDependency"  # fidelity: chosen (Graph documents the status, not the body)
+
+    def __init__(self, dependency: str) -> None:
+        super().__init__(f"The request was not run: the request '{dependency}' it depends on failed.")
