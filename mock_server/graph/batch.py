@@ -51,6 +51,8 @@ _PROPERTIES = {
 _REQUIRED = ("ID", "METHOD", "URL")
 # Headers of an inner answer that belong to the whole exchange, not to the inner request.
 _DROPPED_HEADERS = frozenset({"content-length", "request-id", "client-request-id", "connection", "transfer-encoding"})
+# Headers of an inner request that describe the connection: the batch's own stand for them.
+_TRANSPORT_HEADERS = frozenset({"host", "content-length", "transfer-encoding", "connection"})
 
 
 class _Object(dict):
@@ -121,7 +123,7 @@ def _read_request(item: Any, seen: dict[str, str]) -> InnerRequest:
             raise _bad(f"Unknown property name '{key}' for message in batch.")
         props[key] = value
     for key in _REQUIRED:
-        if props.get(key) is None:
+        if props.get(key) is None or props[key] == "":
             raise _bad(f"Request property [{key}] is required but is missing.")
         if not isinstance(props[key], str):
             raise _bad(f"The '{_PROPERTIES[key]}' of a request in a batch must be a string.")
@@ -145,15 +147,18 @@ def _read_headers(request_id: str, value: Any) -> list[tuple[str, str]]:
         raise _bad(f"The 'headers' of request '{request_id}' must be a JSON object.")
     pairs = value.pairs if isinstance(value, _Object) else list(value.items())
     headers: list[tuple[str, str]] = []
+    names: set[str] = set()
     for name, raw in pairs:
-        if any(name == seen for seen, _ in headers):
+        if name in names:  # as OData's reader compares them: exactly
             raise _bad(f"Duplicate header name '{name}' for request in batch.")
+        names.add(name)
         if isinstance(raw, dict | list) or raw is None:
             raise _bad(f"The header '{name}' of request '{request_id}' must be a string.")
         text = ("true" if raw else "false") if isinstance(raw, bool) else str(raw)
         if not name or any(c in name for c in ":\r\n") or any(c in text for c in "\r\n"):
             raise _bad(f"The header '{name}' of request '{request_id}' is not a valid HTTP header.")
-        headers.append((name, text))
+        if name.lower() not in _TRANSPORT_HEADERS:
+            headers.append((name, text))
     return headers
 
 
@@ -167,11 +172,15 @@ def _read_body(request_id: str, value: Any, headers: list[tuple[str, str]]) -> b
     if content_type is None:
         raise _bad(f"Request '{request_id}' has a body but no Content-Type header.")  # fidelity: chosen
     if not isinstance(value, str):
-        return json.dumps(value, separators=(",", ":")).encode("utf-8")
+        try:
+            return json.dumps(value, separators=(",", ":")).encode("utf-8")
+        except RecursionError:
+            raise errors.UnreadableJson() from None
     if content_type.split(";")[0].strip().lower().startswith("text/"):
         return value.encode("utf-8")
     try:
-        return base64.b64decode(value.replace("-", "+").replace("_", "/") + "=" * (-len(value) % 4), validate=True)
+        text = "".join(value.split()).replace("-", "+").replace("_", "/")
+        return base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
     except (binascii.Error, ValueError):
         raise _bad(
             f"The body of request '{request_id}' is not base64, as a body of type '{content_type}' must be."
@@ -252,7 +261,7 @@ def _run(environ: dict[str, Any]) -> tuple[int, list[tuple[str, str]], bytes]:
     return answer[0], answer[1], content
 
 
-def _answer(inner: InnerRequest, status: int, headers: list[tuple[str, str]], content: bytes) -> dict[str, Any]:
+def inner_answer(inner: InnerRequest, status: int, headers: list[tuple[str, str]], content: bytes) -> dict[str, Any]:
     """An inner answer as the batch shows it: JSON bodies as JSON, text as a string, anything else as base64."""
     dropped = _DROPPED_HEADERS if content else _DROPPED_HEADERS | {"content-type"}  # Flask types empty answers too
     kept = {name: value for name, value in headers if name.lower() not in dropped}
@@ -293,7 +302,7 @@ def run_batch() -> Response:
         if failed is not None:
             entry = _failed_dependency(inner, failed)
         else:
-            entry = _answer(inner, *_run(_environ(inner, outer)))
+            entry = inner_answer(inner, *_run(_environ(inner, outer)))
         statuses[inner.id] = entry["status"]
         responses.append(entry)
     return graph_json({"responses": responses})

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from m365_mock.app import create_app
+from m365_mock.graph.batch import InnerRequest, inner_answer
 from m365_mock.state.tenantfile import load_demo_world
 from tests.conftest import ADMIN_KEY, shared_signing_key
 from tests.helpers import BASE, BILLING, DENIED, RAOP, SALES, SUPPORT, GraphClient, error_of
@@ -333,6 +334,7 @@ MALFORMED = [
         "Request property [METHOD] is required but is missing.",
     ),
     (lambda w: {"requests": [w, {"id": "2", "method": "GET"}]}, "Request property [URL] is required but is missing."),
+    (lambda w: {"requests": [w, get("2", "")]}, "Request property [URL] is required but is missing."),
     (
         lambda w: {"requests": [w, {"id": 2, "method": "GET", "url": "/users"}]},
         "The 'id' of a request in a batch must be a string.",
@@ -473,3 +475,32 @@ def test_inner_urls_stay_under_the_graph_version(graph, admin):
     assert [by_id[i]["status"] for i in "12"] == [400, 400]
     assert by_id["1"]["body"]["error"]["message"] == "Resource not found for the segment '..'."
     assert admin.api.log()[-1]["path"] == "/v1.0/$batch"  # the control API saw nothing
+
+
+def test_connection_headers_of_an_inner_request_give_way_to_the_batchs(graph):
+    inner = get("1", f"/users/{SUPPORT}/mailFolders/inbox", headers={"Host": "evil.example", "Content-Length": "99"})
+    answer = answers(batch(graph, inner))["1"]
+    assert answer["status"] == 200
+    assert answer["body"]["@odata.context"].startswith(f"{BASE}/v1.0/$metadata#")
+
+
+@pytest.mark.parametrize(
+    ("content_type", "content", "body"),
+    [
+        ("application/json; charset=utf-8", b'{"a": [1]}', {"a": [1]}),
+        ("application/problem+json", b'{"a": 1}', {"a": 1}),
+        ("text/plain", b"42", "42"),
+        ("text/plain; charset=utf-8", "Grüße".encode(), "Grüße"),
+        ("application/octet-stream", b"\x00\xff\xfe/", base64.b64encode(b"\x00\xff\xfe/").decode()),
+        ("image/jpeg", b"\xff\xd8\xff\xe0", "/9j/4A=="),
+    ],
+)
+def test_answer_bodies_are_json_text_or_standard_base64(content_type, content, body):
+    inner = InnerRequest("x", "GET", "/v1.0/users", "", [], None)
+    headers = [("Content-Type", content_type), ("Content-Length", str(len(content))), ("request-id", "r")]
+    assert inner_answer(inner, 200, headers, content) == {
+        "id": "x",
+        "status": 200,
+        "headers": {"Content-Type": content_type},
+        "body": body,
+    }
