@@ -15,7 +15,7 @@ from m365_mock.clock import Clock
 from m365_mock.control import errors as control_errors
 from m365_mock.control.routes import control
 from m365_mock.emulator import Emulator
-from m365_mock.graph import compose  # noqa: F401 - its routes join the graph blueprint
+from m365_mock.graph import batch, compose, counts, users  # noqa: F401  (their routes join the graph blueprint)
 from m365_mock.graph import errors as graph_errors
 from m365_mock.graph.attachments import outlook
 from m365_mock.graph.routes import graph
@@ -27,6 +27,7 @@ from m365_mock.state.content import seed_mailboxes
 from m365_mock.state.requestlog import LogRecord
 from m365_mock.state.tenantfile import LoadedWorld, load_demo_world
 from m365_mock.web import (
+    BATCH_REQUEST_ID,
     CLIENT_REQUEST_ID,
     CONTROL_PREFIX,
     DECISION,
@@ -210,6 +211,7 @@ def graph_log_record(emulator: Emulator, environ: dict[str, Any], status: int) -
         token=environ.get(TOKEN),
         access=environ.get(DECISION),
         error_code=environ.get(ERROR_CODE),
+        batch_request_id=environ.get(BATCH_REQUEST_ID),
     )
 
 

@@ -123,6 +123,10 @@ LOG_RECORD = _closed(
         "outcome": {"enum": ["granted", "denied", "error"]},
         "decision": {"type": ["string", "null"], "description": "Why the request was allowed or denied."},
         "error_code": {"type": ["string", "null"]},
+        "batch_request_id": {
+            "type": ["string", "null"],
+            "description": "For a request sent inside a $batch, the request id of that $batch.",
+        },
     },
     ["time", "request_id", "method", "path", "status", "outcome"],
 )

@@ -357,3 +357,66 @@ class ForwardRecipients(GraphError):
         "Specify the recipients either in 'toRecipients' or in the 'toRecipients' property of the 'message' "
         "parameter, exactly one of them."
     )
+# ---------------------------------------------------------------- directory objects (/users): Entra ID's codes
+
+
+class AuthorizationRequestDenied(GraphError):
+    status, code = 403, "Authorization_RequestDenied"
+    default_message = "Insufficient privileges to complete the operation."
+
+
+class ResourceNotFound(GraphError):
+    """A directory object that does not exist (`/users/{id | userPrincipalName}`)."""
+
+    status, code = 404, "Request_ResourceNotFound"
+
+    def __init__(self, key: str) -> None:
+        super().__init__(
+            f"Resource '{key}' does not exist or one of its queried reference-property objects are not present."
+        )
+
+
+class DirectoryBadRequest(GraphError):
+    code = "Request_BadRequest"
+
+
+class UnsupportedQuery(GraphError):
+    code = "Request_UnsupportedQuery"
+
+
+class CountNotSupported(DirectoryBadRequest):
+    """`/users/$count` without `ConsistencyLevel: eventual`."""
+
+    default_message = "$count is not currently supported."
+
+
+class SearchNeedsConsistencyLevel(UnsupportedQuery):
+    default_message = (
+        "Request with $search query parameter only works through MSGraph with a special request header: "
+        "'ConsistencyLevel: eventual'"
+    )
+
+
+class ExpiredPageToken(GraphError):
+    code = "Directory_ExpiredPageToken"  # fidelity: chosen (also for a token the emulator did not make)
+    default_message = "The specified page token value has expired and can no longer be included in your request."
+
+
+class SelectParseFailed(GraphError):
+    def __init__(self, name: str) -> None:
+        super().__init__(
+            f"Parsing OData Select and Expand failed: Could not find a property named '{name}' on type "
+            "'microsoft.graph.user'."
+        )
+
+
+# ---------------------------------------------------------------- JSON batching ($batch)
+
+
+class FailedDependency(GraphError):
+    """An inner request of a batch not run because a request it depends on failed."""
+
+    status, code = 424, "FailedDependency"  # fidelity: chosen (Graph documents the status, not the body)
+
+    def __init__(self, dependency: str) -> None:
+        super().__init__(f"The request was not run: the request '{dependency}' it depends on failed.")

@@ -294,11 +294,24 @@ def graph_page(body: str, headers: dict[str, str]) -> Response:
     return Response(body, content_type=GRAPH_JSON_TYPE, headers=headers)
 
 
-def message_page(req: MailboxRequest, folder: Folder | None, tail: str) -> tuple[str, dict[str, str]]:
-    """One page of messages (of a folder, or of the mailbox) as the JSON text and extra headers of the answer."""
-    allow_query(req, *LIST_OPTIONS)
-    http = req.http
-    args = http.args.to_dict()
+@dataclass(frozen=True)
+class ListQuery:
+    """A message list's query options, parsed and checked as Graph checks them."""
+
+    select: list[str] | None
+    top: int
+    skip: int
+    count: bool
+    flt: query.FilterExpr | None
+    orderby: list[tuple[str, bool]]
+    search: kql.SearchExpr | None
+    expand: bool = False
+    expand_select: list[str] | None = None  # `$expand=attachments($select=...)`; None for every property
+
+
+def list_query(req: MailboxRequest) -> ListQuery:
+    """The query options of a message list (or of its `$count`), with Graph's errors for bad or clashing ones."""
+    args = req.http.args.to_dict()
     select = _select(args["$select"]) if "$select" in args else None
     expand = "$expand" in args
     expand_select = _expand(args["$expand"]) if expand else None
@@ -316,8 +329,25 @@ def message_page(req: MailboxRequest, folder: Folder | None, tail: str) -> tuple
         if not req.decision.content_visible:
             raise errors.AccessDenied()
     query.check_filter_orderby(flt, orderby)
+    return ListQuery(select, top, skip, count, flt, orderby, search, expand, expand_select)
 
-    page = plan.list_page(req.store, folder, skip=skip, top=top, count=count, flt=flt, orderby=orderby, search=search)
+
+def message_page(req: MailboxRequest, folder: Folder | None, tail: str) -> tuple[str, dict[str, str]]:
+    """One page of messages (of a folder, or of the mailbox) as the JSON text and extra headers of the answer."""
+    allow_query(req, *LIST_OPTIONS)
+    http = req.http
+    options = list_query(req)
+    select, top, skip, count = options.select, options.top, options.skip, options.count
+    page = plan.list_page(
+        req.store,
+        folder,
+        skip=skip,
+        top=top,
+        count=count,
+        flt=options.flt,
+        orderby=options.orderby,
+        search=options.search,
+    )
     context = req.context(tail + (f"({','.join(select)})" if select else ""))
     payload: dict[str, Any] = {"@odata.context": context}
     if count:
@@ -327,18 +357,16 @@ def message_page(req: MailboxRequest, folder: Folder | None, tail: str) -> tuple
     headers = wants_text_body(http)
     as_text, visible, immutable = bool(headers), req.decision.content_visible, req.immutable_ids
     with req.store.lock:
-        if expand:
+        if options.expand:
             if not visible:
                 raise errors.AccessDenied()
-            items = ",".join(
-                json.dumps(
-                    with_attachments(
-                        message_json(m, select=select, as_text=as_text, immutable_ids=immutable), m, expand_select
-                    ),
-                    separators=(",", ":"),
+            expanded = (
+                with_attachments(
+                    message_json(m, select=select, as_text=as_text, immutable_ids=immutable), m, options.expand_select
                 )
                 for m in page.items
             )
+            items = ",".join(json.dumps(e, separators=(",", ":")) for e in expanded)
         else:
             items = ",".join(
                 message_fragment(m, select=select, as_text=as_text, content_visible=visible, immutable_ids=immutable)

@@ -21,6 +21,7 @@ class Operation(Enum):
     READ = ("read content", ("Mail.Read", "Mail.ReadWrite"))
     WRITE = ("write", ("Mail.ReadWrite",))
     SEND = ("send", ("Mail.Send",))
+    READ_DIRECTORY = ("read directory", ("User.ReadBasic.All", "User.Read.All"))
 
     def __init__(self, label: str, permissions: tuple[str, ...]) -> None:
         self.label = label
@@ -28,8 +29,10 @@ class Operation(Enum):
 
 
 FULL_READ = frozenset({"Mail.Read", "Mail.ReadWrite"})
+FULL_DIRECTORY_READ = frozenset({"User.Read.All"})
 ACCESS_DENIED = "Access is denied. Check credentials and try again."
 POLICY_BLOCKED = "Access to OData is disabled: [RAOP] : Blocked by tenant configured AppOnly AccessPolicy settings."
+INSUFFICIENT_PRIVILEGES = "Insufficient privileges to complete the operation."
 
 
 @dataclass(frozen=True)
@@ -103,3 +106,19 @@ def _decide(
     return Decision(
         True, operation, app_id, mailbox.address, source, permission, content_visible=bool(held & FULL_READ)
     )
+
+
+def decide_directory(app_id: str, roles: tuple[str, ...] | list[str], operation: Operation) -> Decision:
+    """Decide a read of the directory (users): the token's roles alone.
+
+    Application access policies and RBAC for Applications scope Exchange mailboxes only, so they play no part.
+    `content_visible` says whether the app reads every property (User.Read.All) or the basic profile only.
+    """
+    held = set(roles)
+    permission = next((p for p in reversed(operation.permissions) if p in held), None)  # what decides the view
+    if permission is None:
+        missing = " or ".join(operation.permissions)
+        reason = "the token has no roles (no admin consent?)" if not held else f"missing {missing}"
+        return Decision(False, operation, app_id, "", reason, message=INSUFFICIENT_PRIVILEGES)
+    source = f"{permission} (Entra-consented); directory reads are not scoped by Exchange access policies"
+    return Decision(True, operation, app_id, "", source, permission, content_visible=bool(held & FULL_DIRECTORY_READ))

@@ -45,6 +45,7 @@ class LogRecord:
     token: VerifiedToken | None
     access: Decision | None
     error_code: str | None
+    batch_request_id: str | None = None  # the $batch this request came in, if any
     size: int = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -59,7 +60,8 @@ class LogRecord:
         the access decision is remembered per tenant version), so neither is counted here.
         """
         size = _RECORD_OVERHEAD + _STR_OVERHEAD * 3 + len(self.path) + len(self.method) + len(self.request_id)
-        return size + (_STR_OVERHEAD + len(self.error_code) if self.error_code else 0)
+        size += (_STR_OVERHEAD + len(self.error_code)) if self.error_code else 0
+        return size + (_STR_OVERHEAD + len(self.batch_request_id) if self.batch_request_id else 0)
 
     @property
     def tenant_id(self) -> str | None:
@@ -71,7 +73,8 @@ class LogRecord:
 
     @property
     def mailbox(self) -> str | None:
-        return self.access.mailbox if self.access else None
+        """The mailbox the decision was about; None without a decision or for one about the directory."""
+        return (self.access.mailbox or None) if self.access else None
 
     @property
     def operation(self) -> str | None:
@@ -103,6 +106,7 @@ class LogRecord:
             "outcome": self.outcome,
             "decision": self.decision,
             "error_code": self.error_code,
+            "batch_request_id": self.batch_request_id,
         }
 
 

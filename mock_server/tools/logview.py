@@ -37,6 +37,7 @@ def format_records(records: list[dict[str, Any]]) -> str:
         lines.append(
             f"{when}  {r['status']}  {r['outcome']:<7}  {who:<8}  {r.get('mailbox') or '-':<34}  "
             f"{r['method']} {r['path']}"
+            + (f"  (in $batch {r['batch_request_id']})" if r.get("batch_request_id") else "")
         )
         if r.get("decision"):
             lines.append(f"          {r['decision']}")
