@@ -12,6 +12,7 @@ itself: the inbox of support@, the whole of billing@, sendMail from support@ to 
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -317,3 +318,48 @@ def test_mark_read_and_move_to_new_folder(emu: RunningEmulator, account: Account
     assert gone.value.response is not None
     assert gone.value.response.status_code == 404
     assert gone.value.response.json()["error"]["code"] == "ErrorItemNotFound"
+
+
+# ---------------------------------------------------------------- 10. attachments and replies
+
+
+def test_download_an_attachment_and_reply_in_thread(
+    emu: RunningEmulator, account: Account, wire: list[requests.PreparedRequest], tmp_path: Path
+) -> None:
+    subject = "o365-reply broken printer"
+    photo = bytes(range(256)) * 30
+    seed(
+        emu,
+        BILLING,
+        {
+            **incoming(subject, "2024-06-01T08:00:00Z"),
+            "ccRecipients": [{"emailAddress": {"address": SALES}}],
+            "attachments": [
+                {
+                    "@odata.type": "#microsoft.graph.fileAttachment",
+                    "name": "printer.jpg",
+                    "contentType": "image/jpeg",
+                    "contentBytes": base64.b64encode(photo).decode(),
+                }
+            ],
+            "folder": "inbox",
+        },
+    )
+    billing = account.mailbox(resource=BILLING)
+    [message] = [m for m in billing.inbox_folder().get_messages(limit=50) if m.subject == subject]
+    assert message.has_attachments is True
+    assert message.attachments.download_attachments() is True
+    [attachment] = list(message.attachments)
+    assert attachment.name == "printer.jpg"
+    assert attachment.save(location=tmp_path) is True
+    assert (tmp_path / "printer.jpg").read_bytes() == photo
+
+    answer = message.reply()  # createReplyAll by default
+    answer.body = "A technician is on the way."
+    assert answer.send() is True
+    created = [r for r in wire if r.method == "POST" and (r.url or "").endswith("/createReplyAll")]
+    assert len(created) == 1
+    sales = account.mailbox(resource=SALES)
+    [arrived] = [m for m in sales.inbox_folder().get_messages(limit=50) if m.subject == f"RE: {subject}"]
+    assert arrived.conversation_id == message.conversation_id
+    assert "A technician is on the way." in arrived.body
