@@ -366,3 +366,8 @@ class MailClient:
     def mime(self, mailbox: str, message_id: str) -> bytes:
         """The message as RFC 5322 bytes (`.../messages/{id}/$value`)."""
         return self.request("GET", self.url(mailbox, "messages", message_id) + "/$value").content
+
+    def batch(self, requests: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """One JSON batch (`POST /$batch`, at most 20 requests with relative URLs); the inner responses."""
+        answer = self.request("POST", f"{self.settings.graph_url}/$batch", json={"requests": requests})
+        return list(answer.json()["responses"])

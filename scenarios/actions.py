@@ -51,9 +51,29 @@ def deliver(world: World, value: dict[str, Any]) -> str:
     if "count" in value:
         world.admin.generate(mailbox, value["count"], unread_ratio=value.get("unread_ratio", 0.3))
         return f"deliver: {value['count']} message(s) to {mailbox}"
-    body = control_message(world.fill(value.get("message") or {}))
+    message = world.fill(value.get("message") or {})
+    body = control_message(message)
+    if message.get("attachments"):
+        body["attachments"] = [_file_attachment(world, spec) for spec in message["attachments"]]
     world.admin.deliver(mailbox, body)
     return f"deliver: {body.get('subject', '(no subject)')!r} to {mailbox}"
+
+
+def _file_attachment(world: World, spec: str | dict[str, Any]) -> dict[str, Any]:
+    """A Graph fileAttachment of a file or of made bytes (`{name, size}`, `inline`, `content_id`)."""
+    import base64
+
+    name, content, content_type = world.attachment(spec)
+    attachment = {
+        "@odata.type": "#microsoft.graph.fileAttachment",
+        "name": name,
+        "contentType": content_type,
+        "contentBytes": base64.b64encode(content).decode("ascii"),
+    }
+    if isinstance(spec, dict) and spec.get("inline"):
+        attachment["isInline"] = True
+        attachment["contentId"] = spec.get("content_id") or name
+    return attachment
 
 
 def advance(world: World, seconds: float) -> str:

@@ -117,6 +117,24 @@ def _decision_contains(wanted: str, outcome: Outcome) -> list[str]:
 
 
 # In the order their problems are reported.
+def _attachments(wanted: list[str], outcome: Outcome) -> list[str]:
+    names = [a["name"] for a in outcome.attachments]
+    return [] if names == wanted else [f"attachments {names} (expected {wanted})"]
+
+
+def _intact(wanted: bool, outcome: Outcome) -> list[str]:
+    broken = [a["name"] for a in outcome.attachments if not a["intact"]]
+    if wanted and (broken or not outcome.attachments):
+        return [f"attachments not as sent: {broken or 'none came back'}"]
+    if not wanted and not broken:
+        return ["every attachment came back intact (expected a difference)"]
+    return []
+
+
+def _statuses(wanted: list[int], outcome: Outcome) -> list[str]:
+    return [] if outcome.statuses == wanted else [f"statuses {outcome.statuses} (expected {wanted})"]
+
+
 CHECKS: dict[str, Callable[[Any, Outcome], list[str]]] = {
     "count": _count,
     "count_at_least": _count_at_least,
@@ -129,6 +147,9 @@ CHECKS: dict[str, Callable[[Any, Outcome], list[str]]] = {
     "total": _folder_count("total", "totalItemCount"),
     "entries": _entries,
     "decision_contains": _decision_contains,
+    "attachments": _attachments,
+    "intact": _intact,
+    "statuses": _statuses,
 }
 
 
@@ -140,6 +161,9 @@ def _summary(step: Step, outcome: Outcome) -> str:
         return f"token for {outcome.claims.get('app_displayname')} with roles {outcome.claims.get('roles', [])}"
     if step.do == "log":
         return f"{len(outcome.log)} log entries"
+    if step.do == "download":
+        kept = sum(1 for a in outcome.attachments if a["intact"])
+        return f"{len(outcome.attachments)} attachment(s) saved, {kept} byte for byte as sent"
     if outcome.body_visible is not None:
         return f"{outcome.messages[0].get('subject')!r} read, body {'present' if outcome.body_visible else 'absent'}"
     if outcome.folder is not None and outcome.count is None:

@@ -40,7 +40,28 @@ _MESSAGE: dict[str, Any] = {
         "folder": {"type": "string", "description": "well-known name or folder id (default inbox)"},
         "importance": {"enum": ["low", "normal", "high"]},
         "categories": {"type": "array", "items": {"type": "string"}},
+        "attachments": {"type": "array", "items": {"$ref": "#/$defs/attachment"}},
     },
+}
+
+# An attachment a step sends or a delivered message carries: a file, or bytes made from a name and a size.
+_ATTACHMENT: dict[str, Any] = {
+    "oneOf": [
+        {"type": "string", "description": "a file, relative to the scenario file"},
+        {
+            "type": "object",
+            "required": ["name", "size"],
+            "additionalProperties": False,
+            "description": "made bytes (the same every run) of this size",
+            "properties": {
+                "name": {"type": "string"},
+                "size": {"type": "integer", "minimum": 0, "maximum": 150 * 2**20},
+                "content_type": {"type": "string", "description": "default: guessed from the name"},
+                "inline": {"type": "boolean", "description": "deliver: an inline attachment (default false)"},
+                "content_id": {"type": "string", "description": "deliver: the Content-ID an HTML body cites"},
+            },
+        },
+    ]
 }
 
 _ACTION_KINDS: dict[str, Any] = {
@@ -114,6 +135,9 @@ _EXPECT: dict[str, Any] = {
         "total": {"type": "integer", "minimum": 0, "description": "folder/process: total count afterwards"},
         "entries": {"type": "integer", "minimum": 0, "description": "log: number of matching log records"},
         "decision_contains": {"type": "string", "description": "log: text every matching decision contains"},
+        "attachments": {"type": "array", "items": {"type": "string"}, "description": "download: names, in order"},
+        "intact": {"type": "boolean", "description": "download: every attachment is byte for byte as it went in"},
+        "statuses": {"type": "array", "items": {"type": "integer"}, "description": "batch: inner statuses, in order"},
     },
 }
 
@@ -133,7 +157,8 @@ _STEP: dict[str, Any] = {
         "to": _ADDRESSES,
         "cc": _ADDRESSES,
         "body": {"type": "string"},
-        "attachments": {"type": "array", "items": {"type": "string"}},
+        "attachments": {"type": "array", "items": {"$ref": "#/$defs/attachment"}},
+        "mailboxes": {**_ADDRESSES, "description": "batch: the mailboxes whose inboxes one $batch lists"},
         "mark_read": {"type": "boolean"},
         "move_to": {"type": "string"},
         "top": {"type": "integer", "minimum": 1, "maximum": 1000},
@@ -170,7 +195,7 @@ SCHEMA: dict[str, Any] = {
         },
         "steps": {"type": "array", "minItems": 1, "items": _STEP},
     },
-    "$defs": {"action": _ACTION},
+    "$defs": {"action": _ACTION, "attachment": _ATTACHMENT},
 }
 
 SCHEMA_FILE = Path(__file__).resolve().parent / "schema.json"

@@ -46,6 +46,8 @@ class Outcome:
     body_visible: bool | None = None
     folder: dict[str, Any] | None = None
     log: list[dict[str, Any]] = field(default_factory=list)
+    attachments: list[dict[str, Any]] = field(default_factory=list)  # download: name, size, intact, inline
+    statuses: list[int] = field(default_factory=list)  # batch: the inner answers' statuses, in request order
     note: str = ""
 
 
@@ -131,11 +133,11 @@ def move(world: World, o: dict[str, Any]) -> Outcome:
 
 
 def send(world: World, o: dict[str, Any]) -> Outcome:
-    """sendMail from the mailbox; attachments are files relative to the scenario file."""
+    """sendMail from the mailbox; attachments are files relative to the scenario file, or made ({name, size})."""
     from m365_mock.scenarios.actions import addresses
 
     _, mail = world.daemon(o)
-    attachments = [str(world.file(name)) for name in o.get("attachments", [])]
+    attachments = [world.attachment(spec) for spec in o.get("attachments", [])]
     call(
         mail.send,
         o["mailbox"],
@@ -204,6 +206,55 @@ def log(world: World, o: dict[str, Any]) -> Outcome:
     return Outcome(log=records, count=len(records))
 
 
+def download(world: World, o: dict[str, Any]) -> Outcome:
+    """Fetch the attachments of the first message with the subject, save each file into the scenario's folder,
+    and compare its bytes with what the scenario put into mail."""
+    import hashlib
+
+    _, mail = world.daemon(o)
+    found = find(mail, o["mailbox"], o["subject"], o.get("folder"))
+    folder = (world.workdir or world.base_dir) / "downloads"
+    folder.mkdir(parents=True, exist_ok=True)
+    results = []
+    for attachment in call(mail.attachments, o["mailbox"], found["id"]):
+        content = call(mail.download_attachment, o["mailbox"], found["id"], attachment["id"])
+        (folder / attachment["name"]).write_bytes(content)
+        digest = hashlib.sha256((folder / attachment["name"]).read_bytes()).hexdigest()
+        results.append(
+            {
+                "name": attachment["name"],
+                "size": len(content),
+                "inline": attachment.get("isInline", False),
+                "intact": world.attachment_hashes.get(attachment["name"]) == digest,
+            }
+        )
+    return Outcome(messages=[found], attachments=results, count=len(results))
+
+
+def reply(world: World, o: dict[str, Any]) -> Outcome:
+    """Answer the first message with the subject in its thread (createReply, attach, send); attachments of 3 MB
+    or more go through an upload session."""
+    _, mail = world.daemon(o)
+    found = find(mail, o["mailbox"], o["subject"], o.get("folder"))
+    attachments = [world.attachment(spec) for spec in o.get("attachments", [])]
+    draft = call(mail.reply, o["mailbox"], found["id"], o.get("body", ""), attachments=attachments)
+    return Outcome(messages=[draft], note=f"replied to {o['subject']!r} as {draft.get('subject')!r}")
+
+
+def batch(world: World, o: dict[str, Any]) -> Outcome:
+    """One JSON batch listing the inbox of each mailbox named (`mailboxes`); the inner answers' statuses."""
+    from m365_mock.scenarios.actions import addresses
+
+    _, mail = world.daemon(o)
+    requests = [
+        {"id": str(i + 1), "method": "GET", "url": f"/users/{address}/mailFolders/inbox/messages?$top=5"}
+        for i, address in enumerate(addresses(o["mailboxes"]))
+    ]
+    answers = call(mail.batch, requests)
+    statuses = [answer["status"] for answer in sorted(answers, key=lambda a: int(a["id"]))]
+    return Outcome(statuses=statuses, note=f"$batch of {len(requests)}: statuses {statuses}")
+
+
 def admin(world: World, o: dict[str, Any]) -> Outcome:
     """An admin action between daemon steps (filling its placeholders again changes nothing)."""
     from m365_mock.scenarios.actions import run_setup
@@ -219,6 +270,9 @@ STEPS: dict[str, StepKind] = {
     "mark_read": StepKind(mark_read, ("mailbox", "subject"), ("folder",)),
     "move": StepKind(move, ("mailbox", "subject", "move_to"), ("folder",)),
     "send": StepKind(send, ("mailbox", "to"), ("cc", "subject", "body", "attachments")),
+    "download": StepKind(download, ("mailbox", "subject"), ("folder",)),
+    "reply": StepKind(reply, ("mailbox", "subject"), ("folder", "body", "attachments")),
+    "batch": StepKind(batch, ("mailboxes",)),
     "wait_for_delivery": StepKind(wait_for_delivery, ("mailbox", "subject"), ("folder", "timeout")),
     "process": StepKind(process, ("mailbox",), ("folder", "mark_read", "move_to", "top")),
     "folder": StepKind(folder, ("mailbox",), ("folder",)),

@@ -41,6 +41,8 @@ class World:
     base_dir: Path = field(default_factory=Path.cwd)
     workdir: Path | None = None  # for files the scenario makes; run_scenario gives a temporary folder
     admin: ControlClient = field(init=False, repr=False)  # the control API, acting on this tenant
+    # Attachment name -> SHA-256 of the bytes the scenario put into mail (delivered or sent), for `download`.
+    attachment_hashes: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.admin = self.target.client.for_tenant(self.tenant_id)
@@ -82,6 +84,25 @@ class World:
     def file(self, name: str) -> Path:
         """A file a step names (an attachment): absolute, or relative to the scenario file."""
         return Path(name) if Path(name).is_absolute() else self.base_dir / name
+
+    def attachment(self, spec: str | dict[str, Any]) -> tuple[str, bytes, str]:
+        """(name, bytes, content type) of an attachment a scenario names: a file (relative to the scenario file),
+        or `{name, size, content_type}`, bytes made from the name and size (the same every run). Its hash is
+        kept, so a later `download` can tell whether what came back is what went in."""
+        import hashlib
+        import mimetypes
+        import random
+
+        if isinstance(spec, str):
+            path = self.file(spec)
+            name, content = path.name, path.read_bytes()
+            content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
+        else:
+            name, size = spec["name"], int(spec["size"])
+            content = random.Random(f"{name}:{size}").randbytes(size)
+            content_type = spec.get("content_type") or mimetypes.guess_type(name)[0] or "application/octet-stream"
+        self.attachment_hashes[name] = hashlib.sha256(content).hexdigest()
+        return name, content, content_type
 
     # ------------------------------------------------------------ credentials and the daemons using them
 

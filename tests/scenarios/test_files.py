@@ -22,6 +22,9 @@ COMPLETE = {
     "mark_read": {"mailbox": "support@{domain}", "subject": "Hello"},
     "move": {"mailbox": "support@{domain}", "subject": "Hello", "move_to": "Done"},
     "send": {"mailbox": "support@{domain}", "to": "billing@{domain}"},
+    "download": {"mailbox": "support@{domain}", "subject": "Hello"},
+    "reply": {"mailbox": "support@{domain}", "subject": "Hello"},
+    "batch": {"mailboxes": ["support@{domain}"]},
     "wait_for_delivery": {"mailbox": "billing@{domain}", "subject": "Hello"},
     "process": {"mailbox": "support@{domain}"},
     "folder": {"mailbox": "support@{domain}"},
@@ -34,6 +37,9 @@ REQUIRED = {
     "mark_read": ["mailbox", "subject"],
     "move": ["mailbox", "subject", "move_to"],
     "send": ["mailbox", "to"],
+    "download": ["mailbox", "subject"],
+    "reply": ["mailbox", "subject"],
+    "batch": ["mailboxes"],
     "wait_for_delivery": ["mailbox", "subject"],
     "process": ["mailbox"],
     "folder": ["mailbox"],
@@ -65,7 +71,7 @@ def test_a_message_field_the_runner_cannot_deliver_is_refused():
         parse_scenario(data)
     assert str(info.value) == (
         "scenario: setup[0].deliver.message.sender: unknown key; "
-        "known: subject, from, to, body, body_type, received, read, folder, importance, categories"
+        "known: subject, from, to, body, body_type, received, read, folder, importance, categories, attachments"
     )
 
 

@@ -176,6 +176,33 @@ def fetch_loop(s: Scenario) -> None:
     assert moved.expect == {"total": 25, "unread": 0}
 
 
+def attachments_intact(s: Scenario) -> None:
+    [delivered] = setup_of(s, "deliver")
+    attachments = delivered["message"]["attachments"]
+    assert [a["content_type"] for a in attachments] == ["application/pdf", "image/png"]
+    assert attachments[1]["inline"] is True and f"cid:{attachments[1]['content_id']}" in delivered["message"]["body"]
+    [download] = steps(s, "download", mailbox=delivered["mailbox"], subject=delivered["message"]["subject"])
+    assert download.expect == {"attachments": [a["name"] for a in attachments], "intact": True}
+
+
+def reply_with_large_attachment(s: Scenario) -> None:
+    [delivered] = setup_of(s, "deliver")
+    [reply] = steps(s, "reply", mailbox=delivered["mailbox"], subject=delivered["message"]["subject"])
+    [label] = reply.options["attachments"]
+    assert label["size"] >= 10 * 2**20, "large enough to need an upload session"
+    sender = delivered["message"]["from"].split("<")[1].rstrip(">")
+    [download] = steps(s, "download", mailbox=sender, subject=f"RE: {delivered['message']['subject']}")
+    assert download.expect == {"attachments": [label["name"]], "intact": True}
+
+
+def batch_allowed_and_restricted(s: Scenario) -> None:
+    in_scope = set(demo_group("cctr_sec_group"))
+    [batch] = steps(s, "batch")
+    mailboxes = [m.split("@")[0] for m in batch.options["mailboxes"]]
+    assert batch.expect == {"statuses": [200 if m in in_scope else 403 for m in mailboxes]}
+    assert 403 in batch.expect["statuses"] and 200 in batch.expect["statuses"]
+
+
 SITUATIONS = {
     "01-restricted-mailbox": restricted_mailbox,
     "02-deny-access": deny_access,
@@ -188,6 +215,9 @@ SITUATIONS = {
     "09-certificate-credential": certificate_credential,
     "10-shared-to-shared": shared_to_shared,
     "11-fetch-loop": fetch_loop,
+    "12-attachments-intact": attachments_intact,
+    "13-reply-with-large-attachment": reply_with_large_attachment,
+    "14-batch-allowed-and-restricted": batch_allowed_and_restricted,
 }
 
 
@@ -249,7 +279,7 @@ def test_a_failing_setup_stops_the_scenario(target):
         (
             {"name": "x", "steps": [{"do": "dance"}]},
             "scenario: steps[0].do: expected 'token', 'fetch', 'read', 'mark_read', 'move', 'send', "
-            "'wait_for_delivery', 'process', 'folder', 'log' or 'admin', got 'dance'",
+            "'download', 'reply', 'batch', 'wait_for_delivery', 'process', 'folder', 'log' or 'admin', got 'dance'",
         ),
         (
             {"name": "x", "steps": [{"do": "fetch", "mailbox": "a@b.example", "expect": {"count": "many"}}]},
@@ -351,7 +381,7 @@ def test_cli_against_a_running_emulator_by_url(tmp_path):
 def test_demo_runs_the_library_against_a_served_emulator(tmp_path):
     result = run_cli("demo", "--no-serve", "--port", "0", "--state-dir", str(tmp_path), env=clean_env(tmp_path))
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "11 passed, 0 failed" in result.stdout
+    assert f"{len(builtin_scenarios())} passed, 0 failed" in result.stdout
 
 
 def test_attachments_are_found_next_to_the_scenario_file(target, tmp_path):
