@@ -86,6 +86,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     fetch.add_argument("--mark-read", action="store_true", help="mark each listed message read")
     fetch.add_argument("--move-to", metavar="FOLDER", help="move each listed message there (created if missing)")
     fetch.add_argument("--json", action="store_true", help="print the messages as JSON instead of a table")
+    fetch.add_argument(
+        "--save-mime", metavar="DIR", help="save each listed message's MIME ($value) as DIR/<internetMessageId>.eml"
+    )
 
     send = verbs.add_parser("send", parents=[common], help="send a message as a mailbox")
     send.add_argument("--from", dest="sender", required=True, help="mailbox to send as")
@@ -193,7 +196,7 @@ def cmd_fetch(args: argparse.Namespace, settings: ClientSettings, out: TextIO) -
                 unread=True if args.unread else None,
                 top=min(args.top, 100),
                 limit=args.top,
-                select=None if args.json else TABLE_SELECT,
+                select=None if args.json else (*TABLE_SELECT, "internetMessageId") if args.save_mime else TABLE_SELECT,
             )
         )
         destination = None
@@ -202,7 +205,10 @@ def cmd_fetch(args: argparse.Namespace, settings: ClientSettings, out: TextIO) -
             destination = wanted.lower() if wanted.lower() in WELL_KNOWN_FOLDERS else None
             destination = destination or str(mail.ensure_folder(args.mailbox, wanted)["id"])
         processed = []
+        folder = _mime_folder(args.save_mime) if args.save_mime else None
         for message in listed:  # listed first, then processed: each message exactly once
+            if folder is not None:
+                _save_mime(folder, message, mail.mime(args.mailbox, message["id"]))
             if args.mark_read and not message.get("isRead"):
                 message = mail.mark_read(args.mailbox, message["id"])
             if destination:
@@ -214,6 +220,22 @@ def cmd_fetch(args: argparse.Namespace, settings: ClientSettings, out: TextIO) -
         rows = [[_received(m), _sender(m), _subject(m), "yes" if m.get("isRead") else "no"] for m in processed]
         _table(rows, ["received", "from", "subject", "read"], out)
     return 0
+
+
+def _mime_folder(name: str) -> Path:
+    folder = Path(name).expanduser()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"--save-mime {name}: cannot make the folder ({exc.strerror})") from None
+    return folder
+
+
+def _save_mime(folder: Path, message: dict[str, Any], mime: bytes) -> None:
+    """`<internetMessageId>.eml` (its id when it has none), with characters a file name cannot hold replaced."""
+    key = (message.get("internetMessageId") or message["id"]).strip("<>")
+    name = "".join(c if c.isalnum() or c in "-_.@" else "_" for c in key)[:200]
+    (folder / f"{name}.eml").write_bytes(mime)
 
 
 def cmd_send(args: argparse.Namespace, settings: ClientSettings, out: TextIO) -> int:

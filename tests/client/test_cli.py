@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import email
 import io
 import json
 import os
 import subprocess
 import sys
+from email import policy
 from pathlib import Path
 
 import jwt
@@ -128,6 +130,17 @@ def test_fetch_table_with_top(emu: RunningEmulator, control: Control, home: Path
     row = next(line for line in lines if "Printer on fire" in line)
     assert "it@vendor.example" in row and row.split()[-1] == "no"
     assert row[:4].isdigit() and row[4] == "-" and row[10] == " "  # "YYYY-MM-DD HH:MM"
+
+
+def test_fetch_saves_each_message_as_mime(emu: RunningEmulator, control: Control, home: Path, tmp_path: Path) -> None:
+    control.add_mail(BILLING, subject="Keep a copy", body={"contentType": "text", "content": "Archive me."})
+    out = tmp_path / "eml"
+    result = cli(home, "fetch", "--mailbox", BILLING, "--save-mime", str(out), "--emulator", str(emu.state_dir))
+    assert result.returncode == 0, result.stderr
+    saved = {p.name: email.message_from_bytes(p.read_bytes(), policy=policy.default) for p in out.glob("*.eml")}
+    [kept] = [m for m in saved.values() if m["Subject"] == "Keep a copy"]
+    assert f"{kept['Message-ID'].strip('<>')}.eml" in saved
+    assert kept.get_body(("plain",)).get_content().strip() == "Archive me."
 
 
 def test_send_with_attachment_and_body_from_stdin(
