@@ -64,7 +64,7 @@ def _file_attachment(world: World, spec: str | dict[str, Any]) -> dict[str, Any]
     import base64
 
     name, content, content_type = world.attachment(spec)
-    attachment = {
+    attachment: dict[str, Any] = {
         "@odata.type": "#microsoft.graph.fileAttachment",
         "name": name,
         "contentType": content_type,
