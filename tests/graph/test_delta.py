@@ -219,6 +219,21 @@ def test_an_update_that_moves_back_and_forth_with_immutable_ids_is_one_update(gr
     assert ids(items) == [message.immutable_id] and "@removed" not in items[0]
 
 
+def test_drafts_attachments_and_permanent_deletes_are_changes_like_any_other(graph):
+    drafts = f"/users/{SUPPORT}/mailFolders/drafts/messages/delta"
+    _, delta_link, _ = run_round(graph, drafts)
+    draft = graph.post(f"/users/{SUPPORT}/messages", json={"subject": "Quote"}).get_json()
+    items, delta_link, _ = run_round(graph, delta_link)
+    assert ids(items) == [draft["id"]] and items[0]["isDraft"] is True
+    attachment = {"@odata.type": "#microsoft.graph.fileAttachment", "name": "a.txt", "contentBytes": "aGk="}
+    assert graph.post(f"/users/{SUPPORT}/messages/{draft['id']}/attachments", json=attachment).status_code == 201
+    items, delta_link, _ = run_round(graph, delta_link)
+    assert ids(items) == [draft["id"]] and items[0]["hasAttachments"] is True
+    assert graph.post(f"/users/{SUPPORT}/messages/{draft['id']}/permanentDelete").status_code == 204
+    items, _, _ = run_round(graph, delta_link)
+    assert items == [{"@odata.type": "#microsoft.graph.message", "id": draft["id"], "@removed": {"reason": "deleted"}}]
+
+
 @pytest.mark.parametrize(
     ("change_type", "expected"),
     [("created", ["new"]), ("updated", ["Ticket 1"]), ("deleted", ["@removed"]), ("Created", ["new"])],
