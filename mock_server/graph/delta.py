@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 from typing import Any
 from urllib.parse import quote
 
@@ -167,18 +168,7 @@ def _round_state(
         )  # fidelity: chosen
     state = _open(req, folder, key, name.lower(), text)
     if state.kind == DELTA:
-        return DeltaState(
-            kind=SKIP,
-            tenant=state.tenant,
-            mailbox=state.mailbox,
-            folder=state.folder,
-            epoch=state.epoch,
-            query=state.query,
-            phase="changes",
-            since=state.since,
-            until=log.seq,
-            after=state.since,
-        )
+        return replace(state, kind=SKIP, until=log.seq)
     return state
 
 
@@ -288,35 +278,13 @@ def _changes(req: MailboxRequest, folder: Folder, state: DeltaState, size: int) 
 
 
 def _after(state: DeltaState, after: int | tuple[float, int], given: int) -> DeltaState:
-    return DeltaState(
-        kind=SKIP,
-        tenant=state.tenant,
-        mailbox=state.mailbox,
-        folder=state.folder,
-        epoch=state.epoch,
-        query=state.query,
-        phase=state.phase,
-        since=state.since,
-        until=state.until,
-        after=after,
-        given=given,
-    )
+    """The round goes on: its next page starts after `after`."""
+    return replace(state, kind=SKIP, after=after, given=given)
 
 
 def _next_round(state: DeltaState) -> DeltaState:
     """The round is over: its deltatoken starts the next one after its last change."""
-    return DeltaState(
-        kind=DELTA,
-        tenant=state.tenant,
-        mailbox=state.mailbox,
-        folder=state.folder,
-        epoch=state.epoch,
-        query=state.query,
-        phase="changes",
-        since=state.until,
-        until=state.until,
-        after=state.until,
-    )
+    return replace(state, kind=DELTA, phase="changes", since=state.until, after=state.until, given=0)
 
 
 def _render(req: MailboxRequest, changes: list[Change], delta_query: DeltaQuery, *, as_text: bool) -> str:
