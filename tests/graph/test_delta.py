@@ -234,6 +234,15 @@ def test_drafts_attachments_and_permanent_deletes_are_changes_like_any_other(gra
     assert items == [{"@odata.type": "#microsoft.graph.message", "id": draft["id"], "@removed": {"reason": "deleted"}}]
 
 
+def test_a_round_inside_a_batch_is_the_same_round(graph, five):
+    inner = {"id": "1", "method": "GET", "url": f"{INBOX}?$select=subject", "headers": PAGE_2}
+    answer = graph.post("/$batch", json={"requests": [inner]}).get_json()["responses"][0]
+    assert answer["status"] == 200 and answer["headers"]["Preference-Applied"] == "odata.maxpagesize=2"
+    assert ids(answer["body"]["value"]) == [five[4].id, five[3].id]
+    rest, _, _ = run_round(graph, answer["body"]["@odata.nextLink"])
+    assert ids(rest) == [five[2].id, five[1].id, five[0].id]
+
+
 @pytest.mark.parametrize(
     ("change_type", "expected"),
     [("created", ["new"]), ("updated", ["Ticket 1"]), ("deleted", ["@removed"]), ("Created", ["new"])],
