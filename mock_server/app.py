@@ -15,7 +15,7 @@ from m365_mock.clock import Clock
 from m365_mock.control import errors as control_errors
 from m365_mock.control.routes import control
 from m365_mock.emulator import Emulator
-from m365_mock.graph import batch, compose, counts, users  # noqa: F401  (their routes join the graph blueprint)
+from m365_mock.graph import batch, compose, counts, delta, users  # noqa: F401  (their routes join the graph blueprint)
 from m365_mock.graph import errors as graph_errors
 from m365_mock.graph.attachments import outlook
 from m365_mock.graph.routes import graph

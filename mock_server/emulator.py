@@ -44,6 +44,8 @@ class Emulator:
     initial: tuple[dict[str, Any], list[MailboxContent]] = ((), [])  # type: ignore[assignment]
     initial_outbound: list[OutboundMail] = field(default_factory=list)
     uploads: UploadSessions = field(default_factory=UploadSessions)
+    # Signs message delta's state tokens; made at start, so tokens of an earlier run are not this run's.
+    delta_key: bytes = field(default_factory=lambda: secrets.token_bytes(32))
 
     def load(self, world: LoadedWorld) -> None:
         """Make `world` the emulator's world: its tenants, settings, mail and outbound log; the log starts over."""

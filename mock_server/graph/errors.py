@@ -357,6 +357,8 @@ class ForwardRecipients(GraphError):
         "Specify the recipients either in 'toRecipients' or in the 'toRecipients' property of the 'message' "
         "parameter, exactly one of them."
     )
+
+
 # ---------------------------------------------------------------- directory objects (/users): Entra ID's codes
 
 
@@ -420,3 +422,40 @@ class FailedDependency(GraphError):
 
     def __init__(self, dependency: str) -> None:
         super().__init__(f"The request was not run: the request '{dependency}' it depends on failed.")
+
+
+# ---------------------------------------------------------------- message delta
+
+
+class ChangeTrackingNotSupported(GraphError):
+    """Delta on a collection Graph tracks no changes for (`/users/{u}/messages/delta`)."""
+
+    default_message = "Unsupported request: Change tracking is not supported against 'microsoft.graph.message'."
+
+
+class InvalidUrlQuery(ODataQueryError):
+    """A query option delta on messages does not take, or takes only in one form."""
+
+    code = "ErrorInvalidUrlQuery"
+
+
+class BadSyncToken(GraphError):
+    """A $skiptoken or $deltatoken this service did not issue for the folder asked about."""  # fidelity: chosen
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(f"Badly formed token: {detail}")
+
+
+class SyncStateNotFound(GraphError):
+    """A state token the service can no longer answer: the client starts again without a token."""
+
+    status, code = 410, "SyncStateNotFound"
+
+    def __init__(self, generation: int, highest: int) -> None:
+        super().__init__(f"The sync state generation is not found; generation={generation};[highest={highest}].")
+
+
+class SyncStateInvalid(GraphError):
+    """A state token used with another id type than its round began with."""  # fidelity: chosen
+
+    status, code = 410, "SyncStateInvalid"

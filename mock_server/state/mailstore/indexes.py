@@ -94,6 +94,10 @@ class SortedIndex:
         if self._by_key.pop(key, None) is not None:
             del self._keys[bisect.bisect_left(self._keys, key)]
 
+    def position_after(self, key: tuple[float, int]) -> int:
+        """The position of the first message sorted after `key` (which need not be in the index any more)."""
+        return bisect.bisect_right(self._keys, key)
+
     def slice(self, start: int, stop: int) -> list[Message]:
         return [self._by_key[k] for k in self._keys[start:stop]]
 

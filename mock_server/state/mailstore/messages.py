@@ -111,6 +111,8 @@ class Message:
     change_key: str = field(default_factory=new_change_key)
     _key: tuple[float, int] | None = field(default=None, repr=False)  # index_key() while in the indexes
     _sent_key: tuple[Any, ...] | None = field(default=None, repr=False)
+    _change: int = field(default=0, repr=False)  # its latest change in its folder (changes.ChangeLog); 0 if none
+    _entered: int = field(default=0, repr=False)  # the change that brought it into its folder
 
     @property
     def body_preview(self) -> str:

@@ -13,6 +13,7 @@ from m365_mock.ids import new_uuid, random_bytes
 from m365_mock.state.directory import Mailbox
 from m365_mock.state.mailstore import listing
 from m365_mock.state.mailstore.attachments import Attachment, counts_as_attachment, is_wellformed_attachment_id
+from m365_mock.state.mailstore.changes import ChangeLog
 from m365_mock.state.mailstore.indexes import EQUALITY_FIELDS, VALUE_FIELDS, SortedIndex, ValueEntry, _note_changed
 from m365_mock.state.mailstore.listing import NEWEST, Page, Selection
 from m365_mock.state.mailstore.messages import (
@@ -136,6 +137,7 @@ class MailboxStore:
         # Per field, what a reader derives from all its distinct values (a search keeps them joined there). While
         # a reader keeps anything there, every value that appears afterwards is added to its "created" list.
         self.value_caches: dict[str, dict[str, Any]] = {name: {} for name in VALUE_FIELDS}
+        self.changes = ChangeLog()  # what message delta reads; a new store starts a new log (new epoch)
         if folders is not None:
             for folder in folders:
                 self._attach(folder)
@@ -295,6 +297,7 @@ class MailboxStore:
             self.all.add(message)
             if not message.is_read:
                 self.unread.add(message)
+        self.changes.entered(message)
         if self.journal is not None:
             self.journal.message_changed(self.key, message)
 
@@ -315,6 +318,7 @@ class MailboxStore:
                 in_view.extend(batch)
         self.all.extend(in_view)
         self.unread.extend(m for m in in_view if not m.is_read)
+        self.changes.entered_many(messages)
         if self.journal is not None:
             for message in messages:
                 self.journal.message_changed(self.key, message)
@@ -332,6 +336,7 @@ class MailboxStore:
         for index in (folder.all, self.all, folder.unread, self.unread):
             index.discard(message)
         self._unindex_values(message)
+        self.changes.left(message, -(message._key or message.index_key())[0])
         message._key = None
 
     def update_message(self, key: str, changes: Callable[[Message], None]) -> Message:
