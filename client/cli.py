@@ -90,6 +90,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--save-mime", metavar="DIR", help="save each listed message's MIME ($value) as DIR/<internetMessageId>.eml"
     )
 
+    sync = verbs.add_parser(
+        "sync", parents=[common], help="one delta round of a folder: what changed since the last run (--state)"
+    )
+    sync.add_argument("--mailbox", required=True, help="mailbox address (UPN) or id")
+    sync.add_argument("--folder", default="inbox", help="folder: well-known name or id (inbox)")
+    sync.add_argument(
+        "--state",
+        required=True,
+        metavar="FILE",
+        help="file keeping the deltaLink between runs",
+    )
+    sync.add_argument("--json", action="store_true", help="print the changes as JSON instead of a table")
+
     send = verbs.add_parser("send", parents=[common], help="send a message as a mailbox")
     send.add_argument("--from", dest="sender", required=True, help="mailbox to send as")
     send.add_argument("--to", action="append", required=True, help="recipient (repeatable)")
@@ -273,7 +286,50 @@ def cmd_send(args: argparse.Namespace, settings: ClientSettings, out: TextIO) ->
     return 0
 
 
-COMMANDS = {"token": cmd_token, "folders": cmd_folders, "fetch": cmd_fetch, "send": cmd_send}
+def cmd_sync(args: argparse.Namespace, settings: ClientSettings, out: TextIO) -> int:
+    """A delta round from the deltaLink in --state (or from the start), the new link written back only after the
+    whole round came in, so an interrupted round is run again, never skipped."""
+    from m365_mock.client.mail import MailClient
+
+    state = Path(args.state).expanduser()
+    link = _read_state(state, args.mailbox, args.folder)
+    with MailClient(settings) as mail:
+        changes, new_link = mail.sync(args.mailbox, args.folder, link)
+    record = {"mailbox": args.mailbox, "folder": args.folder, "deltaLink": new_link}
+    try:
+        state.parent.mkdir(parents=True, exist_ok=True)
+        temporary = state.with_name(state.name + ".tmp")
+        temporary.write_text(json.dumps(record, indent=2) + "\n")
+        temporary.replace(state)
+    except OSError as exc:
+        raise ConfigError(f"--state {args.state}: cannot write it ({exc.strerror})") from None
+    if args.json:
+        print(json.dumps(changes, indent=2), file=out)
+    else:
+        rows = [["removed" if "@removed" in m else "changed", _received(m), _sender(m), _subject(m)] for m in changes]
+        _table(rows, ["change", "received", "from", "subject"], out)
+    return 0
+
+
+def _read_state(state: Path, mailbox: str, folder: str) -> str | None:
+    """The deltaLink a previous run kept for this mailbox and folder; None for a first run (no file)."""
+    if not state.exists():
+        return None
+    try:
+        record = json.loads(state.read_text())
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"--state {state}: not a state file this command wrote ({exc})") from None
+    if not isinstance(record, dict) or not isinstance(record.get("deltaLink"), str):
+        raise ConfigError(f"--state {state}: not a state file this command wrote (no deltaLink)")
+    if (record.get("mailbox"), record.get("folder")) != (mailbox, folder):
+        raise ConfigError(
+            f"--state {state} keeps the round of {record.get('mailbox')} {record.get('folder')}, "
+            f"not of {mailbox} {folder}"
+        )
+    return str(record["deltaLink"])
+
+
+COMMANDS = {"token": cmd_token, "folders": cmd_folders, "fetch": cmd_fetch, "sync": cmd_sync, "send": cmd_send}
 
 
 def main(args: argparse.Namespace, *, out: TextIO | None = None, err: TextIO | None = None) -> int:

@@ -371,3 +371,25 @@ class MailClient:
         """One JSON batch (`POST /$batch`, at most 20 requests with relative URLs); the inner responses."""
         answer = self.request("POST", f"{self.settings.graph_url}/$batch", json={"requests": requests})
         return list(answer.json()["responses"])
+
+    def sync(
+        self, mailbox: str, folder: str = "inbox", delta_link: str | None = None, *, page_size: int | None = None
+    ) -> tuple[list[dict[str, Any]], str]:
+        """One delta round of a folder: every page, from `delta_link` (the last round's) or from the start.
+
+        Returns the changes (messages created or updated since the last round, and `{"id", "@removed"}` for those
+        deleted or moved out) and the `@odata.deltaLink` to keep for the next round.
+        """
+        url = delta_link or self.url(mailbox, "mailFolders", folder, "messages") + "/delta"
+        headers = {"Prefer": f"odata.maxpagesize={page_size}"} if page_size and not delta_link else None
+        changes: list[dict[str, Any]] = []
+        while True:
+            page = self.request("GET", url, headers=headers).json()
+            changes.extend(page.get("value", []))
+            if page.get("@odata.nextLink"):
+                url = page["@odata.nextLink"]
+                continue
+            link = page.get("@odata.deltaLink")
+            if not link:
+                raise GraphError(0, "NoDeltaLink", f"the last page of {url} has neither a nextLink nor a deltaLink")
+            return changes, str(link)

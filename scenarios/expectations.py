@@ -135,6 +135,15 @@ def _statuses(wanted: list[int], outcome: Outcome) -> list[str]:
     return [] if outcome.statuses == wanted else [f"statuses {outcome.statuses} (expected {wanted})"]
 
 
+def _changed(wanted: list[str], outcome: Outcome) -> list[str]:
+    got = sorted(str(s) for s in _subjects(outcome))
+    return [] if got == sorted(wanted) else [f"changed {got} (expected {sorted(wanted)})"]
+
+
+def _removed(wanted: int, outcome: Outcome) -> list[str]:
+    return [] if outcome.removed == wanted else [f"removed {outcome.removed} (expected {wanted})"]
+
+
 CHECKS: dict[str, Callable[[Any, Outcome], list[str]]] = {
     "count": _count,
     "count_at_least": _count_at_least,
@@ -150,6 +159,8 @@ CHECKS: dict[str, Callable[[Any, Outcome], list[str]]] = {
     "attachments": _attachments,
     "intact": _intact,
     "statuses": _statuses,
+    "changed": _changed,
+    "removed": _removed,
 }
 
 

@@ -138,6 +138,12 @@ _EXPECT: dict[str, Any] = {
         "attachments": {"type": "array", "items": {"type": "string"}, "description": "download: names, in order"},
         "intact": {"type": "boolean", "description": "download: every attachment is byte for byte as it went in"},
         "statuses": {"type": "array", "items": {"type": "integer"}, "description": "batch: inner statuses, in order"},
+        "changed": {
+            "type": "array",
+            "items": {"type": "string"},
+            "description": "sync: subjects of the messages created or changed (any order), each once",
+        },
+        "removed": {"type": "integer", "minimum": 0, "description": "sync: number of messages reported removed"},
     },
 }
 

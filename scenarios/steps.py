@@ -48,6 +48,7 @@ class Outcome:
     log: list[dict[str, Any]] = field(default_factory=list)
     attachments: list[dict[str, Any]] = field(default_factory=list)  # download: name, size, intact, inline
     statuses: list[int] = field(default_factory=list)  # batch: the inner answers' statuses, in request order
+    removed: int | None = None  # sync: messages reported removed
     note: str = ""
 
 
@@ -255,6 +256,22 @@ def batch(world: World, o: dict[str, Any]) -> Outcome:
     return Outcome(statuses=statuses, note=f"$batch of {len(requests)}: statuses {statuses}")
 
 
+def sync(world: World, o: dict[str, Any]) -> Outcome:
+    """One delta round of the folder (default inbox), from where this app's last `sync` of it ended; the changes
+    (created or updated messages, and removals) for `expect.changed` and `expect.removed`."""
+    _, mail = world.daemon(o)
+    folder = o.get("folder", "inbox")
+    key = (world.app(o.get("as"))["app_id"], o["mailbox"].lower(), folder.lower())
+    changes, world.delta_links[key] = call(mail.sync, o["mailbox"], folder, world.delta_links.get(key))
+    changed = [m for m in changes if "@removed" not in m]
+    return Outcome(
+        messages=changed,
+        count=len(changed),
+        removed=len(changes) - len(changed),
+        note=f"{len(changed)} created or changed, {len(changes) - len(changed)} removed",
+    )
+
+
 def admin(world: World, o: dict[str, Any]) -> Outcome:
     """An admin action between daemon steps (filling its placeholders again changes nothing)."""
     from m365_mock.scenarios.actions import run_setup
@@ -273,6 +290,7 @@ STEPS: dict[str, StepKind] = {
     "download": StepKind(download, ("mailbox", "subject"), ("folder",)),
     "reply": StepKind(reply, ("mailbox", "subject"), ("folder", "body", "attachments")),
     "batch": StepKind(batch, ("mailboxes",)),
+    "sync": StepKind(sync, ("mailbox",), ("folder",)),
     "wait_for_delivery": StepKind(wait_for_delivery, ("mailbox", "subject"), ("folder", "timeout")),
     "process": StepKind(process, ("mailbox",), ("folder", "mark_read", "move_to", "top")),
     "folder": StepKind(folder, ("mailbox",), ("folder",)),

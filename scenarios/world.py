@@ -43,6 +43,8 @@ class World:
     admin: ControlClient = field(init=False, repr=False)  # the control API, acting on this tenant
     # Attachment name -> SHA-256 of the bytes the scenario put into mail (delivered or sent), for `download`.
     attachment_hashes: dict[str, str] = field(default_factory=dict)
+    # (app id, mailbox, folder) -> the deltaLink the last `sync` step of that app ended with.
+    delta_links: dict[tuple[str, str, str], str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.admin = self.target.client.for_tenant(self.tenant_id)

@@ -200,3 +200,21 @@ def test_main_with_parsed_arguments(emu: RunningEmulator, control: Control, monk
     )
     assert main(args, out=out, err=err) == 1
     assert err.getvalue().startswith("error: ErrorInvalidUser: The requested user 'ghost@contoso.onmicrosoft.com'")
+
+
+def test_sync_keeps_its_delta_link_between_runs(
+    emu: RunningEmulator, control: Control, home: Path, tmp_path: Path
+) -> None:
+    state = tmp_path / "sync" / "billing.json"
+    args = ["sync", "--mailbox", BILLING, "--state", str(state), "--json", "--emulator", str(emu.state_dir)]
+    first = cli(home, *args)
+    assert first.returncode == 0, first.stderr
+    assert json.loads(state.read_text())["deltaLink"].startswith("https://")
+    control.add_mail(BILLING, subject="New since the last run")
+    second = cli(home, *args)
+    assert second.returncode == 0, second.stderr
+    assert [m["subject"] for m in json.loads(second.stdout)] == ["New since the last run"]
+    third = cli(home, *args)
+    assert third.returncode == 0 and json.loads(third.stdout) == []
+    other = cli(home, "sync", "--mailbox", SUPPORT, "--state", str(state), "--emulator", str(emu.state_dir))
+    assert other.returncode == 2 and "keeps the round of" in other.stderr

@@ -295,3 +295,24 @@ def test_mime_export(mail: MailClient) -> None:
     [arrived] = mail.messages(BILLING, folder="inbox", filter="subject eq 'MIME please'")
     raw = mail.mime(BILLING, arrived["id"])
     assert b"Subject: MIME please" in raw and arrived["internetMessageId"].encode() in raw
+
+
+# ---------------------------------------------------------------- delta sync
+
+
+def test_sync_reports_each_change_once_across_rounds(mail: MailClient, control: Control) -> None:
+    folder = mail.ensure_folder(BILLING, "Queue")
+    first, _ = mail.sync(BILLING, folder["id"])
+    assert first == []
+    _, link = mail.sync(BILLING, folder["id"])
+    [a, b] = [mail.move(BILLING, i, folder["id"]) for i in control.add_mail(BILLING, count=2)]
+    changes, link = mail.sync(BILLING, folder["id"], link)
+    assert sorted(m["id"] for m in changes) == sorted([a["id"], b["id"]])
+    mail.mark_read(BILLING, a["id"])
+    mail.move(BILLING, b["id"], "deleteditems")
+    changes, link = mail.sync(BILLING, folder["id"], link)
+    assert [(m["id"], "@removed" in m) for m in sorted(changes, key=lambda m: "@removed" in m)] == [
+        (a["id"], False),
+        (b["id"], True),
+    ]
+    assert mail.sync(BILLING, folder["id"], link)[0] == []

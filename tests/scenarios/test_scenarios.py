@@ -203,6 +203,18 @@ def batch_allowed_and_restricted(s: Scenario) -> None:
     assert 403 in batch.expect["statuses"] and 200 in batch.expect["statuses"]
 
 
+def delta_sync(s: Scenario) -> None:
+    rounds = steps(s, "sync")
+    assert len(rounds) == 3 and len({(r.options["mailbox"], r.options.get("folder")) for r in rounds}) == 1
+    delivered = [d["message"]["subject"] for d in setup_of(s, "deliver")]
+    assert sorted(rounds[0].expect["changed"]) == sorted(delivered) and rounds[0].expect["removed"] == 0
+    between = s.steps[s.steps.index(rounds[0]) + 1 : s.steps.index(rounds[1])]
+    kinds = [step.do for step in between]
+    assert "admin" in kinds and "mark_read" in kinds and kinds.count("move") == 2, "new, changed, moved, deleted"
+    assert rounds[1].expect["removed"] == 2 and len(rounds[1].expect["changed"]) == 2
+    assert rounds[2].expect == {"changed": [], "removed": 0}, "each change once"
+
+
 SITUATIONS = {
     "01-restricted-mailbox": restricted_mailbox,
     "02-deny-access": deny_access,
@@ -218,6 +230,7 @@ SITUATIONS = {
     "12-attachments-intact": attachments_intact,
     "13-reply-with-large-attachment": reply_with_large_attachment,
     "14-batch-allowed-and-restricted": batch_allowed_and_restricted,
+    "15-delta-sync": delta_sync,
 }
 
 
@@ -279,7 +292,8 @@ def test_a_failing_setup_stops_the_scenario(target):
         (
             {"name": "x", "steps": [{"do": "dance"}]},
             "scenario: steps[0].do: expected 'token', 'fetch', 'read', 'mark_read', 'move', 'send', "
-            "'download', 'reply', 'batch', 'wait_for_delivery', 'process', 'folder', 'log' or 'admin', got 'dance'",
+            "'download', 'reply', 'batch', 'sync', "
+            "'wait_for_delivery', 'process', 'folder', 'log' or 'admin', got 'dance'",
         ),
         (
             {"name": "x", "steps": [{"do": "fetch", "mailbox": "a@b.example", "expect": {"count": "many"}}]},
