@@ -218,3 +218,31 @@ def test_message_value_needs_mail_read_and_follows_the_policy(graph_as, customer
     basic = graph_as("Mail.ReadBasic.All")
     response = basic.get(f"/users/{SUPPORT}/messages/{customer_mail.id}/$value")
     assert error_of(response)[:2] == (403, "ErrorAccessDenied")
+
+
+@pytest.mark.parametrize(
+    ("method", "tail", "payload"),
+    [
+        ("POST", "/messages", {"subject": "x"}),
+        ("POST", "/mailFolders/drafts/messages", {"subject": "x"}),
+        ("POST", "/messages/{id}/send", None),
+        ("POST", "/messages/{id}/reply", {"comment": "x"}),
+        ("POST", "/messages/{id}/replyAll", {"comment": "x"}),
+        ("POST", "/messages/{id}/forward", {"toRecipients": to(SUPPORT)}),
+        ("POST", "/messages/{id}/createReply", {}),
+        ("POST", "/messages/{id}/createReplyAll", {}),
+        ("POST", "/messages/{id}/createForward", {}),
+        ("POST", "/messages/{id}/permanentDelete", None),
+        ("GET", "/messages/{id}/$value", None),
+        ("GET", "/messages/{id}/attachments", None),
+        ("POST", "/messages/{id}/attachments/createUploadSession", {"AttachmentItem": {"name": "a", "size": 3000000}}),
+    ],
+)
+def test_every_compose_route_follows_the_access_policy(graph, admin, demo_app, deliver, method, tail, payload):
+    message = deliver(SALES)
+    admin.policy(demo_app.app_id, "cctr_sec_group@contoso.onmicrosoft.com")
+    path = f"/users/{SALES}" + tail.replace("{id}", message.id)
+    response = graph.request(method, path, json=payload) if payload is not None else graph.request(method, path)
+    status, code, text = error_of(response)
+    assert (status, code) == (403, "ErrorAccessDenied") and "[RAOP]" in text
+    assert [m["subject"] for m in folder(graph, SUPPORT, "inbox")] == []
