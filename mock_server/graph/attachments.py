@@ -21,6 +21,7 @@ from m365_mock.graph.routes import (
     authorize,
     graph_json,
     mailbox_request,
+    refuse_other_methods,
 )
 from m365_mock.identity.tokens import VerifiedToken
 from m365_mock.state.access import Operation
@@ -210,6 +211,15 @@ def create_upload_session(user: str, message_id: str, folder_id: str | None = No
         },
         201,
     )
+
+
+# `attachments/createUploadSession` stands where an attachment id could: other methods are 405, not a malformed id.
+refuse_other_methods("/users/<user>/messages/<message_id>/attachments/createUploadSession", "upload_session", ("POST",))
+refuse_other_methods(
+    "/users/<user>/mailFolders/<folder_id>/messages/<message_id>/attachments/createUploadSession",
+    "upload_session_in_folder",
+    ("POST",),
+)
 
 
 def upload_url(origin: str, session: UploadSession, message: Message, token: str) -> str:

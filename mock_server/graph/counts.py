@@ -7,18 +7,22 @@ number as `text/plain`, as Graph's `/$count` segment answers.
 
 from __future__ import annotations
 
-from flask import Response, request
+from flask import Response
 
-from m365_mock.graph import errors
 from m365_mock.graph.query import plan
-from m365_mock.graph.routes import LIST_OPTIONS, MailboxRequest, allow_query, authorize, find_folder, graph, list_query
+from m365_mock.graph.routes import (
+    LIST_OPTIONS,
+    MailboxRequest,
+    allow_query,
+    authorize,
+    find_folder,
+    list_query,
+    static_segment_route,
+)
 from m365_mock.state.access import Operation
 from m365_mock.state.mailstore import Folder
 
 COUNT_TYPE = "text/plain"
-# A `$count` segment is a static rule, so werkzeug tries it before `messages/<message_id>`; every method is routed
-# here, so that a PATCH or DELETE of `$count` is refused as a method, not read as a malformed message id.
-_METHODS = ["GET", "POST", "PATCH", "PUT", "DELETE"]
 
 
 def count_of(req: MailboxRequest, folder: Folder | None) -> Response:
@@ -31,19 +35,16 @@ def count_of(req: MailboxRequest, folder: Folder | None) -> Response:
     return Response(str(page.total), content_type=COUNT_TYPE)
 
 
-def _only_get(method: str) -> None:
-    if method != "GET":
-        raise errors.MethodNotAllowed()
-
-
-@graph.route("/users/<user>/messages/$count", methods=_METHODS)
 def count_messages(user: str) -> Response:
-    _only_get(request.method)
     return count_of(authorize(user, Operation.READ_BASIC), None)
 
 
-@graph.route("/users/<user>/mailFolders/<folder_id>/messages/$count", methods=_METHODS)
 def count_folder_messages(user: str, folder_id: str) -> Response:
-    _only_get(request.method)
     req = authorize(user, Operation.READ_BASIC)
     return count_of(req, find_folder(req, folder_id))
+
+
+static_segment_route("/users/<user>/messages/$count", "count_messages", count_messages)
+static_segment_route(
+    "/users/<user>/mailFolders/<folder_id>/messages/$count", "count_folder_messages", count_folder_messages
+)

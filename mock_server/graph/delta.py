@@ -29,8 +29,8 @@ from m365_mock.graph.routes import (
     authorize,
     bearer_token,
     find_folder,
-    graph,
     graph_page,
+    static_segment_route,
     wants_text_body,
 )
 from m365_mock.graph.serializers import message_fragment
@@ -88,11 +88,8 @@ def message_delta(user: str, folder_id: str) -> Response:
 
 
 for _number, _segment in enumerate(DELTA_SEGMENTS):
-    graph.add_url_rule(
-        f"/users/<user>/mailFolders/<folder_id>/messages/{_segment}",
-        endpoint=f"message_delta_{_number}",
-        view_func=message_delta,
-        methods=["GET"],
+    static_segment_route(
+        f"/users/<user>/mailFolders/<folder_id>/messages/{_segment}", f"message_delta_{_number}", message_delta
     )
 
 
@@ -103,11 +100,8 @@ def mailbox_messages_delta(user: str) -> Response:
 
 
 for _number, _segment in enumerate(DELTA_SEGMENTS):
-    graph.add_url_rule(
-        f"/users/<user>/messages/{_segment}",
-        endpoint=f"mailbox_messages_delta_{_number}",
-        view_func=mailbox_messages_delta,
-        methods=["GET"],
+    static_segment_route(
+        f"/users/<user>/messages/{_segment}", f"mailbox_messages_delta_{_number}", mailbox_messages_delta
     )
 
 

@@ -379,6 +379,33 @@ def message_page(req: MailboxRequest, folder: Folder | None, tail: str) -> tuple
 # ---------------------------------------------------------------- one message
 
 
+_OTHER_METHODS = ("GET", "POST", "PATCH", "PUT", "DELETE")
+
+
+def static_segment_route(rule: str, endpoint: str, view: Callable, methods: tuple[str, ...] = ("GET",)) -> None:
+    """Register a static segment where a message id could stand (`messages/$count`, `messages/delta`).
+
+    werkzeug tries a static rule before `messages/<message_id>`, but only for the methods it has; so every other
+    method gets a rule here too, answered as a method not allowed, never read as a malformed message id.
+    """
+    graph.add_url_rule(rule, endpoint=endpoint, view_func=view, methods=list(methods))
+    refuse_other_methods(rule, endpoint, methods)
+
+
+def refuse_other_methods(rule: str, endpoint: str, methods: tuple[str, ...]) -> None:
+    """405 for every method of `rule` but `methods`, ahead of any rule with a variable in that place."""
+    graph.add_url_rule(
+        rule,
+        endpoint=f"{endpoint}_not_allowed",
+        view_func=_method_not_allowed,
+        methods=[m for m in _OTHER_METHODS if m not in methods],
+    )
+
+
+def _method_not_allowed(**_: str) -> Response:
+    raise errors.MethodNotAllowed()
+
+
 def _message_routes(rule: str, **options: Any) -> Callable:
     """Register a message route both under /users/{u}/messages and /users/{u}/mailFolders/{f}/messages."""
 

@@ -286,3 +286,23 @@ def test_malformed_attachment_id(graph, deliver):
     message = deliver(SUPPORT)
     response = graph.get(f"/users/{SUPPORT}/messages/{message.id}/attachments/not-an-id")
     assert error_of(response) == (400, "ErrorInvalidIdMalformed", "Id is malformed.")
+
+
+@pytest.mark.parametrize(
+    ("method", "tail"),
+    [
+        ("GET", "/messages/{id}/attachments/createUploadSession"),
+        ("DELETE", "/messages/{id}/attachments/createUploadSession"),
+        ("PATCH", "/mailFolders/inbox/messages/delta"),
+        ("DELETE", "/messages/delta"),
+        ("PATCH", "/messages/$count"),
+    ],
+)
+def test_named_segments_refuse_other_methods_not_as_malformed_ids(graph, deliver, method, tail):
+    message = deliver(SUPPORT)
+    response = graph.request(method, f"/users/{SUPPORT}" + tail.replace("{id}", message.id))
+    assert error_of(response) == (
+        405,
+        "Request_BadRequest",
+        "Specified HTTP method is not allowed for the request target.",
+    )
