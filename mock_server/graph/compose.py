@@ -159,26 +159,27 @@ def send_draft(user: str, message_id: str, folder_id: str | None = None) -> Resp
     allow_query(req)
     _no_body(req, "send")
     draft = _message_in_scope(req, message_id, folder_id)
-    if not draft.is_draft:
-        raise errors.NotADraft()
+    now = current_emulator().mail.now()
+    own = recipient(req.mailbox.address, req.mailbox.display_name)
+
+    def sent(message: Message) -> None:
+        message.is_draft, message.sent, message.received = False, now, now
+        message.from_, message.sender = own, _clone(own)
+
+    # The draft is claimed under its mailbox's lock (checked, marked sent, moved to Sent Items), so two sends of
+    # it cannot both deliver; delivery itself takes the recipients' locks, after this one is released.
     with req.store.lock:
+        if not draft.is_draft:
+            raise errors.NotADraft()
         fields = draft.copy_fields()
-        fields["attachments"] = list(draft.attachments)
         _check_recipients(fields)
         _check_send_as(req, fields)
-        result = current_emulator().mail.send(req.token.tenant, req.mailbox, _sendable(fields), save_to_sent=False)
-        now = current_emulator().mail.now()
-
-        def sent(message: Message) -> None:
-            message.is_draft, message.sent, message.received = False, now, now
-            message.internet_message_id = result.internet_message_id
-            message.from_ = message.sender = recipient(req.mailbox.address, req.mailbox.display_name)
-
         try:
             req.store.update_message(draft.id, sent)
             req.store.move_message(draft.id, req.store.well_known["sentitems"])
         except ItemNotFound:
             raise errors.ItemNotFound() from None
+    current_emulator().mail.send(req.token.tenant, req.mailbox, _sendable(fields), save_to_sent=False)
     return Response(status=202)
 
 
