@@ -35,6 +35,7 @@ from m365_mock.web import (
     GRAPH_JSON_TYPE,
     REFUSAL,
     REQUEST_ID,
+    THROTTLE_RELEASE,
     TOKEN,
     is_graph_path,
     json_response,
@@ -81,7 +82,12 @@ class RequestEnvelope:
             answered.append(status)
             return start_response(status, headers, exc_info)
 
-        body = self.app(environ, with_ids)
+        try:
+            body = self.app(environ, with_ids)
+        finally:
+            release = environ.pop(THROTTLE_RELEASE, None)
+            if release is not None:
+                release()
         if graph:
             self.emulator.log.append(graph_log_record(self.emulator, environ, int(answered[-1][:3])))
         return body
@@ -134,7 +140,12 @@ def create_app(
         return json_response(
             body,
             status,
-            headers={"x-ms-request-id": body["trace_id"], "Cache-Control": "no-store, no-cache", "Pragma": "no-cache"},
+            headers={
+                "x-ms-request-id": body["trace_id"],
+                "Cache-Control": "no-store, no-cache",
+                "Pragma": "no-cache",
+                **exc.headers,
+            },
         )
 
     @app.errorhandler(graph_errors.GraphError)

@@ -17,6 +17,7 @@ from m365_mock.state.directory import Directory
 from m365_mock.state.mailstore import MailStore, OutboundMail
 from m365_mock.state.requestlog import RequestLog
 from m365_mock.state.tenantfile import LoadedWorld, MailboxContent, Settings, dump_world, load_world
+from m365_mock.state.throttling import Throttle
 from m365_mock.state.uploads import UploadSessions
 
 
@@ -46,11 +47,16 @@ class Emulator:
     uploads: UploadSessions = field(default_factory=UploadSessions)
     # Signs message delta's state tokens; made at start, so tokens of an earlier run are not this run's.
     delta_key: bytes = field(default_factory=lambda: secrets.token_bytes(32))
+    throttle: Throttle = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.throttle = Throttle(lambda: self.settings.throttling, self.clock.now)
 
     def load(self, world: LoadedWorld) -> None:
         """Make `world` the emulator's world: its tenants, settings, mail and outbound log; the log starts over."""
         self.mail.reset()
         self.uploads.clear()
+        self.throttle.clear()
         self.directory.replace_with(world.directory)
         self.settings.__dict__.update(world.settings.__dict__)
         self.issuer.lifetime = world.settings.token_lifetime

@@ -35,6 +35,8 @@ CLIENT_REQUEST_ID = "m365.client_request_id"
 TOKEN = "m365.token"
 DECISION = "m365.decision"
 ERROR_CODE = "m365.error_code"
+# What gives back a request's throttling concurrency slot; the request envelope calls it when the answer is made.
+THROTTLE_RELEASE = "m365.throttle_release"
 # The request id of the $batch an inner request belongs to, for its request-log record.
 BATCH_REQUEST_ID = "m365.batch_request_id"
 

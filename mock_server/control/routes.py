@@ -12,7 +12,7 @@ from typing import Any
 
 from flask import Response, request
 
-from m365_mock.clock import iso_z
+from m365_mock.clock import from_microseconds, iso_exact, iso_z, microseconds
 from m365_mock.control import errors
 from m365_mock.control import schemas as s
 from m365_mock.control.api import ADMIN_HEADER, Query, control, route
@@ -26,6 +26,7 @@ from m365_mock.state.mailstore.attachments import counts_as_attachment
 from m365_mock.state.mailstore.mime import MimeError, read_mime
 from m365_mock.state.tenantfile import ConfigError, dump_world, load_world
 from m365_mock.state.tenantfile.schema import SCHEMA
+from m365_mock.state.throttling import CONCURRENCY_SCOPES, ThrottlingSettings
 from m365_mock.web import current_emulator, json_response
 
 __all__ = ["ADMIN_HEADER", "control"]
@@ -37,6 +38,20 @@ SETTINGS_FIELDS = {
     "tokenLifetime": "token_lifetime",
     "propagationDelay": "propagation_delay",
     "nestedGroupMembership": "nested_group_membership",
+    "throttling": "throttling",
+}
+# The control API's names of the throttling limits -> ThrottlingSettings' fields.
+THROTTLING_FIELDS = {
+    "enabled": "enabled",
+    "mailboxRequests": "mailbox_requests",
+    "mailboxWindow": "mailbox_window",
+    "uploadBytes": "upload_bytes",
+    "uploadWindow": "upload_window",
+    "mailboxConcurrency": "mailbox_concurrency",
+    "concurrencyScope": "concurrency_scope",
+    "appRequestsPerSecond": "app_requests_per_second",
+    "tokenRequests": "token_requests",
+    "tokenWindow": "token_window",
 }
 TIME_FIELDS = ("advance", "freeze", "resume", "reset")
 GENERATE_FIELDS = ("count", "seed", "unreadRatio", "folder")
@@ -297,7 +312,33 @@ def set_time() -> Response:
 
 def _settings_json() -> dict[str, Any]:
     settings = current_emulator().settings
-    return {name: getattr(settings, attr) for name, attr in SETTINGS_FIELDS.items()}
+    out = {name: getattr(settings, attr) for name, attr in SETTINGS_FIELDS.items() if name != "throttling"}
+    out["throttling"] = _throttling_json(settings.throttling)
+    return out
+
+
+def _throttling_json(limits: ThrottlingSettings) -> dict[str, Any]:
+    return {name: getattr(limits, attr) for name, attr in THROTTLING_FIELDS.items()}
+
+
+def _throttling_change(value: Any, current: ThrottlingSettings) -> ThrottlingSettings:
+    """The limits with the changes `value` gives; each checked, an unknown one refused."""
+    if not isinstance(value, dict):
+        raise errors.InvalidField("'throttling' must be an object of limits.")
+    unknown = set(value) - set(THROTTLING_FIELDS)
+    if unknown:
+        raise errors.UnknownField(f"Unknown throttling limits {sorted(unknown)}; known: {sorted(THROTTLING_FIELDS)}.")
+    changes: dict[str, Any] = {}
+    for name, given in value.items():
+        if name == "enabled":
+            bool_field(value, "enabled", True)
+        elif name == "concurrencyScope":
+            if given not in CONCURRENCY_SCOPES:
+                raise errors.InvalidField(f"'concurrencyScope' must be one of {list(CONCURRENCY_SCOPES)}.")
+        elif isinstance(given, bool) or not isinstance(given, int) or given < 1:
+            raise errors.InvalidField(f"'throttling.{name}' must be a whole number from 1.")
+        changes[THROTTLING_FIELDS[name]] = given
+    return current.changed(changes)
 
 
 @route("GET", "/settings", summary="The emulator's settings", tag="time and settings", answers={200: s.ref("Settings")})
@@ -308,7 +349,7 @@ def get_settings() -> Response:
 @route(
     "PATCH",
     "/settings",
-    summary="Change token lifetime, propagation delay or nested group membership",
+    summary="Change token lifetime, propagation delay, nested group membership or throttling limits",
     tag="time and settings",
     body=s.SETTINGS_CHANGE,
     answers={200: s.ref("Settings")},
@@ -327,10 +368,37 @@ def patch_settings() -> Response:
             value = payload[name]
             if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
                 raise errors.InvalidField(f"'{name}' must be a whole number of seconds from {low} to {high}.")
+    if "throttling" in payload:
+        payload["throttling"] = _throttling_change(payload["throttling"], emulator.settings.throttling)
     for name, value in payload.items():
         setattr(emulator.settings, SETTINGS_FIELDS[name], value)
     emulator.issuer.lifetime = emulator.settings.token_lifetime
     return json_response(_settings_json())
+
+
+@route(
+    "GET",
+    "/throttling",
+    summary="Throttling now: the limits, and each (app, mailbox) window's count, requests in flight, next reset",
+    tag="time and settings",
+    answers={200: s.ref("Throttling")},
+)
+def get_throttling() -> Response:
+    emulator = current_emulator()
+    rows = []
+    for tenant in emulator.directory.tenants:
+        addresses = {m.id: m.address for m in tenant.mailboxes.values()}
+        for row in emulator.throttle.snapshot(tenant.id):
+            reset = row["next_reset"]
+            rows.append(
+                {
+                    "tenant_id": tenant.id,
+                    **row,
+                    "mailbox": addresses.get(row["mailbox"], row["mailbox"]),
+                    "next_reset": None if reset is None else iso_exact(from_microseconds(microseconds(reset))),
+                }
+            )
+    return json_response({"limits": _throttling_json(emulator.settings.throttling), "value": rows})
 
 
 # ---------------------------------------------------------------- reset, export, import

@@ -146,7 +146,53 @@ SETTINGS_FIELDS = {
     },
     "nestedGroupMembership": {"type": "boolean", "description": "Group scopes include nested groups' members."},
 }
-SETTINGS = _closed(SETTINGS_FIELDS, list(SETTINGS_FIELDS))
+_WHOLE = {"type": "integer", "minimum": 1}
+THROTTLING_FIELDS = {
+    "enabled": {"type": "boolean", "description": "false turns every limit off."},
+    "mailboxRequests": {**_WHOLE, "description": "Requests per app and mailbox in a window (10000)."},
+    "mailboxWindow": {**_WHOLE, "description": "That window in seconds (600)."},
+    "uploadBytes": {**_WHOLE, "description": "PATCH/POST/PUT body bytes per app and mailbox in a window (150 MiB)."},
+    "uploadWindow": {**_WHOLE, "description": "That window in seconds (300)."},
+    "mailboxConcurrency": {**_WHOLE, "description": "Requests at once per app and mailbox (4)."},
+    "concurrencyScope": {"enum": ["mailbox", "app"], "description": "Count requests at once per mailbox or per app."},
+    "appRequestsPerSecond": {**_WHOLE, "description": "Graph requests per app a second (2000)."},
+    "tokenRequests": {**_WHOLE, "description": "Token requests per app in a window (200)."},
+    "tokenWindow": {**_WHOLE, "description": "That window in seconds (60)."},
+}
+SETTINGS_FIELDS = {
+    **SETTINGS_FIELDS,
+    "throttling": _closed(
+        THROTTLING_FIELDS, description="Throttling limits; a change gives only the limits it changes."
+    ),
+}
+SETTINGS = _closed(
+    {**SETTINGS_FIELDS, "throttling": _closed(THROTTLING_FIELDS, list(THROTTLING_FIELDS))}, list(SETTINGS_FIELDS)
+)
+
+THROTTLING_STATE = _closed(
+    {
+        "limits": _closed(THROTTLING_FIELDS, list(THROTTLING_FIELDS)),
+        "value": {
+            "type": "array",
+            "items": _closed(
+                {
+                    "tenant_id": {"type": "string"},
+                    "app_id": {"type": "string"},
+                    "mailbox": {"type": "string", "description": "The mailbox's address."},
+                    "requests": {"type": "integer", "description": "Requests in the current window."},
+                    "upload_bytes": {"type": "integer", "description": "Body bytes in the current upload window."},
+                    "in_flight": {"type": "integer", "description": "Requests being answered now."},
+                    "next_reset": {
+                        "type": ["string", "null"],
+                        "description": "When the oldest counted request leaves the window (emulator time).",
+                    },
+                },
+                ["tenant_id", "app_id", "mailbox", "requests", "upload_bytes", "in_flight", "next_reset"],
+            ),
+        },
+    },
+    ["limits", "value"],
+)
 
 CREATED_MESSAGES = _closed(
     {
@@ -227,6 +273,7 @@ ANSWERS: dict[str, dict[str, Any]] = {
     "LogRecord": LOG_RECORD,
     "Time": TIME,
     "Settings": SETTINGS,
+    "Throttling": THROTTLING_STATE,
     "CreatedMessages": CREATED_MESSAGES,
     "TenantFile": _from_tenant_file(_TENANT_FILE),
 }

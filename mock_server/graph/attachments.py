@@ -17,6 +17,7 @@ from m365_mock.graph.routes import (
     MailboxRequest,
     _message_in_scope,
     _message_routes,
+    admit,
     allow_query,
     authorize,
     graph_json,
@@ -251,6 +252,7 @@ def _session_of(mailbox_id: str, message_id: str, session_id: str) -> tuple[Uplo
     http.environ[TOKEN], http.environ[DECISION] = holder, req.decision
     if not req.decision.allowed:
         raise errors.AccessDenied(req.decision.message)
+    admit(emulator, req)
     try:
         message = req.store.message(session.message_id)
     except (MalformedId, ItemNotFound):

@@ -459,3 +459,39 @@ class SyncStateInvalid(GraphError):
     """A state token used with another id type than its round began with."""  # fidelity: chosen
 
     status, code = 410, "SyncStateInvalid"
+
+
+# ---------------------------------------------------------------- throttling
+
+
+class TooManyRequests(GraphError):
+    """Outlook's throttling of an app on a mailbox (requests or upload bytes in a window), with Retry-After."""
+
+    status, code = 429, "TooManyRequests"
+    default_message = "Please retry again later."
+
+    def __init__(self, retry_after: int, message: str | None = None) -> None:
+        super().__init__(message, headers={"Retry-After": str(retry_after)})
+
+    def body(self, *, request_id: str, client_request_id: str, now: datetime) -> dict[str, Any]:
+        return {
+            "error": {
+                "code": self.code,
+                "message": self.message,
+                "innerError": {
+                    "code": "429",
+                    "date": now.strftime("%Y-%m-%dT%H:%M:%S"),
+                    "message": "Please retry after",
+                    "request-id": request_id,
+                    "status": "429",
+                },
+            }
+        }
+
+
+class MailboxConcurrency(GraphError):
+    status, code = 429, "ApplicationThrottled"
+    default_message = "Application is over its MailboxConcurrency limit."
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(headers={"Retry-After": str(retry_after)})

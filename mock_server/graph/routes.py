@@ -30,9 +30,11 @@ from m365_mock.state.mailstore import (
     MalformedId,
     Message,
 )
+from m365_mock.state.throttling import CONCURRENCY, Throttled
 from m365_mock.web import (
     DECISION,
     GRAPH_JSON_TYPE,
+    THROTTLE_RELEASE,
     TOKEN,
     current_emulator,
     current_request,
@@ -118,7 +120,26 @@ def authorize(user: str, operation: Operation) -> MailboxRequest:
     http.environ[DECISION] = req.decision
     if not req.decision.allowed:
         raise errors.AccessDenied(req.decision.message)
+    admit(emulator, req)
     return req
+
+
+_UPLOAD_METHODS = frozenset({"PATCH", "POST", "PUT"})
+
+
+def admit(emulator: Emulator, req: MailboxRequest) -> None:
+    """Count the request against the app's limits on the mailbox (429 when over one); the request's concurrency
+    slot is given back by the request envelope when the answer is made."""
+    http = req.http
+    upload = (http.content_length or 0) if http.method in _UPLOAD_METHODS else 0
+    try:
+        release = emulator.throttle.admit_mailbox_request(req.token.tenant.id, req.token.app_id, req.mailbox.id, upload)
+    except Throttled as over:
+        if over.kind == CONCURRENCY:
+            raise errors.MailboxConcurrency(over.retry_after) from None
+        raise errors.TooManyRequests(over.retry_after) from None
+    if release is not None:
+        http.environ[THROTTLE_RELEASE] = release
 
 
 def allow_query(req: MailboxRequest, *names: str) -> None:

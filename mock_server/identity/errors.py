@@ -21,6 +21,7 @@ class AadstsError(Exception):
 
     def __init__(self, **fields: Any) -> None:
         self.description = self.template.format(**fields)
+        self.headers: dict[str, str] = {}
         super().__init__(self.message)
 
     @property
@@ -235,3 +236,17 @@ class MalformedRequest(AadstsError):
 
     status, error, code = 400, "invalid_request", 0
     template = "{detail}"
+
+
+class TokenRequestsThrottled(AadstsError):
+    """The app asked for tokens too often (Entra answers client credentials with 429 and `Retry-After`)."""
+
+    status, error, code = 429, "temporarily_unavailable", 0  # fidelity: chosen (the body is not documented)
+    template = (
+        "Too many token requests for app '{app_id}': the limit is {limit}. Retry after {retry_after} seconds, and "
+        "keep the token until it nears its expiry instead of asking for a new one."
+    )
+
+    def __init__(self, *, app_id: str, limit: str, retry_after: int) -> None:
+        super().__init__(app_id=app_id, limit=limit, retry_after=retry_after)
+        self.headers = {"Retry-After": str(retry_after)}

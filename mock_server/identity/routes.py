@@ -23,6 +23,7 @@ from m365_mock.identity.tokens import (
     sts_issuer,
 )
 from m365_mock.state.directory import Application, Tenant
+from m365_mock.state.throttling import Throttled
 from m365_mock.web import current_emulator, current_request, json_response, origin_of, request_origin
 
 identity = Blueprint("identity", __name__)
@@ -154,6 +155,10 @@ def client_credentials_grant(req: TokenRequest) -> tuple[IssuedToken, Resource]:
         raise errors.ApplicationNotFound(app_id=client_id, tenant=req.tenant_segment)
     if not app.enabled:
         raise errors.ApplicationDisabled(app_id=app.app_id, name=app.display_name)
+    try:
+        req.emulator.throttle.admit_token_request(req.tenant.id, app.app_id)
+    except Throttled as over:
+        raise errors.TokenRequestsThrottled(app_id=app.app_id, limit=over.limit, retry_after=over.retry_after) from None
     appidacr = _authenticate_client(req, app)
     return req.emulator.issuer.issue(req.tenant, app, resource.audience, appidacr), resource
 

@@ -7,9 +7,16 @@ from collections import Counter
 
 import pytest
 
+from m365_mock.state.throttling import ThrottlingSettings
 from tests.helpers import GraphClient
 
 pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(autouse=True)
+def no_throttling(emulator):
+    """These tests are about state under many threads at once; Outlook's 4-at-once limit is tested on its own."""
+    emulator.settings.throttling = ThrottlingSettings(enabled=False)
 MAILBOXES = ["support@contoso.onmicrosoft.com", "sales@contoso.onmicrosoft.com", "billing@contoso.onmicrosoft.com"]
 
 

@@ -34,6 +34,7 @@ from m365_mock.state.mailstore import MailboxStore, OutboundMail
 from m365_mock.state.tenantfile.problems import ConfigError, from_message, refusal
 from m365_mock.state.tenantfile.source import Source, decode, find_places, one_line, parse
 from m365_mock.state.tenantfile.validate import NO_FILES, problems
+from m365_mock.state.throttling import ThrottlingSettings
 
 ID_NAMESPACE = uuid.UUID("6d1f3a52-8c1e-4a4f-9b57-0d3f6e2b9a10")
 SECRET_ALPHABET = string.ascii_letters + string.digits + "_-.~"
@@ -56,15 +57,19 @@ class Settings:
     propagation_delay: int = 0
     nested_group_membership: bool = True
     persist: bool = False
+    throttling: ThrottlingSettings = field(default_factory=ThrottlingSettings)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "token_lifetime": self.token_lifetime,
             "max_body_bytes": self.max_body_bytes,
             "propagation_delay": self.propagation_delay,
             "nested_group_membership": self.nested_group_membership,
             "persist": self.persist,
         }
+        if self.throttling != ThrottlingSettings():
+            data["throttling"] = self.throttling.to_dict()
+        return data
 
 
 @dataclass
@@ -290,7 +295,10 @@ class TenantFileReader:
         return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
     def settings(self, data: dict[str, Any] | None) -> Settings:
-        return Settings(**(data or {}))
+        values = dict(data or {})
+        if "throttling" in values:
+            values["throttling"] = ThrottlingSettings(**(values["throttling"] or {}))
+        return Settings(**values)
 
     def tenant(self, item: dict[str, Any], where: str) -> Tenant:
         domains = [str(d).strip().lower() for d in item["domains"]]

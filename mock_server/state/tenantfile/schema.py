@@ -51,6 +51,28 @@ def _object(description: str, properties: dict[str, Any], required: list[str] | 
 
 _ADDRESS = {"type": "string", "format": "email", "pattern": r"\S"}
 
+_WHOLE = {"type": "integer", "minimum": 1}
+THROTTLING = _object(
+    "Throttling: the limits Outlook and Entra apply (defaults: the documented ones); `enabled: false` turns "
+    "them all off. Scale them down in tests (e.g. 20 requests per 60 s) instead of waiting ten minutes.",
+    {
+        "enabled": {"type": "boolean", "description": "Default true."},
+        "mailbox_requests": {**_WHOLE, "description": "Requests per app and mailbox in a window; default 10000."},
+        "mailbox_window": {**_WHOLE, "description": "That window, in seconds; default 600."},
+        "upload_bytes": {**_WHOLE, "description": "PATCH/POST/PUT body bytes per app and mailbox; default 150 MiB."},
+        "upload_window": {**_WHOLE, "description": "That window, in seconds; default 300."},
+        "mailbox_concurrency": {**_WHOLE, "description": "Requests at once per app and mailbox; default 4."},
+        "concurrency_scope": {
+            "enum": ["mailbox", "app"],
+            "description": "mailbox (default): 4 at once per app and mailbox; app: 4 at once per app, whatever the "
+            "mailboxes (the documentation has said both).",
+        },
+        "app_requests_per_second": {**_WHOLE, "description": "Graph requests per app a second; default 2000."},
+        "token_requests": {**_WHOLE, "description": "Token requests per app in a window; default 200."},
+        "token_window": {**_WHOLE, "description": "That window, in seconds; default 60."},
+    },
+)
+
 SETTINGS = {
     **_object(
         "Emulator-wide settings.",
@@ -82,6 +104,7 @@ SETTINGS = {
                 "description": "Keep the world (mail included) in the state folder across restarts, as "
                 "`serve --persist` does; default false.",
             },
+            "throttling": THROTTLING,
         },
     ),
     "type": ["object", "null"],
