@@ -766,3 +766,23 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
+
+# Throttling on, every limit counted but out of reach: a benchmark loads one mailbox and one app far beyond
+# Outlook's and Entra's limits; their cost stays in its figures, their 429s do not (throttling_cost.py weighs it).
+OUT_OF_REACH = {
+    "enabled": True,
+    "mailboxRequests": 10**9,
+    "uploadBytes": 10**12,
+    "mailboxConcurrency": 1000,
+    "appRequestsPerSecond": 10**9,
+    "tokenRequests": 10**9,
+}
+
+
+def limits_out_of_reach(emulator: Any) -> None:
+    """Set a started emulator's throttling limits OUT_OF_REACH through its control API."""
+    from m365_mock.tools.control_client import ControlClient
+
+    control = ControlClient(emulator.base_url, emulator.facts["admin_key"], ca_file=emulator.ca_file)
+    control.request("PATCH", "/settings", {"throttling": OUT_OF_REACH})

@@ -122,6 +122,7 @@ def served(sizes: list[int], rounds: int, changes: int) -> list[dict[str, Any]]:
     with tempfile.TemporaryDirectory(prefix="m365-bench-") as tmp:
         emulator = start_emulator(Path(tmp))
         try:
+            h.limits_out_of_reach(emulator)
             tenant = emulator.tenant["domains"][0]
             token = {"Authorization": f"Bearer {fetch_token(emulator)}"}
             admin_key = {"X-M365-Admin-Key": emulator.facts["admin_key"]}

@@ -121,6 +121,7 @@ def main(argv: list[str] | None = None) -> int:
             h.log("starting the emulator ...")
             emulator = start_emulator(state, "--threads", str(args.threads))
             servers.append(emulator)
+            h.limits_out_of_reach(emulator)  # 8 connections on one mailbox are over Outlook's 4 at once
             token = fetch_token(emulator)
             headers = {"Authorization": f"Bearer {token}"}
             target = h.Target(

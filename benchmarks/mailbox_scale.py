@@ -139,6 +139,7 @@ def served(sizes: list[int], queries: list[Query], requests: int) -> tuple[list[
     with tempfile.TemporaryDirectory(prefix="m365-bench-") as tmp:
         emulator = start_emulator(Path(tmp))
         try:
+            h.limits_out_of_reach(emulator)
             tenant = emulator.tenant["domains"][0]
             headers = {"Authorization": f"Bearer {fetch_token(emulator)}"}
             parts = urlsplit(emulator.base_url)

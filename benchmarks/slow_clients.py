@@ -27,7 +27,7 @@ from urllib.parse import urlencode
 if __package__ in (None, ""):  # run as `python benchmarks/slow_clients.py`: make `benchmarks` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks._harness import log
+from benchmarks._harness import limits_out_of_reach, log
 from m365_mock.tools.process import RunningEmulator, start_emulator
 
 REQUEST_TIMEOUT = 60.0
@@ -122,6 +122,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         if args.body_timeout is not None:
             extra += ["--body-timeout", str(args.body_timeout)]
         with start_emulator(Path(folder), *extra) as running:
+            limits_out_of_reach(running)
             sample(running, "token", 5)  # warm-up
             result: dict[str, Any] = {"threads": args.threads, "stalled_uploads": args.factor * args.threads}
             log("health and token requests with no stalled upload ...")

@@ -204,6 +204,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"error: the emulator did not start: {exc}", file=sys.stderr)
                 return 1
             servers.append(emulator)
+            h.limits_out_of_reach(emulator)
             h.log("starting the limit (bare signing route) ...")
             try:
                 limit = h.start_flask_app("benchmarks.tokens:limit_app", state, threads=args.threads, name="limit")
