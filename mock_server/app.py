@@ -75,11 +75,14 @@ class RequestEnvelope:
         client_request_id = environ.get("HTTP_CLIENT_REQUEST_ID") or request_id
         environ[REQUEST_ID], environ[CLIENT_REQUEST_ID] = request_id, client_request_id
         answered: list[str] = []
+        retry_after: list[str] = []
 
         def with_ids(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Callable:
             headers.append(("request-id", request_id))
             headers.append(("client-request-id", client_request_id))
             answered.append(status)
+            if status[:1] in ("4", "5"):
+                retry_after.extend(value for name, value in headers if name.lower() == "retry-after")
             return start_response(status, headers, exc_info)
 
         try:
@@ -89,7 +92,8 @@ class RequestEnvelope:
             if release is not None:
                 release()
         if graph:
-            self.emulator.log.append(graph_log_record(self.emulator, environ, int(answered[-1][:3])))
+            wait = int(retry_after[-1]) if retry_after and retry_after[-1].isdigit() else None
+            self.emulator.log.append(graph_log_record(self.emulator, environ, int(answered[-1][:3]), wait))
         return body
 
 
@@ -207,7 +211,9 @@ def _graph_equivalent(exc: HTTPException, path: str) -> graph_errors.GraphError:
     return graph_errors.BadRequest(exc.description or "Bad request.")
 
 
-def graph_log_record(emulator: Emulator, environ: dict[str, Any], status: int) -> LogRecord:
+def graph_log_record(
+    emulator: Emulator, environ: dict[str, Any], status: int, retry_after: int | None = None
+) -> LogRecord:
     """The request-log record of one Graph request, from what its route left in the environ."""
     query = environ.get("QUERY_STRING")
     path = environ.get("PATH_INFO", "")
@@ -222,6 +228,7 @@ def graph_log_record(emulator: Emulator, environ: dict[str, Any], status: int) -
         token=environ.get(TOKEN),
         access=environ.get(DECISION),
         error_code=environ.get(ERROR_CODE),
+        retry_after=retry_after,
         batch_request_id=environ.get(BATCH_REQUEST_ID),
     )
 

@@ -135,6 +135,39 @@ def _statuses(wanted: list[int], outcome: Outcome) -> list[str]:
     return [] if outcome.statuses == wanted else [f"statuses {outcome.statuses} (expected {wanted})"]
 
 
+def _throttled_at_least(wanted: int, outcome: Outcome) -> list[str]:
+    throttled = sum(1 for r in outcome.log if r["status"] == 429)
+    return [] if throttled >= wanted else [f"{throttled} throttled answers (429) (expected at least {wanted})"]
+
+
+def _retry_after_honoured(wanted: bool, outcome: Outcome) -> list[str]:
+    """After each answer with Retry-After, the same app's next request on the mailbox came no sooner (by the
+    emulator's clock, as the log records it)."""
+    from datetime import datetime
+
+    def at(record: dict[str, Any]) -> float:
+        return datetime.fromisoformat(record["time"].replace("Z", "+00:00")).timestamp()
+
+    early = []
+    for i, record in enumerate(outcome.log):
+        if record.get("retry_after") is None:
+            continue
+        after = next(
+            (r for r in outcome.log[i + 1 :] if (r["app_id"], r["mailbox"]) == (record["app_id"], record["mailbox"])),
+            None,
+        )
+        if after is not None and at(after) - at(record) < record["retry_after"]:
+            early.append(
+                f"{after['method']} {after['path']} {at(after) - at(record):.2f} s after a Retry-After of "
+                f"{record['retry_after']}"
+            )
+    if wanted and early:
+        return ["requests came before their Retry-After: " + "; ".join(early[:3])]
+    if not wanted and not early:
+        return ["every Retry-After was waited out (expected one that was not)"]
+    return []
+
+
 def _changed(wanted: list[str], outcome: Outcome) -> list[str]:
     got = sorted(str(s) for s in _subjects(outcome))
     return [] if got == sorted(wanted) else [f"changed {got} (expected {sorted(wanted)})"]
@@ -161,6 +194,8 @@ CHECKS: dict[str, Callable[[Any, Outcome], list[str]]] = {
     "statuses": _statuses,
     "changed": _changed,
     "removed": _removed,
+    "throttled_at_least": _throttled_at_least,
+    "retry_after_honoured": _retry_after_honoured,
 }
 
 

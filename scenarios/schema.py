@@ -137,13 +137,22 @@ _EXPECT: dict[str, Any] = {
         "decision_contains": {"type": "string", "description": "log: text every matching decision contains"},
         "attachments": {"type": "array", "items": {"type": "string"}, "description": "download: names, in order"},
         "intact": {"type": "boolean", "description": "download: every attachment is byte for byte as it went in"},
-        "statuses": {"type": "array", "items": {"type": "integer"}, "description": "batch: inner statuses, in order"},
+        "statuses": {
+            "type": "array",
+            "items": {"type": "integer"},
+            "description": "batch: inner statuses, in order; log: the matching records' statuses, oldest first",
+        },
         "changed": {
             "type": "array",
             "items": {"type": "string"},
             "description": "sync: subjects of the messages created or changed (any order), each once",
         },
         "removed": {"type": "integer", "minimum": 0, "description": "sync: number of messages reported removed"},
+        "throttled_at_least": {"type": "integer", "minimum": 0, "description": "log: at least this many 429 answers"},
+        "retry_after_honoured": {
+            "type": "boolean",
+            "description": "log: after each answer with Retry-After, the app's next request came no sooner",
+        },
     },
 }
 

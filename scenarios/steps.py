@@ -204,7 +204,7 @@ def log(world: World, o: dict[str, Any]) -> Outcome:
     """The request log's records, by mailbox, outcome and app (`as`, when given)."""
     app = world.app(o["as"])["app_id"] if "as" in o else None
     records = world.admin.log(mailbox=o.get("mailbox") or None, outcome=o.get("outcome") or None, app=app)
-    return Outcome(log=records, count=len(records))
+    return Outcome(log=records, count=len(records), statuses=[r["status"] for r in records])
 
 
 def download(world: World, o: dict[str, Any]) -> Outcome:

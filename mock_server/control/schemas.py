@@ -127,6 +127,7 @@ LOG_RECORD = _closed(
             "type": ["string", "null"],
             "description": "For a request sent inside a $batch, the request id of that $batch.",
         },
+        "retry_after": {"type": ["integer", "null"], "description": "The answer's Retry-After, in seconds."},
     },
     ["time", "request_id", "method", "path", "status", "outcome"],
 )

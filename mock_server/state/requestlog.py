@@ -46,6 +46,7 @@ class LogRecord:
     access: Decision | None
     error_code: str | None
     batch_request_id: str | None = None  # the $batch this request came in, if any
+    retry_after: int | None = None  # the answer's Retry-After (seconds), when it had one
     size: int = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -107,6 +108,7 @@ class LogRecord:
             "decision": self.decision,
             "error_code": self.error_code,
             "batch_request_id": self.batch_request_id,
+            "retry_after": self.retry_after,
         }
 
 

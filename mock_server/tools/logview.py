@@ -38,6 +38,7 @@ def format_records(records: list[dict[str, Any]]) -> str:
             f"{when}  {r['status']}  {r['outcome']:<7}  {who:<8}  {r.get('mailbox') or '-':<34}  "
             f"{r['method']} {r['path']}"
             + (f"  (in $batch {r['batch_request_id']})" if r.get("batch_request_id") else "")
+            + (f"  (Retry-After {r['retry_after']})" if r.get("retry_after") is not None else "")
         )
         if r.get("decision"):
             lines.append(f"          {r['decision']}")

@@ -32,6 +32,8 @@ def test_requests_over_the_window_get_429_with_retry_after_until_the_window_roll
     inner = refused.get_json()["error"]["innerError"]
     assert (inner["code"], inner["message"], inner["status"]) == ("429", "Please retry after", "429")
     assert inner["request-id"] == refused.headers["request-id"]
+    [record] = [r for r in emulator.log.query() if r.status == 429]
+    assert (record.retry_after, record.error_code, record.mailbox) == (40, "TooManyRequests", SUPPORT)
     assert graph.get(f"/users/{BILLING}/mailFolders/inbox/messages").status_code == 200, "another mailbox"
     clock.advance(40)
     assert graph.get(INBOX).status_code == 200, "the window rolled on the emulator's clock"

@@ -215,6 +215,28 @@ def delta_sync(s: Scenario) -> None:
     assert rounds[2].expect == {"changed": [], "removed": 0}, "each change once"
 
 
+def throttled_fetch_loop(s: Scenario) -> None:
+    [limits] = setup_of(s, "settings")
+    throttling = limits["throttling"]
+    [delivered] = setup_of(s, "deliver")
+    [loop] = steps(s, "process", mailbox=delivered["mailbox"], mark_read=True)
+    requests_needed = 1 + 2 * delivered["count"]  # a listing, then a PATCH and a move a message
+    assert requests_needed > throttling["mailboxRequests"], "the loop must run into the limit"
+    assert loop.expect == {"count": delivered["count"], "total": 0, "unread": 0}, "every message once"
+    [log] = steps(s, "log", mailbox=delivered["mailbox"])
+    assert log.expect == {"throttled_at_least": 1, "retry_after_honoured": True}
+
+
+def token_expires_mid_run(s: Scenario) -> None:
+    lifetime = 3599
+    [advance] = [step for step in s.steps if step.do == "admin"]
+    assert advance.options["action"]["advance"] > lifetime
+    fetches = steps(s, "fetch")
+    assert len(fetches) == 2 and s.steps.index(fetches[0]) < s.steps.index(advance) < s.steps.index(fetches[1])
+    [log] = steps(s, "log")
+    assert log.expect == {"statuses": [200, 401, 200]}, "one refusal, one renewal, then success"
+
+
 SITUATIONS = {
     "01-restricted-mailbox": restricted_mailbox,
     "02-deny-access": deny_access,
@@ -231,6 +253,8 @@ SITUATIONS = {
     "13-reply-with-large-attachment": reply_with_large_attachment,
     "14-batch-allowed-and-restricted": batch_allowed_and_restricted,
     "15-delta-sync": delta_sync,
+    "16-throttled-fetch-loop": throttled_fetch_loop,
+    "17-token-expires-mid-run": token_expires_mid_run,
 }
 
 
