@@ -21,6 +21,8 @@ def console(results: list[ScenarioResult], *, color: bool = False) -> str:
         for step in result.steps:
             sign = f"{green}ok{reset}  " if step.passed else f"{red}FAIL{reset}"
             lines.append(f"      {sign} {step.name}: {step.detail}")
+            if step.requests:
+                lines.append(f"           {step.requests}")
         if result.error:
             lines.append(f"      {red}FAIL{reset} {result.error}")
     passed = sum(r.passed for r in results)
@@ -53,7 +55,10 @@ def junit(results: list[ScenarioResult], path: str | Path, suite: str = "m365-mo
             failure = ET.SubElement(case, "failure", message=failed[0][:500], type="ScenarioFailure")
             failure.text = "\n".join(failed)
         out = ET.SubElement(case, "system-out")
-        out.text = "\n".join(f"{'ok' if s.passed else 'FAIL'} {s.name}: {s.detail}" for s in result.steps)
+        out.text = "\n".join(
+            f"{'ok' if s.passed else 'FAIL'} {s.name}: {s.detail}" + (f" [{s.requests}]" if s.requests else "")
+            for s in result.steps
+        )
     ET.indent(root)
     atomic_write(Path(path), ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n")
 

@@ -12,16 +12,17 @@ from __future__ import annotations
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import requests
 
 from m365_mock.scenarios.actions import run_setup
 from m365_mock.scenarios.expectations import check
 from m365_mock.scenarios.model import Scenario
-from m365_mock.scenarios.results import ScenarioResult, StepResult
+from m365_mock.scenarios.results import ScenarioResult, StepResult, describe_requests
 from m365_mock.scenarios.steps import perform
 from m365_mock.scenarios.target import EmulatorTarget, local_emulator
-from m365_mock.scenarios.world import ScenarioFailure, prepare
+from m365_mock.scenarios.world import ScenarioFailure, World, prepare
 from m365_mock.tools.control_client import ControlError, ControlUnavailable
 
 __all__ = ["EmulatorTarget", "ScenarioResult", "StepResult", "local_emulator", "run_scenario"]
@@ -54,12 +55,33 @@ def _run(target: EmulatorTarget, scenario: Scenario, workdir: Path, result: Scen
         return
     for step in scenario.steps:
         began = time.monotonic()
+        logged = _logged(world)
         try:
             outcome = perform(world, step)
             passed, detail = check(step, outcome)
         except Exception as exc:
             passed, detail = False, f"could not run: {_explain(exc)}"
-        result.steps.append(StepResult(step.name, passed, detail, time.monotonic() - began))
+        seconds = time.monotonic() - began
+        made = describe_requests(_since(world, logged)) if step.do != "log" else ""
+        result.steps.append(StepResult(step.name, passed, detail, seconds, made))
+
+
+def _logged(world: World) -> int | None:
+    """How many records the request log holds now (None when it cannot be read)."""
+    try:
+        return len(world.admin.log())
+    except (ControlError, ControlUnavailable, requests.RequestException):
+        return None
+
+
+def _since(world: World, logged: int | None) -> list[dict[str, Any]]:
+    """The request log's records after the first `logged`: what the step sent (its log is bounded at 10,000)."""
+    if logged is None:
+        return []
+    try:
+        return world.admin.log()[logged:]
+    except (ControlError, ControlUnavailable, requests.RequestException):
+        return []
 
 
 def _explain(exc: Exception) -> str:

@@ -433,3 +433,14 @@ def test_attachments_are_found_next_to_the_scenario_file(target, tmp_path):
     )
     result = run_scenario(target, load_scenario(path))
     assert result.passed, console([result])
+
+
+def test_the_report_shows_each_steps_requests_and_the_throttling_that_fired(target):
+    result = run_scenario(target, load_scenario(REPO / "scenarios" / "library" / "16-throttled-fetch-loop.yaml"))
+    assert result.passed, console([result])
+    [loop] = [step for step in result.steps if step.name == "1. process"]
+    assert re.fullmatch(r"\d+ requests: 200 x\d+, 201 x\d+, 429 x\d+; throttled \d+ \(Retry-After 1 s\)", loop.requests)
+    assert f"           {loop.requests}" in console([result]).splitlines()
+    denied = run_scenario(target, load_scenario(REPO / "scenarios" / "library" / "01-restricted-mailbox.yaml"))
+    [blocked] = [s for s in denied.steps if s.name == "sales@ (outside the group) is blocked by the policy"]
+    assert blocked.requests == "1 request: 403 x1"
