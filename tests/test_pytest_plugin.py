@@ -119,3 +119,28 @@ def test_deliver_with_attachments_and_deliver_mime(pytester: pytest.Pytester):
     )
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-q")
     result.assert_outcomes(passed=2)
+
+
+def test_throttling_limits_scaled_down_for_one_test(pytester: pytest.Pytester):
+    pytester.makepyfile(
+        test_throttled="""
+        import requests
+
+        SUPPORT = "support@contoso.onmicrosoft.com"
+
+        def test_the_third_request_in_a_minute_is_throttled(m365, m365_trust):
+            assert m365.throttle(mailboxRequests=2, mailboxWindow=60)["mailboxRequests"] == 2
+            session = requests.Session()
+            session.headers["Authorization"] = f"Bearer {m365.token()}"
+            url = f"{m365.graph_url}/users/{SUPPORT}/messages"
+            statuses = [session.get(url).status_code for _ in range(3)]
+            assert statuses == [200, 200, 429]
+            third = session.get(url)
+            assert third.json()["error"]["code"] == "TooManyRequests" and 1 <= int(third.headers["Retry-After"]) <= 60
+
+        def test_the_next_test_has_the_defaults_again(m365):
+            assert m365.control("GET", "/throttling")["limits"]["mailboxRequests"] == 10_000
+    """
+    )
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-q", "-p", "no:randomly")
+    result.assert_outcomes(passed=2)

@@ -204,8 +204,13 @@ class M365:
         self.api.advance(seconds)
 
     def settings(self, **values: Any) -> dict[str, Any]:
-        """Change settings (`tokenLifetime`, `propagationDelay`, `nestedGroupMembership`)."""
+        """Change settings (`tokenLifetime`, `propagationDelay`, `nestedGroupMembership`, `throttling`)."""
         return self.api.update_settings(**values)
+
+    def throttle(self, **limits: Any) -> dict[str, Any]:
+        """Change throttling limits, e.g. `m365.throttle(mailboxRequests=20, mailboxWindow=60)`; the test's reset
+        puts the defaults back. Returns the limits now in force."""
+        return self.api.update_settings(throttling=limits)["throttling"]
 
     # ------------------------------------------------------------ what happened
 
