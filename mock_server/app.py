@@ -11,6 +11,7 @@ from flask import Flask, Response, current_app, request
 from flask.globals import request_ctx
 from werkzeug.exceptions import HTTPException
 
+from m365_mock import faultpoint
 from m365_mock.clock import Clock
 from m365_mock.control import errors as control_errors
 from m365_mock.control.routes import control
@@ -32,6 +33,7 @@ from m365_mock.web import (
     CONTROL_PREFIX,
     DECISION,
     ERROR_CODE,
+    FAULT,
     GRAPH_JSON_TYPE,
     REFUSAL,
     REQUEST_ID,
@@ -54,7 +56,8 @@ class RequestEnvelope:
     client sent none) as headers on every response, errors included; for routing, rewrites Graph's key syntax
     `/mailFolders('Inbox')` to `/mailFolders/Inbox` and drops the empty segments of Graph paths (`//`), as
     Graph's URI parser does; and writes the request-log record of every Graph request, success or error, from
-    what the route left in the environ (the verified token, the access decision, the error code).
+    what the route left in the environ (the verified token, the access decision, the error code), and of every
+    other request a fault rule acted on, whose answer `faultpoint.finish` completes.
     """
 
     def __init__(self, app: Callable, emulator: Emulator) -> None:
@@ -74,27 +77,42 @@ class RequestEnvelope:
         client_request_id = environ.get("HTTP_CLIENT_REQUEST_ID") or request_id
         environ[REQUEST_ID], environ[CLIENT_REQUEST_ID] = request_id, client_request_id
         answered: list[str] = []
+        held: list[Any] = []
 
         def with_ids(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Callable:
             headers.append(("request-id", request_id))
             headers.append(("client-request-id", client_request_id))
             answered.append(status)
+            if FAULT in environ:
+                held[:] = (status, headers, exc_info)
+                return _no_write
             return start_response(status, headers, exc_info)
 
         body = self.app(environ, with_ids)
-        if graph:
+        if graph or held:
             self.emulator.log.append(graph_log_record(self.emulator, environ, int(answered[-1][:3])))
+        if held:
+            return faultpoint.finish(environ, (held[0], held[1], held[2]), body, start_response)
         return body
+
+
+def _no_write(data: bytes) -> None:
+    raise RuntimeError("the emulator does not support the WSGI write() callable")
 
 
 class EmulatorFlask(Flask):
     """Flask, raising the server front's refusal (if any) before anything else looks at the request: a
-    request the front could not read whole is answered for that, not for what a route's checks make of it."""
+    request the front could not read whole is answered for that, not for what a route's checks make of it.
+    Then the fault rules about method and path (faultpoint.py) have their say, before any route."""
 
     def preprocess_request(self) -> Any:
-        refusal = request_ctx.request.environ.get(REFUSAL)
+        environ = request_ctx.request.environ
+        refusal = environ.get(REFUSAL)
         if refusal is not None:
             raise refusal
+        emulator = self.extensions["m365"]
+        if emulator.faults.before_route:
+            faultpoint.before_route(emulator, environ)
         return super().preprocess_request()
 
 
@@ -200,6 +218,7 @@ def graph_log_record(emulator: Emulator, environ: dict[str, Any], status: int) -
     """The request-log record of one Graph request, from what its route left in the environ."""
     query = environ.get("QUERY_STRING")
     path = environ.get("PATH_INFO", "")
+    fault = environ.get(FAULT)
     if not path.isascii():  # WSGI's latin-1 text of the UTF-8 bytes, shown as the client wrote it
         path = path.encode("latin-1").decode("utf-8", "replace")
     return LogRecord(
@@ -207,11 +226,12 @@ def graph_log_record(emulator: Emulator, environ: dict[str, Any], status: int) -
         request_id=environ.get(REQUEST_ID, ""),
         method=environ["REQUEST_METHOD"],
         path=path + (f"?{query}" if query else ""),
-        status=status,
+        status=faultpoint.log_status(fault, status),
         token=environ.get(TOKEN),
         access=environ.get(DECISION),
-        error_code=environ.get(ERROR_CODE),
+        error_code=None if fault is not None and fault.close == "before" else environ.get(ERROR_CODE),
         batch_request_id=environ.get(BATCH_REQUEST_ID),
+        fault=fault,
     )
 
 
