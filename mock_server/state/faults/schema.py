@@ -61,7 +61,7 @@ FAULT: dict[str, Any] = {
             "read directory (the access decision's operations) or token (the token endpoint).",
         },
         "nth": _count("Act on the n-th matching request (with `times`, from it on); once unless every/times say more."),
-        "every": _count("Act on every k-th matching request (from `nth` on)."),
+        "every": _count("Act on every k-th matching request: the nth, nth + k, ... (nth defaults to k)."),
         "probability": {
             "type": "number",
             "exclusiveMinimum": 0,
