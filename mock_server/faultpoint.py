@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from m365_mock.faultwire import truncated_length
+from m365_mock.faultwire import bodiless, truncated_length
 from m365_mock.graph import errors as graph_errors
 from m365_mock.identity import errors as aad_errors
 from m365_mock.state.faults import Facts, FaultRule
@@ -162,11 +162,12 @@ def finish(
     if retry_after is not None:
         headers.append(("Retry-After", str(retry_after)))
     behind_front = FRONT in environ
-    if not rule.invalid_json and (behind_front or not rule.on_the_wire):
+    spoil = rule.invalid_json and not bodiless(int(status[:3]), environ["REQUEST_METHOD"])
+    if not spoil and (behind_front or not rule.on_the_wire):
         start_response(status, headers, exc_info)
         return body
     data = _joined(body)
-    if rule.invalid_json:
+    if spoil:
         data = data[: len(data) // 2] if len(data) > 1 else b"{"
         headers = [(k, v) for k, v in headers if k.lower() != "content-length"] + [("Content-Length", str(len(data)))]
     if behind_front:
@@ -197,7 +198,7 @@ def _without_front(
         time.sleep(rule.latency)
     if rule.close is not None:
         raise ConnectionAbortedError(f"fault rule '{rule.id}': the connection was closed without an answer")
-    if rule.truncate is not None:
+    if rule.truncate is not None and data:
         data = data[: truncated_length(rule.truncate, len(data))]
     start_response(status, headers, exc_info)
     if rule.trickle is not None:

@@ -28,6 +28,11 @@ _UNREADABLE = str(Path(__file__).resolve().parent)
 _DESCRIPTORS = ("/proc/self/fd", "/dev/fd")
 
 
+def bodiless(status: int, method: str) -> bool:
+    """Whether an answer has no body to cut, trickle or spoil (HTTP: 1xx, 204, 304, and any answer to HEAD)."""
+    return status < 200 or status in (204, 304) or method.upper() == "HEAD"
+
+
 def truncated_length(limit: int, size: int) -> int:
     """How much of a `size`-byte body a truncated answer carries: at most `limit`, and always less than all."""
     return max(0, min(limit, size - 1))
@@ -36,9 +41,11 @@ def truncated_length(limit: int, size: int) -> int:
 async def deliver(
     rule: FaultRule, scope: Any, protocol: Any, status: int, headers: list[tuple[str, str]], data: bytes
 ) -> None:
-    """Send the answer (status, headers, data) as `rule` has it: late, slowly, cut short, or not at all."""
+    """Send the answer (status, headers, data) as `rule` has it: late, slowly, cut short, or not at all (an answer
+    without a body is sent as it is, but for the latency and a close)."""
     if rule.latency is not None:
         await asyncio.sleep(rule.latency)
+    whole = bodiless(status, scope.method)
     with contextlib.suppress(RuntimeError):  # granian's ProtocolClosed: the client has gone
         if rule.close is not None:
             if not close_connection(scope):
@@ -46,6 +53,8 @@ async def deliver(
                 protocol.response_file(status, _without_length(headers), _UNREADABLE)
                 return
             protocol.response_empty(status, headers)
+        elif whole:
+            protocol.response_bytes(status, headers, data)
         elif rule.truncate is not None:
             await _truncated(protocol, status, headers, data, truncated_length(rule.truncate, len(data)))
         elif rule.trickle is not None:

@@ -289,6 +289,19 @@ def test_invalid_json_of_an_empty_answer(graph, fault):
     assert (response.status_code, response.get_data()) == (202, b"{")
 
 
+def test_an_answer_without_a_body_has_nothing_to_spoil(graph, fault, deliver):
+    message = deliver(SUPPORT, subject="Gone")
+    rule = fault(invalid_json=True, method="DELETE")
+    response = graph.delete(f"{MESSAGES}/{message.id}")
+    assert (response.status_code, response.get_data()) == (204, b"")
+    assert "Content-Length" not in response.headers or response.headers["Content-Length"] == "0"
+    assert emulator_of(graph).faults.counters(rule) == (1, 1, False)
+
+
+def emulator_of(graph):
+    return graph.client.application.extensions["m365"]
+
+
 def test_a_closed_connection_before_the_request_changes_nothing(graph, fault, emulator):
     rule = fault(close="before", operation="send")
     with pytest.raises(ConnectionAbortedError, match=f"fault rule '{rule.id}'"):
