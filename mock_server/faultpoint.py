@@ -29,7 +29,8 @@ from m365_mock.web import BATCH_REQUEST_ID, CONTROL_PREFIX, FAULT, FAULT_GATED, 
 
 if TYPE_CHECKING:
     from m365_mock.emulator import Emulator
-    from m365_mock.state.directory import Tenant
+    from m365_mock.identity.tokens import VerifiedToken
+    from m365_mock.state.directory import Mailbox, Tenant
 
 
 class FaultGraphError(graph_errors.GraphError):
@@ -124,6 +125,21 @@ def at_gate(
     rule = emulator.faults.match(rules, facts)
     if rule is not None:
         _act(environ, rule, facts)
+
+
+def at_mailbox_gate(
+    emulator: Emulator,
+    environ: dict[str, Any],
+    token: VerifiedToken,
+    operation: str,
+    user: str,
+    mailbox: Mailbox | None,
+) -> None:
+    """`at_gate` for a request on the mailbox `user` names (`mailbox`: what it resolved to, if anything)."""
+    address = mailbox.address if mailbox is not None else None
+    at_gate(
+        emulator, environ, tenant=token.tenant, app_id=token.app_id, operation=operation, user=user, address=address
+    )
 
 
 def _act(environ: dict[str, Any], rule: FaultRule, facts: Facts) -> None:

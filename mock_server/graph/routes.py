@@ -95,16 +95,7 @@ def mailbox_request(
     about the request's app, mailbox or operation are matched first."""
     mailbox = token.tenant.mailbox(user)
     if emulator.faults.at_gate:
-        address = mailbox.address if mailbox is not None else None
-        faultpoint.at_gate(
-            emulator,
-            http.environ,
-            tenant=token.tenant,
-            app_id=token.app_id,
-            operation=operation.label,
-            user=user,
-            address=address,
-        )
+        faultpoint.at_mailbox_gate(emulator, http.environ, token, operation.label, user, mailbox)
     if mailbox is None:
         raise errors.InvalidUser(user)
     decision = access.decide(
