@@ -82,10 +82,10 @@ def main(argv: list[str] | None = None) -> int:
                 emulator = start_emulator(state, "--threads", str(args.threads))
                 servers.append(emulator)
                 ca_file = emulator.ca_file
+                headers = {"Authorization": f"Bearer {fetch_token(emulator)}"}  # before a rule could act on it
                 control = ControlClient(emulator.base_url, emulator.facts["admin_key"], ca_file=ca_file)
                 for rule in rules:
                     control.add_fault(**rule)
-                headers = {"Authorization": f"Bearer {fetch_token(emulator)}"}
                 target = h.Target(name, emulator.base_url + PATH, method="GET", headers=headers)
                 target.server_pid = emulator.process.pid
                 target.note = f"{len(rules)} fault rules in force" if rules else "no fault rule"
