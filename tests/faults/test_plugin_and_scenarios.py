@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import yaml
 
 from m365_mock.scenarios.model import parse_scenario
 from m365_mock.scenarios.report import console
@@ -88,7 +89,7 @@ steps:
 def test_a_scenario_with_faults_in_its_setup(served):
     target = EmulatorTarget.from_connection(served.facts)
     try:
-        result = run_scenario(target, parse_scenario(__import__("yaml").safe_load(SCENARIO)))
+        result = run_scenario(target, parse_scenario(yaml.safe_load(SCENARIO)))
         report = console([result], color=False)
         assert result.passed, report
         assert "fault fault-1: throttle (429 TooManyRequests), Retry-After 0" in report
