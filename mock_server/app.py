@@ -11,6 +11,7 @@ from flask import Flask, Response, current_app, request
 from flask.globals import request_ctx
 from werkzeug.exceptions import HTTPException
 
+from m365_mock import faultpoint
 from m365_mock.clock import Clock
 from m365_mock.control import errors as control_errors
 from m365_mock.control.routes import control
@@ -32,6 +33,7 @@ from m365_mock.web import (
     CONTROL_PREFIX,
     DECISION,
     ERROR_CODE,
+    FAULT,
     GRAPH_JSON_TYPE,
     REFUSAL,
     REQUEST_ID,
@@ -55,7 +57,8 @@ class RequestEnvelope:
     client sent none) as headers on every response, errors included; for routing, rewrites Graph's key syntax
     `/mailFolders('Inbox')` to `/mailFolders/Inbox` and drops the empty segments of Graph paths (`//`), as
     Graph's URI parser does; and writes the request-log record of every Graph request, success or error, from
-    what the route left in the environ (the verified token, the access decision, the error code).
+    what the route left in the environ (the verified token, the access decision, the error code), and of every
+    other request a fault rule acted on, whose answer `faultpoint.finish` completes.
     """
 
     def __init__(self, app: Callable, emulator: Emulator) -> None:
@@ -76,6 +79,7 @@ class RequestEnvelope:
         environ[REQUEST_ID], environ[CLIENT_REQUEST_ID] = request_id, client_request_id
         answered: list[str] = []
         retry_after: list[str] = []
+        held: list[Any] = []
 
         def with_ids(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Callable:
             headers.append(("request-id", request_id))
@@ -83,6 +87,9 @@ class RequestEnvelope:
             answered.append(status)
             if status[:1] in ("4", "5"):
                 retry_after.extend(value for name, value in headers if name.lower() == "retry-after")
+            if FAULT in environ:
+                held[:] = (status, headers, exc_info)
+                return _no_write
             return start_response(status, headers, exc_info)
 
         try:
@@ -91,20 +98,31 @@ class RequestEnvelope:
             release = environ.pop(THROTTLE_RELEASE, None)
             if release is not None:
                 release()
-        if graph:
+        if graph or held:
             wait = int(retry_after[-1]) if retry_after and retry_after[-1].isdigit() else None
             self.emulator.log.append(graph_log_record(self.emulator, environ, int(answered[-1][:3]), wait))
+        if held:
+            return faultpoint.finish(environ, (held[0], held[1], held[2]), body, start_response)
         return body
+
+
+def _no_write(data: bytes) -> None:
+    raise RuntimeError("the emulator does not support the WSGI write() callable")
 
 
 class EmulatorFlask(Flask):
     """Flask, raising the server front's refusal (if any) before anything else looks at the request: a
-    request the front could not read whole is answered for that, not for what a route's checks make of it."""
+    request the front could not read whole is answered for that, not for what a route's checks make of it.
+    Then the fault rules about method and path (faultpoint.py) have their say, before any route."""
 
     def preprocess_request(self) -> Any:
-        refusal = request_ctx.request.environ.get(REFUSAL)
+        environ = request_ctx.request.environ
+        refusal = environ.get(REFUSAL)
         if refusal is not None:
             raise refusal
+        emulator = self.extensions["m365"]
+        if emulator.faults.before_route:
+            faultpoint.before_route(emulator, environ)
         return super().preprocess_request()
 
 
@@ -217,6 +235,7 @@ def graph_log_record(
     """The request-log record of one Graph request, from what its route left in the environ."""
     query = environ.get("QUERY_STRING")
     path = environ.get("PATH_INFO", "")
+    fault = environ.get(FAULT)
     if not path.isascii():  # WSGI's latin-1 text of the UTF-8 bytes, shown as the client wrote it
         path = path.encode("latin-1").decode("utf-8", "replace")
     return LogRecord(
@@ -224,12 +243,13 @@ def graph_log_record(
         request_id=environ.get(REQUEST_ID, ""),
         method=environ["REQUEST_METHOD"],
         path=path + (f"?{query}" if query else ""),
-        status=status,
+        status=faultpoint.log_status(fault, status),
         token=environ.get(TOKEN),
         access=environ.get(DECISION),
-        error_code=environ.get(ERROR_CODE),
+        error_code=None if fault is not None and fault.close == "before" else environ.get(ERROR_CODE),
         retry_after=retry_after,
         batch_request_id=environ.get(BATCH_REQUEST_ID),
+        fault=fault,
     )
 
 

@@ -356,7 +356,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     keeper = None
     if world_file is not None:
         restored = kept is not None
-        keeper = WorldKeeper(emulator.directory, emulator.settings, emulator.mail, world_file, restored=restored)
+        keeper = WorldKeeper(
+            emulator.directory, emulator.settings, emulator.mail, world_file, restored=restored, faults=emulator.faults
+        )
         if not restored:
             try:
                 keeper.write_now()  # the file holds the world before the first answer

@@ -14,6 +14,7 @@ from m365_mock.identity.keys import SigningKey
 from m365_mock.identity.tokens import TokenIssuer, TokenVerifier
 from m365_mock.state.content import seed_mailboxes
 from m365_mock.state.directory import Directory
+from m365_mock.state.faults import FaultBook
 from m365_mock.state.mailstore import MailStore, OutboundMail
 from m365_mock.state.requestlog import RequestLog
 from m365_mock.state.tenantfile import LoadedWorld, MailboxContent, Settings, dump_world, load_world
@@ -45,6 +46,7 @@ class Emulator:
     initial: tuple[dict[str, Any], list[MailboxContent]] = ((), [])  # type: ignore[assignment]
     initial_outbound: list[OutboundMail] = field(default_factory=list)
     uploads: UploadSessions = field(default_factory=UploadSessions)
+    faults: FaultBook = field(default_factory=FaultBook)
     # Signs message delta's state tokens; made at start, so tokens of an earlier run are not this run's.
     delta_key: bytes = field(default_factory=lambda: secrets.token_bytes(32))
     throttle: Throttle = field(init=False, repr=False)
@@ -53,7 +55,8 @@ class Emulator:
         self.throttle = Throttle(lambda: self.settings.throttling, self.clock.now)
 
     def load(self, world: LoadedWorld) -> None:
-        """Make `world` the emulator's world: its tenants, settings, mail and outbound log; the log starts over."""
+        """Make `world` the emulator's world: its tenants, settings, mail, outbound log and fault rules (counted
+        from zero); the log starts over."""
         self.mail.reset()
         self.uploads.clear()
         self.throttle.clear()
@@ -62,6 +65,7 @@ class Emulator:
         self.issuer.lifetime = world.settings.token_lifetime
         seed_mailboxes(self.mail, world.mail, self.mail.now())
         self.mail.restore_outbound(world.outbound)
+        self.faults.replace(world.faults)
         self.log.clear()
 
     def reset(self) -> None:
@@ -104,7 +108,8 @@ class Emulator:
             mail=MailStore(lambda: clock.now_datetime().replace(microsecond=0)),
             admin_key=admin_key or new_admin_key(),
             log=RequestLog(),
+            faults=FaultBook(world.faults),
         )
-        emulator.initial = (dump_world(world.directory, world.settings), list(world.mail))
+        emulator.initial = (dump_world(world.directory, world.settings, faults=world.faults), list(world.mail))
         emulator.initial_outbound = list(world.outbound)
         return emulator

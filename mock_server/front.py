@@ -34,7 +34,8 @@ from werkzeug.exceptions import (
     RequestURITooLarge,
 )
 
-from m365_mock.web import REFUSAL
+from m365_mock import faultwire
+from m365_mock.web import FAULT, FRONT, REFUSAL
 
 log = logging.getLogger("m365_mock.front")
 
@@ -214,6 +215,7 @@ class Front:
         if body is None:  # the client went away
             return
         environ["wsgi.input"] = io.BytesIO(body)
+        environ[FRONT] = True
         refusal = refusal or body_refusal
         if refusal is not None:
             environ[REFUSAL] = refusal
@@ -223,6 +225,10 @@ class Front:
         status, headers, data = await future
         if not complete and http1:
             headers = [*headers, ("Connection", "close")]
+        fault = environ.get(FAULT)
+        if fault is not None and fault.on_the_wire:
+            await faultwire.deliver(fault, scope, protocol, status, headers, data)
+            return
         with contextlib.suppress(RuntimeError):  # granian's ProtocolClosed: the client has gone
             protocol.response_bytes(status, headers, data)
 

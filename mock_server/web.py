@@ -39,6 +39,11 @@ ERROR_CODE = "m365.error_code"
 THROTTLE_RELEASE = "m365.throttle_release"
 # The request id of the $batch an inner request belongs to, for its request-log record.
 BATCH_REQUEST_ID = "m365.batch_request_id"
+# The fault rule acting on the request (faultpoint.py), and whether a gate has matched the request against them;
+# FRONT is set by the server front, which carries out what a rule does to the connection.
+FAULT = "m365.fault"
+FAULT_GATED = "m365.fault_gated"
+FRONT = "m365.front"
 
 
 def current_emulator() -> Emulator:

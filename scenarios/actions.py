@@ -86,6 +86,12 @@ def settings(world: World, changes: dict[str, Any]) -> str:
     return f"settings: {changes}"
 
 
+def fault(world: World, rule: dict[str, Any]) -> str:
+    """A fault rule put in force (docs/faults.md), from the next request on; the tenant's next import removes it."""
+    added = world.admin.add_fault(**world.fill(rule))
+    return f"fault {added['id']}: {added['action']}"
+
+
 def certificate(world: World, value: dict[str, str]) -> str:
     app = world.app(world.fill(value["app"]))
     world.make_certificate(app)
@@ -99,6 +105,7 @@ ACTIONS: dict[str, Callable[[World, Any], str]] = {
     "advance": advance,
     "settings": settings,
     "certificate": certificate,
+    "fault": fault,
 }
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from m365_mock.scenarios.steps import STEPS
+from m365_mock.state.faults.schema import FAULT
 
 # `do`'s values and the options each kind cannot do without (a step missing one is refused when the file is read):
 # both from the runner's table of step handlers, so the schema and the runner cannot disagree.
@@ -96,6 +97,11 @@ _ACTION_KINDS: dict[str, Any] = {
         "additionalProperties": False,
         "properties": {"app": {"type": "string"}},
         "description": "make a certificate for the app and upload it; steps with `credential: certificate` use it",
+    },
+    "fault": {
+        **FAULT,
+        "description": "put a fault rule in force (docs/faults.md), as POST /_m365/faults; {app_id:Name} works in "
+        "`app`",
     },
 }
 

@@ -182,6 +182,10 @@ class MemberNotFound(ControlError):
     status, code = 404, "MemberNotFound"
 
 
+class FaultNotFound(ControlError):
+    status, code = 404, "FaultNotFound"
+
+
 # ---------------------------------------------------------------- 405, 409, 413, 415
 
 
@@ -238,6 +242,10 @@ class MemberAlreadyExists(ControlError):
 
 class PolicyExists(ControlError):
     status, code = 409, "PolicyExists"
+
+
+class FaultExists(ControlError):
+    status, code = 409, "FaultExists"
 
 
 class ServicePrincipalInUse(ControlError):

@@ -32,6 +32,7 @@ PATH_PARAMETERS: dict[str, tuple[str, str]] = {
     "principal": ("A service principal: app id, object id or display name.", "Contact Center Connector"),
     "scope": ("A management scope's name.", "EMEA mailboxes"),
     "assignment": ("A role assignment's name.", "Application Mail.Read-Contact Center Connector"),
+    "fault": ("A fault rule's id.", "fault-1"),
 }
 STATUS_WORDS = {
     400: "The request is wrong",

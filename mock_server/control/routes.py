@@ -425,10 +425,10 @@ def reset() -> Response:
     answers={200: s.ref("TenantFile")},
 )
 def export() -> Response:
-    """Directory, rules, settings, each mailbox's mail and the outbound log. Importing it gives the same world, and
-    exporting that again the same bytes."""
+    """Directory, rules, settings, each mailbox's mail, the outbound log and the fault rules. Importing it gives the
+    same world (fault rules counted from zero), and exporting that again the same bytes."""
     emulator = current_emulator()
-    return json_response(dump_world(emulator.directory, emulator.settings, emulator.mail))
+    return json_response(dump_world(emulator.directory, emulator.settings, emulator.mail, emulator.faults.rules))
 
 
 @route(
@@ -465,4 +465,4 @@ def import_world() -> Response:
 
 
 # Every other control route registers itself on import; the blueprint is complete once this module is imported.
-from m365_mock.control import directory, openapi, rules  # noqa: E402,F401
+from m365_mock.control import directory, faults, openapi, rules  # noqa: E402,F401

@@ -13,6 +13,7 @@ from urllib.parse import quote, urlencode
 from flask import Blueprint, Response
 from werkzeug.wrappers import Request as WerkzeugRequest
 
+from m365_mock import faultpoint
 from m365_mock.emulator import Emulator
 from m365_mock.graph import body, errors, kql, query
 from m365_mock.graph.attachmentjson import attachment_json, parse_expand
@@ -92,8 +93,11 @@ def bearer_token() -> VerifiedToken:
 def mailbox_request(
     emulator: Emulator, http: WerkzeugRequest, token: VerifiedToken, user: str, operation: Operation
 ) -> MailboxRequest:
-    """The mailbox `user` names and the access decision for `operation` on it (allowed or not)."""
+    """The mailbox `user` names and the access decision for `operation` on it (allowed or not); the fault rules
+    about the request's app, mailbox or operation are matched first."""
     mailbox = token.tenant.mailbox(user)
+    if emulator.faults.at_gate:
+        faultpoint.at_mailbox_gate(emulator, http.environ, token, operation.label, user, mailbox)
     if mailbox is None:
         raise errors.InvalidUser(user)
     decision = access.decide(

@@ -14,6 +14,7 @@ from urllib.parse import quote, urlencode
 
 from flask import Response
 
+from m365_mock import faultpoint
 from m365_mock.graph import errors
 from m365_mock.graph.query import directory
 from m365_mock.graph.routes import graph, graph_json, verify_bearer
@@ -32,7 +33,10 @@ COUNT_TYPE = "text/plain"
 def authorize_directory() -> tuple[VerifiedToken, Decision]:
     """Token, then the directory permission (User.ReadBasic.All or User.Read.All); both left for the request log."""
     http = current_request()
-    token = http.environ[TOKEN] = verify_bearer(current_emulator(), http)
+    emulator = current_emulator()
+    token = http.environ[TOKEN] = verify_bearer(emulator, http)
+    if emulator.faults.at_gate:
+        faultpoint.at_gate(emulator, http.environ, tenant=token.tenant, app_id=token.app_id, operation="read directory")
     decision = access.decide_directory(token.app_id, token.roles, Operation.READ_DIRECTORY)
     http.environ[DECISION] = decision
     if not decision.allowed:

@@ -10,6 +10,7 @@ from urllib.parse import unquote_plus, urlsplit
 from flask import Blueprint, Response, request
 from werkzeug.wrappers import Request as WerkzeugRequest
 
+from m365_mock import faultpoint
 from m365_mock.emulator import Emulator
 from m365_mock.identity import errors
 from m365_mock.identity.assertions import verify_client_assertion
@@ -149,6 +150,8 @@ def client_credentials_grant(req: TokenRequest) -> tuple[IssuedToken, Resource]:
     client_id = req.param("client_id") or req.basic_client_id
     if client_id is None:
         raise errors.MissingParameter(name="client_id")
+    if req.emulator.faults.at_gate:
+        faultpoint.at_gate(req.emulator, req.http.environ, tenant=req.tenant, app_id=client_id, operation="token")
     resource = _requested_resource(req)
     app = req.tenant.application(client_id)
     if app is None:

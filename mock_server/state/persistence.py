@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from m365_mock.state.directory import Directory
+from m365_mock.state.faults import FaultBook
 from m365_mock.state.mailstate import dump_mail, folder_record, message_record, outbound_record, paused_gc
 from m365_mock.state.mailstore import Folder, MailStore, Message, OutboundMail
 from m365_mock.state.tenantfile import LoadedWorld, Settings, dump_world, load_world
@@ -341,7 +342,7 @@ def read_kept_world(path: Path) -> LoadedWorld | None:
 
 
 class WorldKeeper:
-    """Keeps one emulator's world (directory, settings, mail) in `path`, from `start` to `stop`.
+    """Keeps one emulator's world (directory, settings, mail, fault rules) in `path`, from `start` to `stop`.
 
     `write_now` writes the whole world at once (before serving, so the file holds the world from the first
     answer on); `start` and `stop` run in the process that holds the world and serves it. A world `restored`
@@ -349,22 +350,34 @@ class WorldKeeper:
     """
 
     def __init__(
-        self, directory: Directory, settings: Settings, mail: MailStore, path: Path, *, restored: bool
+        self,
+        directory: Directory,
+        settings: Settings,
+        mail: MailStore,
+        path: Path,
+        *,
+        restored: bool,
+        faults: FaultBook | None = None,
     ) -> None:
         self.directory, self.settings, self.mail, self.path = directory, settings, mail, path
+        self.faults = faults or FaultBook()
         self.restored = restored
         self.persistence: Persistence | None = None
 
     def world_version(self) -> tuple[Any, ...]:
         tenants = tuple((tenant.id, tenant.version) for tenant in self.directory.tenants)
-        return tenants, tuple(sorted(self.settings.to_dict().items()))
+        return tenants, tuple(sorted(self.settings.to_dict().items())), self.faults.version
+
+    def describe_world(self) -> dict[str, Any]:
+        """The world without its mail, as tenant-file data."""
+        return dump_world(self.directory, self.settings, faults=self.faults.rules)
 
     def write_now(self) -> None:
         """Write the whole world now, in this thread (before the server forks its worker)."""
         persistence = Persistence(
             WorldFile(self.path),
             self.mail,
-            describe_world=lambda: dump_world(self.directory, self.settings),
+            describe_world=self.describe_world,
             world_version=self.world_version,
         )
         try:
@@ -377,7 +390,7 @@ class WorldKeeper:
         self.persistence = Persistence(
             WorldFile(self.path),
             self.mail,
-            describe_world=lambda: dump_world(self.directory, self.settings),
+            describe_world=self.describe_world,
             world_version=self.world_version,
             holds_it_already=self.restored,
         )

@@ -1,4 +1,5 @@
-"""The request log: every Graph request with its app, mailbox, operation, status and access decision.
+"""The request log: every Graph request with its app, mailbox, operation, status and access decision, and
+every other request a fault rule acted on (with the rule).
 
 Bounded twice: by records (`capacity`) and by an estimate of the memory they hold (`max_bytes`), the oldest
 going first. A record keeps at most `MAX_PATH_CHARS` of its path (and of its method); the rest is replaced by
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from m365_mock.identity.tokens import VerifiedToken
     from m365_mock.state.access import Decision
+    from m365_mock.state.faults import FaultRule
 
 DEFAULT_CAPACITY = 10_000
 DEFAULT_MAX_BYTES = 32 * 1024 * 1024
@@ -47,6 +49,7 @@ class LogRecord:
     error_code: str | None
     batch_request_id: str | None = None  # the $batch this request came in, if any
     retry_after: int | None = None  # the answer's Retry-After (seconds), when it had one
+    fault: FaultRule | None = None  # the fault rule that acted on it (status 0: its connection closed unanswered)
     size: int = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -109,6 +112,8 @@ class LogRecord:
             "error_code": self.error_code,
             "batch_request_id": self.batch_request_id,
             "retry_after": self.retry_after,
+            "fault": self.fault.id if self.fault else None,
+            "fault_action": self.fault.action if self.fault else None,
         }
 
 

@@ -499,6 +499,31 @@ class ControlClient:
         query = {"app": app, "mailbox": mailbox, "outcome": outcome, "limit": limit or None}
         return self.request("GET", "/log", query=query)["value"]
 
+    # ------------------------------------------------------------ fault rules
+
+    def faults(self) -> list[dict[str, Any]]:
+        """The fault rules in force, in the order added, with their counters (`matched`, `fired`, `spent`)."""
+        return self.request("GET", "/faults")["value"]
+
+    def fault(self, rule_id: str) -> dict[str, Any]:
+        return self.request("GET", f"/faults/{_segment(rule_id)}")
+
+    def add_fault(self, preset: str | None = None, **fields: Any) -> dict[str, Any]:
+        """A fault rule (docs/faults.md): a `preset` or an action of its own (`status`, `close`, `truncate`,
+        `invalid_json`, `trickle`, `latency`), its criteria (`method`, `path`, `app` (an app dict, id or display
+        name), `mailbox`, `operation`) and schedule (`nth`, `every`, `probability`, `seed`, `times`); the rule as
+        added, with its id."""
+        body = ({"preset": preset} if preset is not None else {}) | fields
+        if "app" in body and not isinstance(body["app"], str):
+            body["app"] = app_key(body["app"])
+        return self.request("POST", "/faults", body)
+
+    def remove_fault(self, rule_id: str) -> None:
+        self.request("DELETE", f"/faults/{_segment(rule_id)}")
+
+    def remove_faults(self) -> None:
+        self.request("DELETE", "/faults")
+
     # ------------------------------------------------------------ time, settings, the world
 
     def time(self) -> dict[str, Any]:

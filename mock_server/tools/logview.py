@@ -19,7 +19,10 @@ COLUMNS = ("time", "status", "outcome", "app_id", "mailbox", "method", "path", "
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.description = "Show the Graph requests a running emulator answered, and why each was allowed or denied."
+    parser.description = (
+        "Show the Graph requests a running emulator answered, why each was allowed or denied, and the fault rule "
+        "that acted on it (if any)."
+    )
     parser.add_argument("--app", help="only this app id")
     parser.add_argument("--mailbox", help="only this mailbox address")
     parser.add_argument("--outcome", choices=["granted", "denied", "error"], help="only this outcome")
@@ -29,17 +32,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def format_records(records: list[dict[str, Any]]) -> str:
-    """One line a record: time, status, outcome, app, mailbox, request, then the decision's reason."""
+    """One line a record: time, status (--- for no answer), outcome, app, mailbox, request; then the fault rule
+    that acted on it and the decision's reason."""
     lines = []
     for r in records:
         when = r["time"][11:19]
         who = (r.get("app_id") or "-")[:8]
         lines.append(
-            f"{when}  {r['status']}  {r['outcome']:<7}  {who:<8}  {r.get('mailbox') or '-':<34}  "
+            f"{when}  {r['status'] or '---'}  {r['outcome']:<7}  {who:<8}  {r.get('mailbox') or '-':<34}  "
             f"{r['method']} {r['path']}"
             + (f"  (in $batch {r['batch_request_id']})" if r.get("batch_request_id") else "")
             + (f"  (Retry-After {r['retry_after']})" if r.get("retry_after") is not None else "")
         )
+        if r.get("fault"):
+            lines.append(f"          fault {r['fault']}: {r.get('fault_action') or ''}")
         if r.get("decision"):
             lines.append(f"          {r['decision']}")
         elif r.get("error_code"):

@@ -5,8 +5,9 @@ Installed with the package (entry point `pytest11`). Fixtures:
 - `m365_emulator` (session): `m365-mock serve` on a free port over HTTPS, with its own CA; the tenant is the
   demo, or the file given by `--m365-tenant` / the `m365_tenant` ini option.
 - `m365` (function): a handle on that emulator, reset to its tenant before the test, with helpers to add
-  mailboxes, groups, policies, apps and mail, to read the request log and outbound mail, to move the clock, to
-  run cmdlets, and to configure the reference client, MSAL or azure-identity.
+  mailboxes, groups, policies, apps and mail, to put fault rules in force (`m365.fault(...)`, a context manager),
+  to read the request log and outbound mail, to move the clock, to run cmdlets, and to configure the reference
+  client, MSAL or azure-identity.
 - `m365_trust` (function): points REQUESTS_CA_BUNDLE and SSL_CERT_FILE at a bundle holding the emulator's CA
   (plus the system bundle) for the test, since requests lets those variables override a session's `verify`.
 """
@@ -42,6 +43,39 @@ class M365Error(ControlError, AssertionError):
 
     def __str__(self) -> str:
         return self.describe()
+
+
+class Fault:
+    """A fault rule in force on the emulator (`m365.fault(...)`): as a context manager, removed on exit.
+
+    `id` and `rule` are the rule as added; `state()` reads it again, with its counters (`matched`, `fired`,
+    `spent`).
+    """
+
+    def __init__(self, api: ControlClient, rule: dict[str, Any]) -> None:
+        self.api, self.rule, self.id = api, rule, rule["id"]
+
+    def state(self) -> dict[str, Any]:
+        return self.api.fault(self.id)
+
+    @property
+    def fired(self) -> int:
+        """How many times the rule has acted so far."""
+        return self.state()["fired"]
+
+    def remove(self) -> None:
+        """Take the rule out of force (a rule already gone, by a reset or an import, is fine)."""
+        try:
+            self.api.remove_fault(self.id)
+        except ControlError as exc:
+            if exc.status != 404:
+                raise
+
+    def __enter__(self) -> Fault:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.remove()
 
 
 def app_key(app: AppRef) -> str:
@@ -211,6 +245,19 @@ class M365:
         """Change throttling limits, e.g. `m365.throttle(mailboxRequests=20, mailboxWindow=60)`; the test's reset
         puts the defaults back. Returns the limits now in force."""
         return self.api.update_settings(throttling=limits)["throttling"]
+
+    def fault(self, preset: str | None = None, **fields: Any) -> Fault:
+        """Put a fault rule in force now (docs/faults.md); use it as a context manager to remove it on exit.
+
+        `m365.fault("throttle", mailbox=..., times=2)`, `m365.fault(status=503, path="/v1.0/users/*/messages")`,
+        `m365.fault(close="after", operation="send")`, `m365.fault(latency=2, operation="token")`; `app` may be
+        an app dict, id or display name. Refused (M365Error) for an unknown preset, field or combination.
+        """
+        return Fault(self.api, self.api.add_fault(preset, **fields))
+
+    def faults(self) -> list[dict[str, Any]]:
+        """The fault rules in force, with their counters."""
+        return self.api.faults()
 
     # ------------------------------------------------------------ what happened
 

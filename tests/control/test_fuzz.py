@@ -45,7 +45,8 @@ MAX_GENERATED_HERE = 25
 
 
 def fuzzed_world() -> dict[str, Any]:
-    """The demo tenant plus one of every RBAC object and a certificate, so that every route has something to find."""
+    """The demo tenant plus one of every RBAC object, a certificate and a fault rule, so that every route has something
+    to find."""
     data = dump_world(load_demo_world().directory, load_demo_world().settings)
     tenant = data["tenants"][0]
     tenant["service_principals"] = [{"app_id": "Contact Center Connector"}]
@@ -58,6 +59,7 @@ def fuzzed_world() -> dict[str, Any]:
             "scope": "EMEA mailboxes",
         }
     ]
+    data["faults"] = [{"id": "slow-nowhere", "path": "/nowhere", "latency": 0.01}]
     return data
 
 
@@ -81,6 +83,7 @@ def fuzzed():
         "principal": demo_app.app_id,
         "scope": "EMEA mailboxes",
         "assignment": "reader",
+        "fault": "slow-nowhere",
     }
     schema = schemathesis.openapi.from_wsgi("/_m365/openapi.json", app)
     schema.hook(map_body)

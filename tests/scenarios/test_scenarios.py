@@ -333,7 +333,7 @@ def test_a_failing_setup_stops_the_scenario(target):
         ),
         (
             {"name": "x", "setup": [{}], "steps": [{"do": "token"}]},
-            "scenario: setup[0]: give 'exo', 'control', 'deliver', 'advance', 'settings' or 'certificate'",
+            "scenario: setup[0]: give 'exo', 'control', 'deliver', 'advance', 'settings', 'certificate' or 'fault'",
         ),
     ],
 )

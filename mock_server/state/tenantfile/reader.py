@@ -29,9 +29,10 @@ from m365_mock.state.directory import (
     Tenant,
     canonical_permission,
 )
+from m365_mock.state.faults import FaultRule, RuleRefused, read_rules
 from m365_mock.state.mailstate import MailStateError, outbound_from_record, restore_mail
 from m365_mock.state.mailstore import MailboxStore, OutboundMail
-from m365_mock.state.tenantfile.problems import ConfigError, from_message, refusal
+from m365_mock.state.tenantfile.problems import ConfigError, dotted, from_message, refusal
 from m365_mock.state.tenantfile.source import Source, decode, find_places, one_line, parse
 from m365_mock.state.tenantfile.validate import NO_FILES, problems
 from m365_mock.state.throttling import ThrottlingSettings
@@ -90,6 +91,7 @@ class LoadedWorld:
     generated_secrets: list[GeneratedSecret] = field(default_factory=list)
     mail: list[MailboxContent] = field(default_factory=list)
     outbound: list[OutboundMail] = field(default_factory=list)
+    faults: list[FaultRule] = field(default_factory=list)
 
 
 @dataclass
@@ -250,7 +252,11 @@ def _build(
             outbound.append(outbound_from_record(record, f"outbound[{i}]"))
         except MailStateError as exc:
             raise ConfigError(str(exc)) from None
-    return LoadedWorld(directory, settings, reader.generated, reader.mail, outbound)
+    try:
+        faults = read_rules(data.get("faults") or [])
+    except RuleRefused as exc:
+        raise ConfigError(f"{dotted(exc.path)}: {exc.message}") from None
+    return LoadedWorld(directory, settings, reader.generated, reader.mail, outbound, faults)
 
 
 class TenantFileReader:

@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from m365_mock.state.faults.schema import FAULT
 from m365_mock.state.mailstate import MAIL_SCHEMA, OUTBOUND_SCHEMA
 
 MAX_GENERATED = 200_000
@@ -327,6 +328,7 @@ SCHEMA: dict[str, Any] = {
             "description": "The tenants; at least one.",
         },
         "outbound": OUTBOUND_SCHEMA,
+        "faults": _list(_ref("fault"), "Fault rules in force from the start (docs/faults.md)."),
     },
     "$defs": {
         "settings": SETTINGS,
@@ -342,6 +344,7 @@ SCHEMA: dict[str, Any] = {
         "servicePrincipal": SERVICE_PRINCIPAL,
         "managementScope": MANAGEMENT_SCOPE,
         "roleAssignment": ROLE_ASSIGNMENT,
+        "fault": FAULT,
     },
 }
 

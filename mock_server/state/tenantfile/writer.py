@@ -6,9 +6,10 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -19,16 +20,25 @@ from m365_mock.state.mailstate import dump_mail, outbound_record
 from m365_mock.state.mailstore import MailStore
 from m365_mock.state.tenantfile.reader import Settings
 
+if TYPE_CHECKING:
+    from m365_mock.state.faults import FaultRule
+
 
 def _iso(moment: datetime) -> str:
     return iso_z(moment)
 
 
-def dump_world(directory: Directory, settings: Settings, mail: MailStore | None = None) -> dict[str, Any]:
+def dump_world(
+    directory: Directory,
+    settings: Settings,
+    mail: MailStore | None = None,
+    faults: Iterable[FaultRule] = (),
+) -> dict[str, Any]:
     """The whole world as tenant-file data; `load_world(dump_world(...))` rebuilds the same world.
 
     With `mail`, each mailbox that has any carries its exact `mail` and the outbound log comes along: the same
-    world, mail and all, written again gives the same data.
+    world, mail and all, written again gives the same data. `faults` are written as they were given (their
+    counters are not part of the world).
     """
     tenants = [dump_tenant(tenant, mail) for tenant in directory.tenants]
     data: dict[str, Any] = {"settings": settings.to_dict(), "tenants": tenants}
@@ -36,6 +46,9 @@ def dump_world(directory: Directory, settings: Settings, mail: MailStore | None 
         caught = mail.outbound()
         if caught:
             data["outbound"] = [outbound_record(m) for m in caught]
+    rules = [rule.spec for rule in faults]
+    if rules:
+        data["faults"] = rules
     return data
 
 
