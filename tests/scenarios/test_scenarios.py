@@ -237,6 +237,31 @@ def token_expires_mid_run(s: Scenario) -> None:
     assert log.expect == {"statuses": [200, 401, 200]}, "one refusal, one renewal, then success"
 
 
+def service_unavailable_burst(s: Scenario) -> None:
+    [rule] = setup_of(s, "fault")
+    assert rule["preset"] == "service-unavailable" and rule["times"] == 2
+    first, second = steps(s, "fetch")
+    assert first.expect == {"error": {"status": 503, "code": "serviceNotAvailable"}}
+    assert "error" not in second.expect
+    [log] = steps(s, "log")
+    assert log.expect == {"statuses": [503] * rule["times"] + [200]}
+
+
+def dropped_connection_mid_page(s: Scenario) -> None:
+    [rule] = setup_of(s, "fault")
+    assert rule["close"] == "before" and rule["nth"] == 2, "the second page's connection, before any answer"
+    [fetch] = steps(s, "fetch")
+    assert fetch.options["top"] < fetch.expect["count"], "more than one page"
+    [log] = steps(s, "log")
+    assert log.expect["statuses"][:3] == [200, 0, 200], "a page, the dropped request, its retry"
+
+
+def slow_token_endpoint(s: Scenario) -> None:
+    [rule] = setup_of(s, "fault")
+    assert rule["operation"] == "token" and rule["latency"] >= 1 and rule["times"] == 1
+    assert [step.do for step in s.steps][:2] == ["token", "fetch"]
+
+
 SITUATIONS = {
     "01-restricted-mailbox": restricted_mailbox,
     "02-deny-access": deny_access,
@@ -255,6 +280,9 @@ SITUATIONS = {
     "15-delta-sync": delta_sync,
     "16-throttled-fetch-loop": throttled_fetch_loop,
     "17-token-expires-mid-run": token_expires_mid_run,
+    "18-service-unavailable-burst": service_unavailable_burst,
+    "19-dropped-connection-mid-page": dropped_connection_mid_page,
+    "20-slow-token-endpoint": slow_token_endpoint,
 }
 
 
