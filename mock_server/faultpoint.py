@@ -46,14 +46,8 @@ class FaultGraphError(graph_errors.GraphError):
         if self.inner_error == "standard":
             return super().body(request_id=request_id, client_request_id=client_request_id, now=now)
         error: dict[str, Any] = {"code": self.code, "message": self.message}
-        if self.inner_error == "throttle":  # Graph's 429 (graph-mail.md section 4)
-            error["innerError"] = {
-                "code": "429",
-                "date": now.strftime("%Y-%m-%dT%H:%M:%S"),
-                "message": "Please retry after",
-                "request-id": request_id,
-                "status": "429",
-            }
+        if self.inner_error == "throttle":  # Graph's 429, as the emulator's own throttling answers it
+            error["innerError"] = graph_errors.throttle_inner_error(request_id, now)
         return {"error": error}
 
 

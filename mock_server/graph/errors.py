@@ -475,23 +475,29 @@ class TooManyRequests(GraphError):
 
     def body(self, *, request_id: str, client_request_id: str, now: datetime) -> dict[str, Any]:
         return {
-            "error": {
-                "code": self.code,
-                "message": self.message,
-                "innerError": {
-                    "code": "429",
-                    "date": now.strftime("%Y-%m-%dT%H:%M:%S"),
-                    "message": "Please retry after",
-                    "request-id": request_id,
-                    "status": "429",
-                },
-            }
+            "error": {"code": self.code, "message": self.message, "innerError": throttle_inner_error(request_id, now)}
         }
 
 
+def throttle_inner_error(request_id: str, now: datetime) -> dict[str, str]:
+    """The innerError of Graph's generic 429 (graph-mail.md section 4)."""
+    return {
+        "code": "429",
+        "date": now.strftime("%Y-%m-%dT%H:%M:%S"),
+        "message": "Please retry after",
+        "request-id": request_id,
+        "status": "429",
+    }
+
+
 class MailboxConcurrency(GraphError):
+    """Exchange's answer over 4 requests at once; captured without an innerError."""
+
     status, code = 429, "ApplicationThrottled"
     default_message = "Application is over its MailboxConcurrency limit."
 
     def __init__(self, retry_after: int) -> None:
         super().__init__(headers={"Retry-After": str(retry_after)})
+
+    def body(self, *, request_id: str, client_request_id: str, now: datetime) -> dict[str, Any]:
+        return {"error": {"code": self.code, "message": self.message}}
