@@ -34,6 +34,7 @@ from m365_mock.state.mailstore.attachments import (
     is_wellformed_attachment_id,
     new_attachment_id,
 )
+from m365_mock.state.mailstore.itemids import id_bytes
 
 _RECIPIENTS = {"type": "array", "items": {"type": "object"}}
 _TIME = {"type": "string", "description": "UTC, ISO 8601: 2026-05-01T08:00:00Z (a fraction when there is one)"}
@@ -430,7 +431,7 @@ def _attachment_from_record(record: dict[str, Any], where: str, message: Message
         raise MailStateError(f"{where}.item: an item attachment needs the attached message")
     modified = record.get("modified")
     return Attachment(
-        id=attachment_id or new_attachment_id(str(uuid.UUID(bytes=_owner_of(message.id)))),
+        id=attachment_id or new_attachment_id(_owner_of(message.id)),
         kind=kind,
         name=record.get("name", "attachment"),
         content_type=record.get("content_type", "application/octet-stream" if kind == FILE else None),
@@ -445,10 +446,10 @@ def _attachment_from_record(record: dict[str, Any], where: str, message: Message
     )
 
 
-def _owner_of(message_id: str) -> bytes:
+def _owner_of(message_id: str) -> str:
     """The mailbox GUID an issued id carries (bytes 4 to 20 of it)."""
-    raw = base64.urlsafe_b64decode(message_id + "=" * (-len(message_id) % 4))
-    return raw[4:20] if len(raw) >= 20 else bytes(16)
+    raw = id_bytes(message_id) or b""
+    return str(uuid.UUID(bytes=raw[4:20] if len(raw) >= 20 else bytes(16)))
 
 
 def restore_mail(

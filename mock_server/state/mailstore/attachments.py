@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import base64
-import uuid
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from m365_mock.ids import random_bytes
+from m365_mock.state.mailstore.itemids import exchange_id, id_bytes
 
 if TYPE_CHECKING:
     from m365_mock.state.mailstore.messages import Message
@@ -30,19 +28,13 @@ SESSION_MAXIMUM = 150 * 2**20
 
 
 def new_attachment_id(owner: str) -> str:
-    """An attachment id shaped like Exchange's: base64url of a prefix, the mailbox GUID and random bytes."""
-    raw = _ID_PREFIX_ATTACHMENT + uuid.UUID(owner).bytes + random_bytes(26)
-    return base64.urlsafe_b64encode(raw).decode("ascii")
+    """An attachment id of mailbox `owner`."""
+    return exchange_id(_ID_PREFIX_ATTACHMENT, owner, _ATTACHMENT_ID_LENGTH - 20)
 
 
 def is_wellformed_attachment_id(value: str) -> bool:
-    if not 40 <= len(value) <= 200:
-        return False
-    try:
-        raw = base64.b64decode(value.replace("-", "+").replace("_", "/") + "=" * (-len(value) % 4), validate=True)
-    except ValueError:
-        return False
-    return len(raw) == _ATTACHMENT_ID_LENGTH and raw[:4] == _ID_PREFIX_ATTACHMENT
+    raw = id_bytes(value)
+    return raw is not None and len(raw) == _ATTACHMENT_ID_LENGTH and raw[:4] == _ID_PREFIX_ATTACHMENT
 
 
 @dataclass(slots=True, eq=False)

@@ -6,13 +6,13 @@ import base64
 import functools
 import html
 import re
-import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from m365_mock.ids import random_bytes
 from m365_mock.state.mailstore.attachments import Attachment
+from m365_mock.state.mailstore.itemids import exchange_id, id_bytes
 
 _ID_PREFIX_MESSAGE = b"\x00\x03\x24\x00"
 _ID_PREFIX_FOLDER = b"\x00\x01\x2e\x00"
@@ -25,20 +25,18 @@ _SPACE = re.compile(r"\s+")
 
 
 def _graph_id(prefix: bytes, owner: str) -> str:
-    """An id shaped like Exchange's: base64url of a fixed prefix, the owning mailbox's GUID and random bytes."""
-    raw = prefix + uuid.UUID(owner).bytes + random_bytes(22)
-    return base64.urlsafe_b64encode(raw).decode("ascii")
+    """A message, folder or conversation id of mailbox `owner`."""
+    return exchange_id(prefix, owner, _ID_LENGTH - 20)
 
 
 def is_wellformed_id(value: str) -> bool:
     """True when `value` could be an id this store issued (standard or url-safe base64 of the right shape)."""
-    if not 40 <= len(value) <= 200:
-        return False
-    try:
-        raw = base64.b64decode(value.replace("-", "+").replace("_", "/") + "=" * (-len(value) % 4), validate=True)
-    except ValueError:
-        return False
-    return len(raw) == _ID_LENGTH and raw[:4] in (_ID_PREFIX_MESSAGE, _ID_PREFIX_FOLDER, _ID_PREFIX_IMMUTABLE)
+    raw = id_bytes(value)
+    return raw is not None and len(raw) == _ID_LENGTH and raw[:4] in (
+        _ID_PREFIX_MESSAGE,
+        _ID_PREFIX_FOLDER,
+        _ID_PREFIX_IMMUTABLE,
+    )
 
 
 def normalise_id(value: str) -> str:
