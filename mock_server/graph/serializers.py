@@ -12,6 +12,8 @@ from urllib.parse import quote
 from m365_mock.clock import iso_z
 from m365_mock.state.mailstore import Folder, MailboxStore, Message, text_of
 from m365_mock.state.mailstore.attachments import estimated_size
+from m365_mock.state.mailstore.indexes import address_part
+from m365_mock.state.mailstore.messages import _clone
 
 # Every property of a message in the order Graph writes them; the last two only with $select.
 MESSAGE_PROPERTIES = (
@@ -158,7 +160,7 @@ def message_json(
         if not content_visible and name in CONTENT_PROPERTIES:
             continue
         value = message_value(message, name, message_id=message_id, as_text=as_text)
-        out[name] = _copy(value)
+        out[name] = _clone(value)
     return out
 
 
@@ -238,14 +240,6 @@ def message_fragment(
     )
 
 
-def _copy(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _copy(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_copy(v) for v in value]
-    return value
-
-
 def folder_json(folder: Folder, store: MailboxStore, *, context: str | None = None) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if context:
@@ -296,11 +290,6 @@ def getter(message: Message) -> Callable[[str], Any]:
     return get
 
 
-def _address_part(value: Any, part: str) -> Any:
-    email = value.get("emailAddress") if isinstance(value, dict) else None
-    return email.get(part) if isinstance(email, dict) else None
-
-
 # The same values as `getter`, read straight from the message, for the paths sorted on most.
 _READERS: dict[str, Callable[[Message], Any]] = {
     "receivedDateTime": lambda m: m.received,
@@ -311,8 +300,8 @@ _READERS: dict[str, Callable[[Message], Any]] = {
     "isRead": lambda m: m.is_read,
     "hasAttachments": lambda m: m.has_attachments,
     "importance": lambda m: m.importance,
-    "from/emailAddress/address": lambda m: _address_part(m.from_, "address"),
-    "from/emailAddress/name": lambda m: _address_part(m.from_, "name"),
+    "from/emailAddress/address": lambda m: address_part(m.from_, "address"),
+    "from/emailAddress/name": lambda m: address_part(m.from_, "name"),
 }
 
 

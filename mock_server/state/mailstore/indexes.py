@@ -13,7 +13,8 @@ from m365_mock.state.mailstore.messages import Message
 _INF = float("inf")
 
 
-def _address_part(recipient: Any, part: str) -> Any:
+def address_part(recipient: Any, part: str) -> Any:
+    """`recipient["emailAddress"][part]`, or None where the recipient has no such part."""
     email = recipient.get("emailAddress") if isinstance(recipient, dict) else None
     return email.get(part) if isinstance(email, dict) else None
 
@@ -22,8 +23,8 @@ def _address_part(recipient: Any, part: str) -> Any:
 VALUE_FIELDS: dict[str, Callable[[Message], Any]] = {
     "subject": lambda m: m.subject,
     "body": lambda m: m.body_content,
-    "from_name": lambda m: _address_part(m.from_, "name"),
-    "from_address": lambda m: _address_part(m.from_, "address"),
+    "from_name": lambda m: address_part(m.from_, "name"),
+    "from_address": lambda m: address_part(m.from_, "address"),
 }
 
 
