@@ -387,17 +387,13 @@ class MailboxStore:
 
     def move_message(self, key: str, destination: Folder, keep_id: bool = False) -> Message:
         """Move to `destination`; the message gets a new id unless `keep_id` (Prefer: IdType="ImmutableId")."""
-        with self.lock:
-            message = self.message(key)
-            self._unindex(message)
+
+        def move(message: Message) -> None:
             message.folder_id = destination.id
             if not keep_id:
                 message.id = _graph_id(_ID_PREFIX_MESSAGE, self.mailbox.id)
-            message.modified = self._now()
-            message.change_key = new_change_key()
-            self._index(message)
-        _note_changed(1)
-        return message
+
+        return self.update_message(key, move)
 
     def copy_message(self, key: str, destination: Folder) -> Message:
         with self.lock:
