@@ -1,7 +1,8 @@
 """What a fault rule does to the connection, carried out by the server front (front.py) on its event loop.
 
 The app has answered (or refused) by then and its thread is free: latency is a sleep on the loop, a trickled
-body is sent a chunk at a time, a truncated one stops short of the Content-Length its head promised. A
+body is sent a chunk at a time, a truncated one stops short of the Content-Length its head promised (one cut
+before its first byte, or with no body at all, has its head sent and then its connection shut). A
 connection closed without an answer needs the connection itself, which RSGI does not hand out: the front finds
 the socket whose addresses are the request's among the process's descriptors and shuts it down, before
 granian writes a byte. Over HTTP/2 that closes every stream of the connection, as a dropped connection does.
@@ -26,6 +27,7 @@ log = logging.getLogger("m365_mock.front")
 # A file that cannot be read: granian sends the answer's head, then the body fails and the connection is closed.
 _UNREADABLE = str(Path(__file__).resolve().parent)
 _DESCRIPTORS = ("/proc/self/fd", "/dev/fd")
+_HEAD_FLUSH = 0.05  # seconds
 
 
 def bodiless(status: int, method: str) -> bool:
@@ -56,19 +58,23 @@ async def deliver(
         elif whole:
             protocol.response_bytes(status, headers, data)
         elif rule.truncate is not None:
-            await _truncated(protocol, status, headers, data, truncated_length(rule.truncate, len(data)))
+            await _truncated(protocol, scope, status, headers, data, truncated_length(rule.truncate, len(data)))
         elif rule.trickle is not None:
             await _trickled(protocol, status, headers, data, *rule.trickle)
         else:
             protocol.response_bytes(status, headers, data)
 
 
-async def _truncated(protocol: Any, status: int, headers: list[tuple[str, str]], data: bytes, sent: int) -> None:
-    if sent == 0:  # nothing of the body: the head, then the body fails
-        protocol.response_file(status, headers if data else _without_length(headers), _UNREADABLE)
+async def _truncated(
+    protocol: Any, scope: Any, status: int, headers: list[tuple[str, str]], data: bytes, sent: int
+) -> None:
+    transport = protocol.response_stream(status, headers if data else _without_length(headers))
+    if sent:
+        await transport.send_bytes(data[:sent])
         return
-    transport = protocol.response_stream(status, headers)
-    await transport.send_bytes(data[:sent])
+    await asyncio.sleep(_HEAD_FLUSH)  # the head leaves once the body waits: let it go before the cut
+    if not close_connection(scope):
+        log.warning("truncated answer: the connection's socket was not found; the answer ends at its head")
 
 
 async def _trickled(
