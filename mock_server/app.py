@@ -27,6 +27,7 @@ from m365_mock.ids import new_uuid
 from m365_mock.state.content import seed_mailboxes
 from m365_mock.state.requestlog import LogRecord
 from m365_mock.state.tenantfile import LoadedWorld, load_demo_world
+from m365_mock.ui.routes import UI_PREFIX, error_page, ui
 from m365_mock.web import (
     BATCH_REQUEST_ID,
     CLIENT_REQUEST_ID,
@@ -147,6 +148,7 @@ def create_app(
     app.register_blueprint(graph)
     app.register_blueprint(outlook)
     app.register_blueprint(identity)
+    app.register_blueprint(ui)
 
     app.wsgi_app = RequestEnvelope(app.wsgi_app, emulator)  # type: ignore[method-assign]
     app.url_map.update()  # the routing rules are compiled now, not by the first request
@@ -186,6 +188,8 @@ def create_app(
         path = request.path
         if is_graph_path(path):
             return render_graph(_graph_equivalent(exc, path))
+        if path == UI_PREFIX or path.startswith(UI_PREFIX + "/"):
+            return error_page(exc)
         if path.startswith(CONTROL_PREFIX + "/"):
             refusal = control_errors.for_http_status(exc.code or 400, exc.description or "")
             return json_response(refusal.body(), refusal.status)

@@ -20,6 +20,7 @@ from m365_mock.state.requestlog import RequestLog
 from m365_mock.state.tenantfile import LoadedWorld, MailboxContent, Settings, dump_world, load_world
 from m365_mock.state.throttling import Throttle
 from m365_mock.state.uploads import UploadSessions
+from m365_mock.ui.session import DashboardSessions
 
 
 def new_admin_key() -> str:
@@ -47,6 +48,7 @@ class Emulator:
     initial_outbound: list[OutboundMail] = field(default_factory=list)
     uploads: UploadSessions = field(default_factory=UploadSessions)
     faults: FaultBook = field(default_factory=FaultBook)
+    sessions: DashboardSessions = field(default_factory=DashboardSessions)
     # Signs message delta's state tokens; made at start, so tokens of an earlier run are not this run's.
     delta_key: bytes = field(default_factory=lambda: secrets.token_bytes(32))
     throttle: Throttle = field(init=False, repr=False)

@@ -20,6 +20,7 @@ from flask import Blueprint, Response, request
 from m365_mock.control import errors
 from m365_mock.graph import errors as graph_errors
 from m365_mock.state.errors import DirectoryError
+from m365_mock.ui.session import COOKIE, CSRF_HEADER
 from m365_mock.web import current_emulator, json_response
 
 control = Blueprint("control", __name__, url_prefix="/_m365")
@@ -145,9 +146,7 @@ def require_admin_key_and_known_query() -> None:
     """Every control request: the admin key (public routes aside), then no query parameter the route does not
     take, so a misspelt filter (`/log?mailbx=...`) is refused rather than ignored."""
     if request.endpoint not in public_endpoints():
-        given = request.headers.get(ADMIN_HEADER, "")
-        if not hmac.compare_digest(given.encode(), current_emulator().admin_key.encode()):
-            raise errors.AdminKeyRequired()
+        _require_key_or_session()
     known = _query_names(len(OPERATIONS)).get(request.endpoint or "", ())
     unknown = [name for name in request.args if name not in known]
     if unknown:
@@ -155,6 +154,23 @@ def require_admin_key_and_known_query() -> None:
         raise errors.UnknownQueryParameter(
             f"{request.method} {request.path} does not take the query parameter '{unknown[0]}'; {takes}."
         )
+
+
+def _require_key_or_session() -> None:
+    """The admin key in its header; or a dashboard session, whose changes carry the session's CSRF token."""
+    emulator = current_emulator()
+    given = request.headers.get(ADMIN_HEADER)
+    if given is None:
+        session = request.cookies.get(COOKIE)
+        if emulator.sessions.valid(session):
+            if request.method not in ("GET", "HEAD") and not emulator.sessions.csrf_valid(
+                session or "", request.headers.get(CSRF_HEADER)
+            ):
+                raise errors.CsrfTokenInvalid()
+            return
+        given = ""
+    if not hmac.compare_digest(given.encode(), emulator.admin_key.encode()):
+        raise errors.AdminKeyRequired()
 
 
 @control.errorhandler(errors.ControlError)

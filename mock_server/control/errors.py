@@ -128,6 +128,14 @@ class AdminKeyRequired(ControlError):
     )
 
 
+class CsrfTokenInvalid(ControlError):
+    status, code = 403, "CsrfTokenInvalid"
+    default_message = (
+        "A change made with a dashboard session needs the session's CSRF token in the X-M365-CSRF header "
+        "(the dashboard's pages carry it); reload the page."
+    )
+
+
 # ---------------------------------------------------------------- 404: nothing by that name
 
 
@@ -331,6 +339,6 @@ def refused_body(kind: type[ControlError], problems: list[Problem]) -> ControlEr
 
 # Refusals every route may answer, added to each route's own list by the route registry.
 EVERY_ROUTE: tuple[type[ControlError], ...] = (UnknownQueryParameter,)
-WITH_ADMIN_KEY: tuple[type[ControlError], ...] = (AdminKeyRequired,)
+WITH_ADMIN_KEY: tuple[type[ControlError], ...] = (AdminKeyRequired, CsrfTokenInvalid)
 WITH_BODY: tuple[type[ControlError], ...] = (UnreadableBody, RequestTooLarge, UnsupportedMediaType)
 WITH_PATH_PARAMETERS: tuple[type[ControlError], ...] = (ObjectNotFound,)
