@@ -35,6 +35,9 @@ CLIENT_REQUEST_ID = "m365.client_request_id"
 TOKEN = "m365.token"
 DECISION = "m365.decision"
 ERROR_CODE = "m365.error_code"
+# What a token request named: its client_id and (when it exists) its tenant, for its request-log record.
+TOKEN_CLIENT = "m365.token_client"
+TOKEN_TENANT = "m365.token_tenant"
 # What gives back a request's throttling concurrency slot; the request envelope calls it when the answer is made.
 THROTTLE_RELEASE = "m365.throttle_release"
 # The request id of the $batch an inner request belongs to, for its request-log record.
@@ -68,6 +71,11 @@ def origin_of(http: WerkzeugRequest) -> str:
 def request_origin() -> str:
     """The origin of Flask's current request."""
     return origin_of(request)
+
+
+def is_token_path(path: str) -> bool:
+    """Whether `path` is a token endpoint (`/{tenant}/oauth2/v2.0/token` or v1's `/{tenant}/oauth2/token`)."""
+    return path.endswith(("/oauth2/v2.0/token", "/oauth2/token"))
 
 
 def is_graph_path(path: str) -> bool:
