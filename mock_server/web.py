@@ -45,6 +45,11 @@ BATCH_REQUEST_ID = "m365.batch_request_id"
 # The fault rule acting on the request (faultpoint.py), and whether a gate has matched the request against them;
 # FRONT is set by the server front, which carries out what a rule does to the connection.
 FAULT = "m365.fault"
+# A route whose answer goes on after its body (the dashboard's live log) leaves here an async function
+# `follow(send, stopping)`: the server front sends the answer's head and body, then awaits it, on its event loop,
+# holding no request thread. `send(bytes)` writes more of the body; `stopping` is set when the server stops.
+# Served any other way (the test client), the answer ends with its body.
+STREAM = "m365.stream"
 FAULT_GATED = "m365.fault_gated"
 FRONT = "m365.front"
 
