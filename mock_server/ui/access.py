@@ -226,9 +226,10 @@ def _chosen_tenant(tenants: list[Tenant]) -> Tenant:
 
 def _page_number(pages: int) -> int:
     text = request.args.get("page", "1")
-    if not text.isdigit() or not 1 <= int(text) <= pages:
+    number = int(text) if text.isascii() and text.isdigit() else 0
+    if not 1 <= number <= pages:
         abort(400, f"There is no page '{text}' of mailboxes: pages run from 1 to {pages}.")
-    return int(text)
+    return number
 
 
 @ui.get("/access")

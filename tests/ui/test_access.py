@@ -157,6 +157,7 @@ def test_mailboxes_come_in_pages_and_wrong_queries_are_refused(logged_in, monkey
     for query, status, text in [
         ("?page=4", 400, "There is no page &#39;4&#39; of mailboxes: pages run from 1 to 3."),
         ("?page=x", 400, "There is no page &#39;x&#39; of mailboxes"),
+        ("?page=%C2%B2", 400, "There is no page &#39;²&#39; of mailboxes"),
         ("?tenant=fabrikam.example", 404, "This emulator has no tenant &#39;fabrikam.example&#39;."),
         ("?tennant=x", 400, "The Access page takes &#39;tenant&#39; and &#39;page&#39;; not &#39;tennant&#39;."),
     ]:
