@@ -25,7 +25,7 @@ from m365_mock.identity.keys import SigningKey
 from m365_mock.identity.routes import identity
 from m365_mock.ids import new_uuid
 from m365_mock.state.content import seed_mailboxes
-from m365_mock.state.requestlog import LogRecord
+from m365_mock.state.requestlog import KIND_GRAPH, KIND_OTHER, KIND_TOKEN, LogRecord
 from m365_mock.state.tenantfile import LoadedWorld, load_demo_world
 from m365_mock.ui.routes import UI_PREFIX, error_page, ui
 from m365_mock.web import (
@@ -40,7 +40,10 @@ from m365_mock.web import (
     REQUEST_ID,
     THROTTLE_RELEASE,
     TOKEN,
+    TOKEN_CLIENT,
+    TOKEN_TENANT,
     is_graph_path,
+    is_token_path,
     json_response,
     request_ids,
 )
@@ -73,6 +76,7 @@ class RequestEnvelope:
             if is_graph_path(merged):  # Graph's URI parser skips empty segments
                 path = environ["PATH_INFO"] = merged
         graph = is_graph_path(path)
+        logged = graph or (is_token_path(path) and environ.get("REQUEST_METHOD") == "POST")
         if graph and "('" in path:
             path = environ["PATH_INFO"] = _KEY_SEGMENT.sub(r"/\1/\2", path)
         request_id = new_uuid()
@@ -99,9 +103,9 @@ class RequestEnvelope:
             release = environ.pop(THROTTLE_RELEASE, None)
             if release is not None:
                 release()
-        if graph or held:
+        if logged or held:
             wait = int(retry_after[-1]) if retry_after and retry_after[-1].isdigit() else None
-            self.emulator.log.append(graph_log_record(self.emulator, environ, int(answered[-1][:3]), wait))
+            self.emulator.log.append(log_record(self.emulator, environ, int(answered[-1][:3]), wait))
         if held:
             return faultpoint.finish(environ, (held[0], held[1], held[2]), body, start_response)
         return body
@@ -155,6 +159,7 @@ def create_app(
 
     @app.errorhandler(aad_errors.AadstsError)
     def render_aadsts(exc: aad_errors.AadstsError) -> Response:
+        request.environ[ERROR_CODE] = f"AADSTS{exc.code}" if exc.code else exc.error
         body, status = aad_errors.render(
             exc,
             trace_id=request_ids()[0],
@@ -233,10 +238,8 @@ def _graph_equivalent(exc: HTTPException, path: str) -> graph_errors.GraphError:
     return graph_errors.BadRequest(exc.description or "Bad request.")
 
 
-def graph_log_record(
-    emulator: Emulator, environ: dict[str, Any], status: int, retry_after: int | None = None
-) -> LogRecord:
-    """The request-log record of one Graph request, from what its route left in the environ."""
+def log_record(emulator: Emulator, environ: dict[str, Any], status: int, retry_after: int | None = None) -> LogRecord:
+    """The request-log record of one request, from what its route left in the environ."""
     query = environ.get("QUERY_STRING")
     path = environ.get("PATH_INFO", "")
     fault = environ.get(FAULT)
@@ -254,6 +257,11 @@ def graph_log_record(
         retry_after=retry_after,
         batch_request_id=environ.get(BATCH_REQUEST_ID),
         fault=fault,
+        kind=KIND_GRAPH if is_graph_path(path) else KIND_TOKEN if is_token_path(path) else KIND_OTHER,
+        client_id=environ.get(TOKEN_CLIENT),
+        token_tenant=environ.get(TOKEN_TENANT),
+        client_request_id=environ.get("HTTP_CLIENT_REQUEST_ID"),
+        user_agent=environ.get("HTTP_USER_AGENT"),
     )
 
 

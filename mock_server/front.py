@@ -35,7 +35,7 @@ from werkzeug.exceptions import (
 )
 
 from m365_mock import faultwire
-from m365_mock.web import FAULT, FRONT, REFUSAL
+from m365_mock.web import FAULT, FRONT, REFUSAL, STREAM
 
 log = logging.getLogger("m365_mock.front")
 
@@ -177,17 +177,22 @@ class Front:
         self._pool_lock = threading.Lock()
         self._workers: list[threading.Thread] = []
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopping: asyncio.Event | None = None
 
     # ------------------------------------------------------------------ RSGI
 
     def __rsgi_init__(self, loop: asyncio.AbstractEventLoop) -> None:
         """Called by granian in the worker process before it serves."""
         self._loop = loop
+        self._stopping = asyncio.Event()
         for hook in self.on_start:
             hook()
 
     def __rsgi_del__(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Called by granian when the worker stops: the threads finish their request and end, then `on_stop`."""
+        """Called by granian when the worker stops: streamed answers end, the threads finish their request and
+        end, then `on_stop`."""
+        if self._stopping is not None:
+            self._stopping.set()
         if self._pool_pid == os.getpid():
             self._pool_pid = None
             for _ in range(self.threads):
@@ -225,12 +230,38 @@ class Front:
         status, headers, data = await future
         if not complete and http1:
             headers = [*headers, ("Connection", "close")]
+        follow = environ.get(STREAM)
+        if follow is not None:
+            await self._stream(protocol, status, headers, data, follow)
+            return
         fault = environ.get(FAULT)
         if fault is not None and fault.on_the_wire:
             await faultwire.deliver(fault, scope, protocol, status, headers, data)
             return
         with contextlib.suppress(RuntimeError):  # granian's ProtocolClosed: the client has gone
             protocol.response_bytes(status, headers, data)
+
+    async def _stream(
+        self, protocol: Any, status: int, headers: list[tuple[str, str]], data: bytes, follow: Callable
+    ) -> None:
+        """Send the answer's head and body, then what `follow` sends, until it returns or the client goes."""
+        if self._stopping is None:
+            self._stopping = asyncio.Event()
+        headers = [(name, value) for name, value in headers if name.lower() != "content-length"]
+        try:
+            transport = protocol.response_stream(status, headers)
+            await transport.send_bytes(data)
+        except RuntimeError:  # granian's ProtocolClosed: the client has gone
+            return
+        following = asyncio.ensure_future(follow(transport.send_bytes, self._stopping))
+        gone = asyncio.ensure_future(protocol.client_disconnect())
+        await asyncio.wait((following, gone), return_when=asyncio.FIRST_COMPLETED)
+        for task in (following, gone):
+            task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, RuntimeError):
+            await following
+        with contextlib.suppress(asyncio.CancelledError, RuntimeError):
+            await gone
 
     async def _read_body(
         self, environ: dict[str, Any], http1: bool, protocol: Any, limit: int | None

@@ -35,6 +35,9 @@ CLIENT_REQUEST_ID = "m365.client_request_id"
 TOKEN = "m365.token"
 DECISION = "m365.decision"
 ERROR_CODE = "m365.error_code"
+# What a token request named: its client_id and (when it exists) its tenant, for its request-log record.
+TOKEN_CLIENT = "m365.token_client"
+TOKEN_TENANT = "m365.token_tenant"
 # What gives back a request's throttling concurrency slot; the request envelope calls it when the answer is made.
 THROTTLE_RELEASE = "m365.throttle_release"
 # The request id of the $batch an inner request belongs to, for its request-log record.
@@ -42,6 +45,11 @@ BATCH_REQUEST_ID = "m365.batch_request_id"
 # The fault rule acting on the request (faultpoint.py), and whether a gate has matched the request against them;
 # FRONT is set by the server front, which carries out what a rule does to the connection.
 FAULT = "m365.fault"
+# A route whose answer goes on after its body (the dashboard's live log) leaves here an async function
+# `follow(send, stopping)`: the server front sends the answer's head and body, then awaits it, on its event loop,
+# holding no request thread. `send(bytes)` writes more of the body; `stopping` is set when the server stops.
+# Served any other way (the test client), the answer ends with its body.
+STREAM = "m365.stream"
 FAULT_GATED = "m365.fault_gated"
 FRONT = "m365.front"
 
@@ -68,6 +76,11 @@ def origin_of(http: WerkzeugRequest) -> str:
 def request_origin() -> str:
     """The origin of Flask's current request."""
     return origin_of(request)
+
+
+def is_token_path(path: str) -> bool:
+    """Whether `path` is a token endpoint (`/{tenant}/oauth2/v2.0/token` or v1's `/{tenant}/oauth2/token`)."""
+    return path.endswith(("/oauth2/v2.0/token", "/oauth2/token"))
 
 
 def is_graph_path(path: str) -> bool:

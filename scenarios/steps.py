@@ -201,9 +201,16 @@ def folder(world: World, o: dict[str, Any]) -> Outcome:
 
 
 def log(world: World, o: dict[str, Any]) -> Outcome:
-    """The request log's records, by mailbox, outcome and app (`as`, when given)."""
+    """The request log's records, by mailbox, outcome, app (`as`, when given) and kind (Graph requests unless
+    `kind` says token or all)."""
     app = world.app(o["as"])["app_id"] if "as" in o else None
-    records = world.admin.log(mailbox=o.get("mailbox") or None, outcome=o.get("outcome") or None, app=app)
+    kind = o.get("kind", "graph")
+    records = world.admin.log(
+        mailbox=o.get("mailbox") or None,
+        outcome=o.get("outcome") or None,
+        app=app,
+        kind=None if kind == "all" else kind,
+    )
     return Outcome(log=records, count=len(records), statuses=[r["status"] for r in records])
 
 
@@ -294,6 +301,6 @@ STEPS: dict[str, StepKind] = {
     "wait_for_delivery": StepKind(wait_for_delivery, ("mailbox", "subject"), ("folder", "timeout")),
     "process": StepKind(process, ("mailbox",), ("folder", "mark_read", "move_to", "top")),
     "folder": StepKind(folder, ("mailbox",), ("folder",)),
-    "log": StepKind(log, (), ("mailbox", "outcome")),
+    "log": StepKind(log, (), ("mailbox", "outcome", "kind")),
     "admin": StepKind(admin, ("action",)),
 }

@@ -24,6 +24,7 @@ from m365_mock.state.content import generate_messages
 from m365_mock.state.mailstore import ItemNotFound, MalformedId, recipient
 from m365_mock.state.mailstore.attachments import counts_as_attachment
 from m365_mock.state.mailstore.mime import MimeError, read_mime
+from m365_mock.state.requestlog import KINDS, OUTCOMES
 from m365_mock.state.tenantfile import ConfigError, dump_world, load_world
 from m365_mock.state.tenantfile.schema import SCHEMA
 from m365_mock.state.throttling import CONCURRENCY_SCOPES, ThrottlingSettings
@@ -223,16 +224,20 @@ def _instant(value: Any, name: str, refusal: type[errors.ControlError], noun: st
 _LOG_QUERY = (
     Query("app", {"type": "string"}, "Only requests of this app id."),
     Query("mailbox", {"type": "string"}, "Only requests on this mailbox address."),
-    Query("outcome", {"enum": ["granted", "denied", "error"]}, "Only requests with this outcome."),
+    Query(
+        "outcome",
+        {"enum": list(OUTCOMES)},
+        "Only requests with this outcome (a token request's is issued or refused).",
+    ),
+    Query("kind", {"enum": list(KINDS)}, "Only Graph requests, token requests, or other requests a fault rule met."),
     Query("limit", {"type": "integer", "minimum": 1}, "Only the newest N records."),
 )
-OUTCOMES = ("granted", "denied", "error")
 
 
 @route(
     "GET",
     "/log",
-    summary="Graph requests with their access decisions, oldest first",
+    summary="Graph and token requests, with their access decisions, oldest first",
     tag="log",
     query=_LOG_QUERY,
     answers={200: s.listing(s.ref("LogRecord"))},
@@ -246,10 +251,14 @@ def request_log() -> Response:
     outcome = request.args.get("outcome")
     if outcome and outcome.lower() not in OUTCOMES:
         raise errors.InvalidField(f"'outcome' must be one of {', '.join(OUTCOMES)}.")
+    kind = request.args.get("kind")
+    if kind and kind.lower() not in KINDS:
+        raise errors.InvalidField(f"'kind' must be one of {', '.join(KINDS)}.")
     records = current_emulator().log.query(
         app=request.args.get("app"),
         mailbox=request.args.get("mailbox"),
         outcome=outcome,
+        kind=kind,
         limit=int(limit) if limit else None,
     )
     return json_response({"value": [r.to_json() for r in records]})

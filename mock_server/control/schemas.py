@@ -112,7 +112,14 @@ OUTBOUND = _closed(
 LOG_RECORD = _closed(
     {
         "time": ISO_TIME,
+        "seq": {"type": "integer", "minimum": 1, "description": "The record's number in the log, from 1."},
+        "kind": {"enum": ["graph", "token", "other"]},
         "request_id": {"type": "string"},
+        "client_request_id": {
+            "type": ["string", "null"],
+            "description": "The client-request-id the client sent; null when it sent none.",
+        },
+        "user_agent": {"type": ["string", "null"]},
         "method": {"type": "string"},
         "path": {"type": "string"},
         "status": {"type": "integer", "description": "0: the connection was closed without an answer (a fault rule)."},
@@ -120,7 +127,7 @@ LOG_RECORD = _closed(
         "app_id": {"type": ["string", "null"]},
         "mailbox": {"type": ["string", "null"]},
         "operation": {"type": ["string", "null"]},
-        "outcome": {"enum": ["granted", "denied", "error"]},
+        "outcome": {"enum": ["granted", "denied", "error", "issued", "refused"]},
         "decision": {"type": ["string", "null"], "description": "Why the request was allowed or denied."},
         "error_code": {"type": ["string", "null"]},
         "batch_request_id": {
@@ -131,7 +138,7 @@ LOG_RECORD = _closed(
         "fault": {"type": ["string", "null"], "description": "The id of the fault rule that acted on the request."},
         "fault_action": {"type": ["string", "null"], "description": "What that rule did (status 0: no answer)."},
     },
-    ["time", "request_id", "method", "path", "status", "outcome"],
+    ["time", "seq", "kind", "request_id", "method", "path", "status", "outcome"],
 )
 
 TIME = _closed(

@@ -25,7 +25,15 @@ from m365_mock.identity.tokens import (
 )
 from m365_mock.state.directory import Application, Tenant
 from m365_mock.state.throttling import Throttled
-from m365_mock.web import current_emulator, current_request, json_response, origin_of, request_origin
+from m365_mock.web import (
+    TOKEN_CLIENT,
+    TOKEN_TENANT,
+    current_emulator,
+    current_request,
+    json_response,
+    origin_of,
+    request_origin,
+)
 
 identity = Blueprint("identity", __name__)
 
@@ -208,6 +216,8 @@ def _token_request(emulator: Emulator, http: WerkzeugRequest, tenant_segment: st
     if auth is not None and auth.type == "basic":
         req.basic_client_id = unquote_plus(auth.username or "") or None
         req.basic_secret = unquote_plus(auth.password or "") or None
+    environ[TOKEN_TENANT] = tenant.id
+    environ[TOKEN_CLIENT] = req.param("client_id") or req.basic_client_id
     return req
 
 

@@ -1,5 +1,8 @@
-"""The request log: every Graph request with its app, mailbox, operation, status and access decision, and
-every other request a fault rule acted on (with the rule).
+"""The request log: every Graph request with its app, mailbox, operation, status and access decision, every
+token request with its app and answer, and every other request a fault rule acted on (with the rule).
+
+Each record gets a sequence number as it is appended, so a reader can ask for what came after the last record
+it saw (`since`), and a watcher (`watch`) is told, from the appending thread, that records have come.
 
 Bounded twice: by records (`capacity`) and by an estimate of the memory they hold (`max_bytes`), the oldest
 going first. A record keeps at most `MAX_PATH_CHARS` of its path (and of its method); the rest is replaced by
@@ -10,8 +13,10 @@ from __future__ import annotations
 
 import threading
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from itertools import islice
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -35,9 +40,14 @@ def truncated(text: str, limit: int) -> str:
     return f"{text[:limit]}...[{len(text) - limit} more characters]"
 
 
+KIND_GRAPH, KIND_TOKEN, KIND_OTHER = "graph", "token", "other"
+KINDS = (KIND_GRAPH, KIND_TOKEN, KIND_OTHER)
+OUTCOMES = ("granted", "denied", "error", "issued", "refused")
+
+
 @dataclass(slots=True)
 class LogRecord:
-    """One Graph request. Kept as the facts the request had at hand; the texts are made when someone reads."""
+    """One request. Kept as the facts the request had at hand; the texts are made when someone reads."""
 
     at: float
     request_id: str
@@ -50,6 +60,12 @@ class LogRecord:
     batch_request_id: str | None = None  # the $batch this request came in, if any
     retry_after: int | None = None  # the answer's Retry-After (seconds), when it had one
     fault: FaultRule | None = None  # the fault rule that acted on it (status 0: its connection closed unanswered)
+    kind: str = KIND_GRAPH
+    client_id: str | None = None  # a token request's client_id (a Graph request's app is its token's)
+    token_tenant: str | None = None  # the tenant a token request was made to, when it exists
+    client_request_id: str | None = None  # as the client sent it; None when it sent none
+    user_agent: str | None = None
+    seq: int = field(default=0, compare=False)  # set by the log as the record is appended
     size: int = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -64,16 +80,17 @@ class LogRecord:
         the access decision is remembered per tenant version), so neither is counted here.
         """
         size = _RECORD_OVERHEAD + _STR_OVERHEAD * 3 + len(self.path) + len(self.method) + len(self.request_id)
-        size += (_STR_OVERHEAD + len(self.error_code)) if self.error_code else 0
-        return size + (_STR_OVERHEAD + len(self.batch_request_id) if self.batch_request_id else 0)
+        for text in (self.error_code, self.batch_request_id, self.client_id, self.client_request_id, self.user_agent):
+            size += (_STR_OVERHEAD + len(text)) if text else 0
+        return size
 
     @property
     def tenant_id(self) -> str | None:
-        return self.token.tenant.id if self.token else None
+        return self.token.tenant.id if self.token else self.token_tenant
 
     @property
     def app_id(self) -> str | None:
-        return self.token.app_id if self.token else None
+        return self.token.app_id if self.token else self.client_id
 
     @property
     def mailbox(self) -> str | None:
@@ -86,7 +103,9 @@ class LogRecord:
 
     @property
     def outcome(self) -> str:
-        """granted, denied, or error (no decision was reached)."""
+        """granted, denied, or error (no decision was reached); for a token request, issued or refused."""
+        if self.kind == KIND_TOKEN:
+            return "issued" if self.status == 200 else "refused"
         if self.access is None:
             return "error"
         return "granted" if self.access.allowed else "denied"
@@ -99,7 +118,11 @@ class LogRecord:
         """The record as the control API shows it: `time` in UTC ISO 8601 first, then the rest."""
         return {
             "time": datetime.fromtimestamp(self.at, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            "seq": self.seq,
+            "kind": self.kind,
             "request_id": self.request_id,
+            "client_request_id": self.client_request_id,
+            "user_agent": self.user_agent,
             "method": self.method,
             "path": self.path,
             "status": self.status,
@@ -131,7 +154,9 @@ class RequestLog:
         self.max_bytes = max_bytes
         self._records: deque[LogRecord] = deque()
         self._bytes = 0
+        self._seq = 0
         self._lock = threading.Lock()
+        self._watchers: tuple[Callable[[], None], ...] = ()
 
     @property
     def estimated_bytes(self) -> int:
@@ -139,13 +164,46 @@ class RequestLog:
         with self._lock:
             return self._bytes
 
+    @property
+    def last_seq(self) -> int:
+        """The sequence number of the newest record appended (0 before the first)."""
+        return self._seq
+
     def append(self, record: LogRecord) -> None:
         with self._lock:
+            self._seq += 1
+            record.seq = self._seq
             records = self._records
             records.append(record)
             self._bytes += record.size
             while len(records) > 1 and (len(records) > self.capacity or self._bytes > self.max_bytes):
                 self._bytes -= records.popleft().size
+        for watcher in self._watchers:
+            watcher()
+
+    def watch(self, watcher: Callable[[], None]) -> Callable[[], None]:
+        """Call `watcher` (from the appending thread, so it must be quick) after every append; returns the
+        function that stops it."""
+        with self._lock:
+            self._watchers = (*self._watchers, watcher)
+
+        def stop() -> None:
+            with self._lock:
+                self._watchers = tuple(w for w in self._watchers if w is not watcher)
+
+        return stop
+
+    def since(self, seq: int, limit: int | None = None) -> list[LogRecord]:
+        """The records appended after sequence number `seq` that are still kept, oldest first (at most the newest
+        `limit` of them)."""
+        with self._lock:
+            records = self._records
+            newer = records[-1].seq - seq if records else 0  # the kept records' numbers run without a gap
+            if limit:
+                newer = min(newer, limit)
+            taken = list(islice(reversed(records), max(0, newer)))
+        taken.reverse()
+        return taken
 
     def clear(self) -> None:
         with self._lock:
@@ -158,9 +216,10 @@ class RequestLog:
         app: str | None = None,
         mailbox: str | None = None,
         outcome: str | None = None,
+        kind: str | None = None,
         limit: int | None = None,
     ) -> list[LogRecord]:
-        """Records matching every filter given (app id, mailbox address, outcome), oldest first."""
+        """Records matching every filter given (app id, mailbox address, outcome, kind), oldest first."""
         with self._lock:
             records = list(self._records)
         if app:
@@ -169,4 +228,6 @@ class RequestLog:
             records = [r for r in records if (r.mailbox or "").lower() == mailbox.lower()]
         if outcome:
             records = [r for r in records if r.outcome == outcome.lower()]
+        if kind:
+            records = [r for r in records if r.kind == kind.lower()]
         return records[-limit:] if limit else records

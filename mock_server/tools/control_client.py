@@ -493,10 +493,12 @@ class ControlClient:
         app: str | None = None,
         mailbox: str | None = None,
         outcome: str | None = None,
+        kind: str | None = None,
         limit: int | None = None,
     ) -> list[dict[str, Any]]:
-        """Graph requests with their decisions, oldest first (`app` an app id; `limit` the newest N)."""
-        query = {"app": app, "mailbox": mailbox, "outcome": outcome, "limit": limit or None}
+        """Graph and token requests with their decisions, oldest first (`app` an app id; `kind` graph, token or
+        other; `limit` the newest N)."""
+        query = {"app": app, "mailbox": mailbox, "outcome": outcome, "kind": kind, "limit": limit or None}
         return self.request("GET", "/log", query=query)["value"]
 
     # ------------------------------------------------------------ fault rules

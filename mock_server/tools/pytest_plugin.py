@@ -262,7 +262,7 @@ class M365:
     # ------------------------------------------------------------ what happened
 
     def log(self, **filters: Any) -> list[dict[str, Any]]:
-        """The request log (filters: app, mailbox, outcome, limit), oldest first; `app` as elsewhere (dict, id or
+        """The request log (filters: app, mailbox, outcome, kind, limit), oldest first; `app` as elsewhere (dict, id or
         display name)."""
         if filters.get("app") is not None:
             filters["app"] = self._app_id(filters["app"])

@@ -1,10 +1,187 @@
-"""The dashboard's Live log page."""
+"""The dashboard's live log: every Graph and token request as it happens, with its app, mailbox, operation,
+status and access decision, streamed to the page as server-sent events.
+
+The events route answers through the app like every other request: it sends the newest matching records, and
+leaves the server front a `follow` function (web.STREAM) that the front awaits on its event loop, holding no
+request thread. `follow` watches the request log; a burst of requests wakes it once per BATCH_SECONDS.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import json
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+from flask import Response, abort, request, url_for
+
+from m365_mock.emulator import Emulator
+from m365_mock.state.requestlog import KINDS, LogRecord, RequestLog
 from m365_mock.ui.base import page, ui
+from m365_mock.web import STREAM, current_emulator
+
+SHOW = ("all", "denied", "errors")
+BACKLOG = 200  # the newest matching records an opened page starts with
+BATCH_SECONDS = 0.1
+KEEPALIVE_SECONDS = 15.0
+RECONNECT_MILLISECONDS = 1000
+
+
+@dataclass(frozen=True)
+class LogFilter:
+    """Which records a live log shows: all, denied or errors (status 400 and up), of a kind, app and mailbox."""
+
+    show: str = "all"
+    kind: str = "all"
+    app: str = ""
+    mailbox: str = ""
+
+    def matches(self, record: LogRecord) -> bool:
+        if self.show == "denied" and record.outcome != "denied":
+            return False
+        if self.show == "errors" and not (record.status >= 400 or record.status == 0):
+            return False
+        if self.kind != "all" and record.kind != self.kind:
+            return False
+        if self.app and (record.app_id or "").lower() != self.app:
+            return False
+        return not self.mailbox or (record.mailbox or "").lower() == self.mailbox
+
+    def query(self) -> dict[str, str]:
+        """The filter as query parameters (those that are not their default)."""
+        return {name: value for name, value in vars(self).items() if value and value != "all"}
+
+
+def read_filter(extra: Iterable[str] = ()) -> LogFilter:
+    """The filter the query asks for; an unknown parameter or value is refused with 400, never ignored."""
+    allowed = {"show", "kind", "app", "mailbox", *extra}
+    unknown = sorted(set(request.args) - allowed)
+    if unknown:
+        abort(400, f"The live log does not take the query parameter '{unknown[0]}'; it takes show, kind, app, mailbox.")
+    show = request.args.get("show", "all")
+    kind = request.args.get("kind", "all")
+    if show not in SHOW:
+        abort(400, f"'show' must be one of {', '.join(SHOW)}.")
+    if kind != "all" and kind not in KINDS:
+        abort(400, f"'kind' must be all or one of {', '.join(KINDS)}.")
+    app = request.args.get("app", "").strip().lower()
+    mailbox = request.args.get("mailbox", "").strip().lower()
+    return LogFilter(show, kind, app, mailbox)
+
+
+def _app_names(emulator: Emulator) -> dict[str, str]:
+    return {app.app_id.lower(): app.display_name for t in emulator.directory.tenants for app in t.applications.values()}
+
+
+def event_json(record: LogRecord, names: dict[str, str]) -> dict[str, Any]:
+    """A record as the page shows it: the control API's record, with the app's name and the decision's reason."""
+    shown = record.to_json()
+    shown["app_name"] = names.get((record.app_id or "").lower())
+    shown["reason"] = record.access.reason if record.access else None
+    shown["roles"] = list(record.token.roles) if record.token else None
+    return shown
+
+
+def events(records: Iterable[LogRecord], names: dict[str, str]) -> bytes:
+    """Server-sent events, one `record` event per record, its id the record's number in the log."""
+    lines = [
+        f"id: {r.seq}\nevent: record\ndata: {json.dumps(event_json(r, names), separators=(',', ':'))}\n\n"
+        for r in records
+    ]
+    return "".join(lines).encode()
 
 
 @ui.get("/log")
 def live_log() -> str:
-    return page("live_log.html")
+    emulator = current_emulator()
+    log_filter = read_filter()
+    apps = sorted(
+        ((app.display_name, app.app_id) for t in emulator.directory.tenants for app in t.applications.values()),
+        key=lambda pair: pair[0].lower(),
+    )
+    mailboxes = sorted(m.address for t in emulator.directory.tenants for m in t.mailboxes.values())
+    return page(
+        "live_log.html",
+        filter=log_filter,
+        apps=apps,
+        mailboxes=mailboxes,
+        kinds=KINDS,
+        events_url=url_for("ui.live_log_events", **log_filter.query()),
+    )
+
+
+@ui.get("/log/events")
+def live_log_events() -> Response:
+    """The newest matching records, then each new one as it is logged (server-sent events). A reconnecting
+    EventSource sends Last-Event-ID and gets what it missed."""
+    emulator = current_emulator()
+    log_filter = read_filter()
+    last_seen = request.headers.get("Last-Event-ID", "0").strip() or "0"
+    if not (last_seen.isascii() and last_seen.isdigit()):
+        abort(400, "Last-Event-ID must be the number of a record in the log.")
+    after = int(last_seen)
+    if after > emulator.log.last_seq:  # an id from an earlier run of the emulator
+        after = 0
+    records = emulator.log.since(after)
+    seen = records[-1].seq if records else after
+    names = _app_names(emulator)
+    backlog = [r for r in records if log_filter.matches(r)][-BACKLOG:]
+    body = f"retry: {RECONNECT_MILLISECONDS}\n\n".encode() + events(backlog, names)
+    request.environ[STREAM] = partial(follow, emulator, log_filter, seen)
+    return Response(body, content_type="text/event-stream; charset=utf-8", headers={"Cache-Control": "no-store"})
+
+
+async def follow(
+    emulator: Emulator,
+    log_filter: LogFilter,
+    seen: int,
+    send: Callable[[bytes], Awaitable[None]],
+    stopping: asyncio.Event,
+) -> None:
+    """Send each record logged after number `seen` that matches, until the server stops (or the front cancels
+    this when the client goes)."""
+    log: RequestLog = emulator.log
+    loop = asyncio.get_running_loop()
+    woken = asyncio.Event()
+    waking = [False]
+
+    def wake() -> None:  # on the appending thread: at most one call into the loop until it has run
+        if not waking[0]:
+            waking[0] = True
+            loop.call_soon_threadsafe(woken.set)
+
+    stop_watching = log.watch(wake)
+    try:
+        while not stopping.is_set():
+            if not await _woken_or_stopping(woken, stopping):
+                await send(b": keep-alive\n\n")
+                continue
+            if stopping.is_set():
+                return
+            await asyncio.sleep(BATCH_SECONDS)
+            waking[0] = False
+            woken.clear()
+            records = log.since(seen)
+            if records:
+                seen = records[-1].seq
+                chunk = events((r for r in records if log_filter.matches(r)), _app_names(emulator))
+                if chunk:
+                    await send(chunk)
+    finally:
+        stop_watching()
+
+
+async def _woken_or_stopping(woken: asyncio.Event, stopping: asyncio.Event) -> bool:
+    """Wait for either event, at most KEEPALIVE_SECONDS; whether one was set."""
+    waits = [asyncio.ensure_future(woken.wait()), asyncio.ensure_future(stopping.wait())]
+    try:
+        done, _ = await asyncio.wait(waits, timeout=KEEPALIVE_SECONDS, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in waits:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+    return bool(done)

@@ -360,7 +360,7 @@ def test_bodies_the_document_refuses_are_refused(admin, path, body, code, messag
 
 def test_log_and_mailbox_filters_outside_their_values_are_refused(admin):
     assert admin.call("GET", "/_m365/log?outcome=allowed", expect=400).get_json()["error"]["message"] == (
-        "'outcome' must be one of granted, denied, error."
+        "'outcome' must be one of granted, denied, error, issued, refused."
     )
     assert admin.call("GET", "/_m365/log?outcome=DENIED", expect=200).get_json() == {"value": []}
     assert admin.call("GET", "mailboxes?type=room", expect=400).get_json()["error"]["code"] == "InvalidField"
@@ -369,7 +369,7 @@ def test_log_and_mailbox_filters_outside_their_values_are_refused(admin):
 @pytest.mark.parametrize(
     ("path", "takes"),
     [
-        ("/_m365/log?limt=3", "it takes app, mailbox, outcome, limit."),
+        ("/_m365/log?limt=3", "it takes app, mailbox, outcome, kind, limit."),
         ("/_m365/export?mail=false", "it takes none."),
         ("/_m365/health?verbose=1", "it takes none."),
     ],

@@ -96,7 +96,7 @@ def test_a_scenario_with_faults_in_its_setup(served):
         assert "fault blip: 503" in report
         faults = {r["id"]: r for r in target.client.faults()}
         assert (faults["fault-1"]["fired"], faults["blip"]["fired"], faults["blip"]["matched"]) == (1, 1, 4)
-        assert [(r["status"], r["fault"]) for r in target.client.log()] == [
+        assert [(r["status"], r["fault"]) for r in target.client.log(kind="graph")] == [
             (429, "fault-1"),
             (200, None),
             (503, "blip"),

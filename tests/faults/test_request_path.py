@@ -78,8 +78,20 @@ def test_the_token_endpoint_down(client, fault, tenant, demo_app, emulator):
     assert body["error_uri"] == "https://login.microsoftonline.com/error?code=90006"
     assert "Retry-After" not in down.headers
     assert post_token(client, tenant.id, **secret_form(demo_app)).status_code == 200
-    [record] = records(emulator)  # the token endpoint's requests are logged when a rule acts on them
-    assert (record["path"], record["status"], record["fault"]) == (f"/{tenant.id}/oauth2/v2.0/token", 503, rule.id)
+    down_record, up_record = records(emulator)  # every token request is logged, with the rule that acted on it
+    assert (down_record["path"], down_record["status"], down_record["fault"]) == (
+        f"/{tenant.id}/oauth2/v2.0/token",
+        503,
+        rule.id,
+    )
+    assert (down_record["kind"], down_record["outcome"], down_record["error_code"]) == (
+        "token",
+        "refused",
+        "AADSTS90006",
+    )
+    assert (up_record["status"], up_record["outcome"], up_record["fault"]) == (200, "issued", None)
+    assert down_record["app_id"] is None  # refused before its body was read
+    assert up_record["app_id"] == demo_app.app_id
 
 
 def test_the_token_endpoint_down_answers_even_a_request_it_could_not_read(client, fault, tenant):

@@ -364,3 +364,25 @@ def test_unknown_identity_path_gets_a_json_404(client):
     assert response.status_code == 404
     assert response.get_json()["error"] == "invalid_request"
     assert response.headers["request-id"]
+
+
+def test_every_token_request_is_in_the_request_log_with_its_app_and_answer(client, emulator, tenant, demo_app):
+    headers = {"client-request-id": "5f0c9d1e-0000-4000-8000-000000000001", "User-Agent": "daemon/1.0"}
+    assert post_token(client, tenant.id, headers=headers, **secret_form(demo_app)).status_code == 200
+    wrong = post_token(client, tenant.id, **secret_form(demo_app, client_secret="wrong"))
+    assert wrong.status_code == 401
+    issued, refused = (r.to_json() for r in emulator.log.query(kind="token"))
+    assert (issued["outcome"], issued["app_id"], issued["tenant_id"], issued["status"]) == (
+        "issued",
+        demo_app.app_id,
+        tenant.id,
+        200,
+    )
+    assert (issued["client_request_id"], issued["user_agent"]) == (headers["client-request-id"], "daemon/1.0")
+    assert (refused["outcome"], refused["path"], refused["error_code"]) == (
+        "refused",
+        f"/{tenant.id}/oauth2/v2.0/token",
+        "AADSTS7000215",
+    )
+    assert refused["client_request_id"] is None  # the client sent none; the answer's header repeats the request id
+    assert emulator.log.query(kind="graph") == []

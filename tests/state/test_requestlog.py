@@ -115,3 +115,77 @@ def test_concurrent_appends_keep_the_byte_count_exact():
         thread.join()
     kept = log.query()
     assert sum(r.size for r in kept) == log.estimated_bytes <= 512 * 1024
+
+
+def test_records_are_numbered_and_read_after_a_number_even_across_eviction():
+    log = RequestLog(capacity=5)
+    for n in range(1, 9):
+        log.append(record(n))
+    assert log.last_seq == 8
+    assert [r.seq for r in log.since(0)] == [4, 5, 6, 7, 8]  # what is still kept
+    assert [r.seq for r in log.since(6)] == [7, 8]
+    assert [r.seq for r in log.since(2, limit=2)] == [7, 8]
+    assert log.since(8) == [] and log.since(99) == []
+    log.clear()
+    log.append(record(9))
+    assert [r.seq for r in log.since(8)] == [9]  # numbers go on after a clear: a reader's place stays good
+
+
+def test_a_watcher_is_told_of_each_append_until_stopped():
+    log = RequestLog()
+    told: list[int] = []
+    stop = log.watch(lambda: told.append(log.last_seq))
+    log.append(record(1))
+    log.append(record(2))
+    stop()
+    log.append(record(3))
+    assert told == [1, 2]
+
+
+def test_numbers_stay_unique_and_gapless_under_concurrent_appends():
+    log = RequestLog(capacity=100_000)
+
+    def append_many() -> None:
+        for n in range(500):
+            log.append(record(n))
+
+    threads = [threading.Thread(target=append_many) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert [r.seq for r in log.since(0)] == list(range(1, 4001))
+
+
+def test_a_token_request_is_issued_or_refused_and_names_its_app():
+    issued = LogRecord(
+        at=1.0,
+        request_id="r",
+        method="POST",
+        path="/t/oauth2/v2.0/token",
+        status=200,
+        token=None,
+        access=None,
+        error_code=None,
+        kind="token",
+        client_id=APP,
+        token_tenant="tid",
+    )
+    refused = LogRecord(
+        at=2.0,
+        request_id="s",
+        method="POST",
+        path="/t/oauth2/v2.0/token",
+        status=401,
+        token=None,
+        access=None,
+        error_code="AADSTS7000215",
+        kind="token",
+        client_id=APP,
+    )
+    assert (issued.outcome, issued.app_id, issued.tenant_id) == ("issued", APP, "tid")
+    assert (refused.outcome, refused.to_json()["kind"], refused.to_json()["error_code"]) == (
+        "refused",
+        "token",
+        "AADSTS7000215",
+    )
