@@ -3,13 +3,13 @@ status and access decision, streamed to the page as server-sent events.
 
 The events route answers through the app like every other request: it sends the newest matching records, and
 leaves the server front a `follow` function (web.STREAM) that the front awaits on its event loop, holding no
-request thread. `follow` watches the request log; a burst of requests wakes it once per BATCH_SECONDS.
+request thread. The streams of one loop share one LiveFeed: one watcher on the request log, woken at most once
+per BATCH_SECONDS however many requests come, and each record serialized once for all of them.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
@@ -19,7 +19,7 @@ from typing import Any
 from flask import Response, abort, request, url_for
 
 from m365_mock.emulator import Emulator
-from m365_mock.state.requestlog import KINDS, LogRecord, RequestLog
+from m365_mock.state.requestlog import KINDS, LogRecord
 from m365_mock.ui.base import page, ui
 from m365_mock.web import STREAM, current_emulator
 
@@ -134,6 +134,100 @@ def live_log_events() -> Response:
     return Response(body, content_type="text/event-stream; charset=utf-8", headers={"Cache-Control": "no-store"})
 
 
+class LiveFeed:
+    """The request log, as one event loop's live logs follow it: one watcher on the log, each new record
+    serialized once, then handed to every subscriber whose filter it matches.
+
+    A subscriber that falls more than MAX_WAITING batches behind is dropped; its EventSource reconnects with
+    Last-Event-ID and gets what it missed from the log.
+    """
+
+    MAX_WAITING = 100
+
+    def __init__(self, emulator: Emulator, loop: asyncio.AbstractEventLoop) -> None:
+        self.emulator = emulator
+        self.loop = loop
+        self.subscribers: dict[asyncio.Queue[bytes | None], _Subscriber] = {}
+        self.seen = emulator.log.last_seq
+        self._woken = asyncio.Event()
+        self._waking = False
+        self._stop_watching: Callable[[], None] | None = None
+        self._pump: asyncio.Task[None] | None = None
+
+    def _wake(self) -> None:  # on the appending thread: at most one call into the loop until it has run
+        if not self._waking:
+            self._waking = True
+            self.loop.call_soon_threadsafe(self._woken.set)
+
+    def subscribe(self, log_filter: LogFilter, seen: int) -> asyncio.Queue[bytes | None]:
+        """A queue of event chunks for the records after number `seen` that match (None: dropped, reconnect)."""
+        queue: asyncio.Queue[bytes | None] = asyncio.Queue(self.MAX_WAITING)
+        if self._pump is None:
+            self.seen = seen
+            self._stop_watching = self.emulator.log.watch(self._wake)
+            self._pump = asyncio.ensure_future(self._run())
+        elif seen < self.seen:  # what the feed has handed out since this stream's answer was made
+            missed = [r for r in self.emulator.log.since(seen) if r.seq <= self.seen and log_filter.matches(r)]
+            if missed:
+                queue.put_nowait(events(missed, _app_names(self.emulator)))
+            seen = self.seen
+        self.subscribers[queue] = _Subscriber(log_filter, seen)
+        return queue
+
+    def unsubscribe(self, queue: asyncio.Queue[bytes | None]) -> None:
+        self.subscribers.pop(queue, None)
+        if not self.subscribers and self._pump is not None:
+            self._pump.cancel()
+            self._pump = None
+            if self._stop_watching is not None:
+                self._stop_watching()
+                self._stop_watching = None
+            _FEEDS.pop((id(self.emulator), id(self.loop)), None)
+
+    async def _run(self) -> None:
+        while True:
+            await self._woken.wait()
+            await asyncio.sleep(BATCH_SECONDS)
+            self._waking = False
+            self._woken.clear()
+            records = self.emulator.log.since(self.seen)
+            if not records:
+                continue
+            self.seen = records[-1].seq
+            names = _app_names(self.emulator)
+            shown = [(r, events((r,), names)) for r in records]
+            for queue, subscriber in list(self.subscribers.items()):
+                chunk = b"".join(data for r, data in shown if r.seq > subscriber.seen and subscriber.filter.matches(r))
+                subscriber.seen = self.seen
+                if not chunk:
+                    continue
+                if queue.full():  # too far behind: dropped, to come back with Last-Event-ID
+                    self.subscribers.pop(queue, None)
+                    queue.get_nowait()
+                    queue.put_nowait(None)
+                else:
+                    queue.put_nowait(chunk)
+
+
+@dataclass
+class _Subscriber:
+    filter: LogFilter
+    seen: int
+
+
+_FEEDS: dict[tuple[int, int], LiveFeed] = {}
+
+
+def live_feed(emulator: Emulator) -> LiveFeed:
+    """The running loop's feed of `emulator`'s log (made on first use)."""
+    loop = asyncio.get_running_loop()
+    key = (id(emulator), id(loop))
+    feed = _FEEDS.get(key)
+    if feed is None or feed.emulator is not emulator or feed.loop is not loop:
+        feed = _FEEDS[key] = LiveFeed(emulator, loop)
+    return feed
+
+
 async def follow(
     emulator: Emulator,
     log_filter: LogFilter,
@@ -141,47 +235,26 @@ async def follow(
     send: Callable[[bytes], Awaitable[None]],
     stopping: asyncio.Event,
 ) -> None:
-    """Send each record logged after number `seen` that matches, until the server stops (or the front cancels
-    this when the client goes)."""
-    log: RequestLog = emulator.log
-    loop = asyncio.get_running_loop()
-    woken = asyncio.Event()
-    waking = [False]
-
-    def wake() -> None:  # on the appending thread: at most one call into the loop until it has run
-        if not waking[0]:
-            waking[0] = True
-            loop.call_soon_threadsafe(woken.set)
-
-    stop_watching = log.watch(wake)
+    """Send each record logged after number `seen` that matches, until the server stops, the stream falls too
+    far behind, or the front cancels this because the client went."""
+    feed = live_feed(emulator)
+    queue = feed.subscribe(log_filter, seen)
+    stopped = asyncio.ensure_future(stopping.wait())
     try:
         while not stopping.is_set():
-            if not await _woken_or_stopping(woken, stopping):
-                await send(b": keep-alive\n\n")
+            taking = asyncio.ensure_future(queue.get())
+            done, _ = await asyncio.wait(
+                (taking, stopped), timeout=KEEPALIVE_SECONDS, return_when=asyncio.FIRST_COMPLETED
+            )
+            if taking not in done:
+                taking.cancel()
+                if not stopping.is_set():
+                    await send(b": keep-alive\n\n")
                 continue
-            if stopping.is_set():
+            chunk = taking.result()
+            if chunk is None:
                 return
-            await asyncio.sleep(BATCH_SECONDS)
-            waking[0] = False
-            woken.clear()
-            records = log.since(seen)
-            if records:
-                seen = records[-1].seq
-                chunk = events((r for r in records if log_filter.matches(r)), _app_names(emulator))
-                if chunk:
-                    await send(chunk)
+            await send(chunk)
     finally:
-        stop_watching()
-
-
-async def _woken_or_stopping(woken: asyncio.Event, stopping: asyncio.Event) -> bool:
-    """Wait for either event, at most KEEPALIVE_SECONDS; whether one was set."""
-    waits = [asyncio.ensure_future(woken.wait()), asyncio.ensure_future(stopping.wait())]
-    try:
-        done, _ = await asyncio.wait(waits, timeout=KEEPALIVE_SECONDS, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in waits:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-    return bool(done)
+        stopped.cancel()
+        feed.unsubscribe(queue)

@@ -35,7 +35,10 @@ def token(served) -> str:
 def read(served, access_token: str, mailbox: str) -> requests.Response:
     return requests.get(
         f"{served.base_url}/v1.0/users/{mailbox}/messages?$top=1",
-        headers={"Authorization": f"Bearer {access_token}", "client-request-id": "c0ffee00-0000-4000-8000-000000000000"},
+        headers={
+            "Authorization": f"Bearer {access_token}",
+            "client-request-id": "c0ffee00-0000-4000-8000-000000000000",
+        },
         verify=served.ca_file,
         timeout=30,
     )
