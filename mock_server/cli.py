@@ -170,6 +170,7 @@ def connection_facts(world: LoadedWorld, base_url: str, ca_file: Path | None, ad
         "apps": apps,
         "admin_key": admin_key,
         "control_url": f"{base_url}/_m365",
+        "dashboard_url": f"{base_url}/_m365/ui/",
         "pid": os.getpid(),
     }
 
@@ -197,6 +198,7 @@ def banner(
         lines.append(f"  Generated secret for {secret.app_name} ({secret.app_id}): {secret.value}  (shown once)")
     state = Path(facts["ca_file"]).parent if ca else None
     lines.append(f"  Control API:  {facts['control_url']}  (header X-M365-Admin-Key: {facts['admin_key']})")
+    lines.append(f"  Dashboard:    {facts['dashboard_url']}  (log in with the admin key {facts['admin_key']})")
     if state:
         lines.append(f"  Connection:   {state / 'connection.json'} and connection.env")
     if kept_in is not None:
@@ -348,6 +350,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     admin_key = args.admin_key or new_admin_key()
     app = create_app(world, signing_key=signing_key, admin_key=admin_key)
     emulator = app.extensions["m365"]
+    emulator.ca_file = options.ca_file
     if kept is not None:
         emulator.load(kept)
         source = f"the world kept in {world_file} (first loaded from {source})"

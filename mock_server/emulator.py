@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from m365_mock.clock import Clock
@@ -49,6 +50,8 @@ class Emulator:
     uploads: UploadSessions = field(default_factory=UploadSessions)
     faults: FaultBook = field(default_factory=FaultBook)
     sessions: DashboardSessions = field(default_factory=DashboardSessions)
+    # The CA certificate the served TLS certificate chains to (the dashboard offers it); None over plain HTTP.
+    ca_file: Path | None = None
     # Signs message delta's state tokens; made at start, so tokens of an earlier run are not this run's.
     delta_key: bytes = field(default_factory=lambda: secrets.token_bytes(32))
     throttle: Throttle = field(init=False, repr=False)

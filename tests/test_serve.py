@@ -199,6 +199,16 @@ def test_admin_key_reaches_the_connection_files_and_opens_the_control_api(served
     assert ok.status_code == 200 and "value" in ok.json()
 
 
+def test_the_dashboard_url_is_announced_and_serves_the_login_page(served):
+    url = served.facts["dashboard_url"]
+    assert url == served.base_url + "/_m365/ui/"
+    assert f"  Dashboard:    {url}  (log in with the admin key {served.facts['admin_key']})" in (
+        (served.state_dir / "serve.log").read_text().splitlines()
+    )
+    login = requests.get(url, verify=served.ca_file, timeout=10)
+    assert login.url.startswith(url + "login") and 'name="key"' in login.text
+
+
 def test_admin_key_can_be_chosen(tmp_path):
     with start_emulator(tmp_path, env={"M365_MOCK_ADMIN_KEY": "ci-key"}) as running:
         assert running.facts["admin_key"] == "ci-key"

@@ -191,6 +191,16 @@ def test_snippets_in_the_banner_carry_their_imports(tmp_path):
     compile(azure, "azure-snippet", "exec")
 
 
+def test_the_banner_and_the_connection_facts_name_the_dashboard(tmp_path):
+    from m365_mock.state.tenantfile import load_demo_world
+
+    world = load_demo_world()
+    facts = cli.connection_facts(world, "https://127.0.0.1:8443", tmp_path / "ca.pem", "the-key")
+    assert facts["dashboard_url"] == "https://127.0.0.1:8443/_m365/ui/"
+    lines = cli.banner(facts, world, 0.0, "the demo tenant").splitlines()
+    assert "  Dashboard:    https://127.0.0.1:8443/_m365/ui/  (log in with the admin key the-key)" in lines
+
+
 # ---------------------------------------------------------------- real processes
 
 

@@ -267,14 +267,15 @@ def request_log() -> Response:
 # ---------------------------------------------------------------- time and settings
 
 
-def _time_json() -> dict[str, Any]:
+def time_json() -> dict[str, Any]:
+    """The clock as `GET /_m365/time` shows it: `now` to the microsecond, and whether it is frozen."""
     clock = current_emulator().clock
     return {"now": clock.now_datetime().strftime("%Y-%m-%dT%H:%M:%S.%fZ"), "frozen": clock.frozen}
 
 
 @route("GET", "/time", summary="The emulator's clock", tag="time and settings", answers={200: s.ref("Time")})
 def get_time() -> Response:
-    return json_response(_time_json())
+    return json_response(time_json())
 
 
 @route(
@@ -316,7 +317,7 @@ def set_time() -> Response:
         clock.resume()
     if payload.get("reset") is True:
         clock.reset()
-    return json_response(_time_json())
+    return json_response(time_json())
 
 
 def _settings_json() -> dict[str, Any]:
@@ -393,6 +394,12 @@ def patch_settings() -> Response:
     answers={200: s.ref("Throttling")},
 )
 def get_throttling() -> Response:
+    limits = _throttling_json(current_emulator().settings.throttling)
+    return json_response({"limits": limits, "value": throttling_windows()})
+
+
+def throttling_windows() -> list[dict[str, Any]]:
+    """Each tenant's (app, mailbox) windows, the mailbox by its address and the next reset as an ISO time."""
     emulator = current_emulator()
     rows = []
     for tenant in emulator.directory.tenants:
@@ -407,7 +414,7 @@ def get_throttling() -> Response:
                     "next_reset": None if reset is None else iso_exact(from_microseconds(microseconds(reset))),
                 }
             )
-    return json_response({"limits": _throttling_json(emulator.settings.throttling), "value": rows})
+    return rows
 
 
 # ---------------------------------------------------------------- reset, export, import
