@@ -250,7 +250,8 @@ def test_log_command_shows_decisions_of_the_running_emulator(tmp_path):
             )
         result = run_cli("log", "--state-dir", str(tmp_path))
         assert result.returncode == 0, result.stderr
-        lines = result.stdout.splitlines()
+        issued, *lines = result.stdout.splitlines()
+        assert "200  issued" in issued and issued.endswith("/oauth2/v2.0/token")  # token requests are logged too
         assert "200  granted" in lines[0] and "support@contoso.onmicrosoft.com" in lines[0]
         assert "RestrictAccess policy" in lines[1] and lines[1].strip().endswith("matches via cctr_sec_group")
         assert "403  denied" in lines[2] and "sales@contoso.onmicrosoft.com" in lines[2]
@@ -260,6 +261,8 @@ def test_log_command_shows_decisions_of_the_running_emulator(tmp_path):
         denied = run_cli("log", "--state-dir", str(tmp_path), "--outcome", "denied", "--json")
         records = [json.loads(line) for line in denied.stdout.splitlines()]
         assert [(r["mailbox"], r["status"]) for r in records] == [("sales@contoso.onmicrosoft.com", 403)]
+        tokens = run_cli("log", "--state-dir", str(tmp_path), "--kind", "token", "--json")
+        assert [json.loads(line)["outcome"] for line in tokens.stdout.splitlines()] == ["issued"]
 
 
 def test_log_command_without_an_emulator(tmp_path):

@@ -25,7 +25,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--app", help="only this app id")
     parser.add_argument("--mailbox", help="only this mailbox address")
-    parser.add_argument("--outcome", choices=["granted", "denied", "error"], help="only this outcome")
+    parser.add_argument(
+        "--outcome",
+        choices=["granted", "denied", "error", "issued", "refused"],
+        help="only this outcome (a token request is issued or refused)",
+    )
+    parser.add_argument("--kind", choices=["graph", "token", "other"], help="only Graph requests, or token requests")
     parser.add_argument("--limit", type=int, default=50, help="the newest N records (default 50; 0 for all)")
     parser.add_argument("--json", action="store_true", help="print the records as JSON lines")
     add_connection_arguments(parser)
@@ -57,7 +62,9 @@ def main(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None
     out, err = out or sys.stdout, err or sys.stderr
     try:
         client = client_from_args(args)
-        records = client.log(app=args.app, mailbox=args.mailbox, outcome=args.outcome, limit=args.limit or None)
+        records = client.log(
+            app=args.app, mailbox=args.mailbox, outcome=args.outcome, kind=args.kind, limit=args.limit or None
+        )
     except SetupError as exc:
         print(f"m365-mock log: {exc}", file=err)
         return 2

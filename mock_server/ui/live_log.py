@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
+from urllib.parse import urlencode
 
 from flask import Response, abort, request, url_for
 
@@ -109,7 +110,7 @@ def live_log() -> str:
         apps=apps,
         mailboxes=mailboxes,
         kinds=KINDS,
-        events_url=url_for("ui.live_log_events", **log_filter.query()),
+        events_url=url_for("ui.live_log_events") + (f"?{urlencode(query)}" if (query := log_filter.query()) else ""),
     )
 
 
