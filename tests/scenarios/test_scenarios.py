@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import tempfile
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -296,10 +297,15 @@ def test_each_library_scenario_expects_what_makes_it_its_situation(path):
 
 
 @pytest.mark.parametrize("path", builtin_scenarios(), ids=lambda p: p.stem)
-def test_each_builtin_scenario_passes(target, path):
+def test_each_builtin_scenario_passes_and_leaves_nothing_in_the_temp_folder(target, path, tmp_path, monkeypatch):
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(temp))
+    monkeypatch.setattr(tempfile, "tempdir", None)
     result = run_scenario(target, load_scenario(path))
     assert result.passed, console([result])
     assert result.steps and all(step.passed for step in result.steps)
+    assert sorted(p.name for p in temp.iterdir()) == []
 
 
 def test_a_wrong_expectation_fails_with_what_was_expected_and_what_came(target):
