@@ -112,6 +112,12 @@ def main(argv: list[str] | None = None) -> int:
             page.click("button[type=submit]")
             page.wait_for_url(ui + "/mailboxes**")
             page.screenshot(path=HERE / "mailboxes.png")
+            page.click("text=Customer Support")
+            page.wait_for_selector("text=Printer on floor 3 is jammed again")
+            page.screenshot(path=HERE / "mailbox.png")
+            page.click("text=Printer on floor 3 is jammed again")
+            page.frame_locator("iframe").locator("text=jammed").wait_for()
+            page.screenshot(path=HERE / "message.png")
             page.goto(ui + "/log")
             page.wait_for_selector("#log-state:has-text('live')")
             traffic(emulator)
@@ -125,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
             page.goto(ui + "/emulator")
             page.screenshot(path=HERE / "emulator.png", full_page=True)
             browser.close()
-    for name in ("mailboxes", "live-log", "access", "outbound", "emulator"):
+    for name in ("mailboxes", "mailbox", "message", "live-log", "access", "outbound", "emulator"):
         print(HERE / f"{name}.png")
     return 0
 

@@ -60,13 +60,26 @@ def ui_url(served) -> str:
 
 
 @pytest.fixture
-def anonymous(browser) -> Iterator[Any]:
-    """A browser page with no session. Requests to any host but the emulator's are recorded and refused."""
+def anonymous(browser, served) -> Iterator[Any]:
+    """A browser page with no session. A request to anywhere but the emulator is refused, and fails the test:
+    the dashboard loads nothing from elsewhere."""
     context = browser.new_context(ignore_https_errors=True)
+    elsewhere: list[str] = []
+
+    def only_the_emulator(route: Any) -> None:
+        url = route.request.url
+        if url.startswith(served.base_url + "/") or url.startswith(("data:", "about:", "blob:")):
+            route.continue_()
+        else:
+            elsewhere.append(url)
+            route.abort()
+
+    context.route("**/*", only_the_emulator)
     page = context.new_page()
     page.set_default_timeout(10_000)
     yield page
     context.close()
+    assert elsewhere == [], f"the dashboard asked for something outside the emulator: {elsewhere}"
 
 
 @pytest.fixture
