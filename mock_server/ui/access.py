@@ -21,7 +21,7 @@ from m365_mock.state.directory import Application, Mailbox, Tenant
 from m365_mock.state.policies import ACCESS_RIGHTS, RBAC_ROLES
 from m365_mock.state.rules import AccessPolicy, Lifetime, RoleAssignment
 from m365_mock.state.tenantfile import dump_scope, dump_service_principal
-from m365_mock.ui.base import page, quoted, ui
+from m365_mock.ui.base import page, quoted, takes, ui
 from m365_mock.web import current_emulator
 
 MATRIX_OPERATIONS = (Operation.READ_BASIC, Operation.SEND)
@@ -233,10 +233,8 @@ def _page_number(pages: int) -> int:
 
 
 @ui.get("/access")
+@takes("tenant", "page")
 def access() -> str:
-    unknown = sorted(set(request.args) - {"tenant", "page"})
-    if unknown:
-        abort(400, f"The Access page takes 'tenant' and 'page'; not {', '.join(repr(u) for u in unknown)}.")
     emulator = current_emulator()
     tenants = emulator.directory.tenants
     tenant = _chosen_tenant(tenants)

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import hmac
 import secrets
+from collections.abc import Callable
 from importlib import resources
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote, urlsplit
 
 from flask import Blueprint, Response, abort, redirect, render_template, request, url_for
@@ -46,10 +47,36 @@ def csrf_token() -> str:
     return current_emulator().sessions.csrf_token(token) if token else ""
 
 
+# The query parameters each page takes (`takes`); any other is refused with 400, never ignored.
+_QUERY: dict[str, tuple[str, ...]] = {}
+
+View = TypeVar("View", bound=Callable[..., Any])
+
+
+def takes(*names: str) -> Callable[[View], View]:
+    """Declare the query parameters a dashboard view takes (it takes none unless it says)."""
+
+    def declare(view: View) -> View:
+        _QUERY[f"{ui.name}.{view.__name__}"] = names
+        return view
+
+    return declare
+
+
+def _refuse_unknown_query() -> None:
+    known = _QUERY.get(request.endpoint or "", ())
+    unknown = [name for name in request.args if name not in known]
+    if unknown:
+        takes_text = f"it takes {', '.join(known)}" if known else "it takes none"
+        abort(400, f"{request.path} does not take the query parameter '{unknown[0]}'; {takes_text}.")
+
+
 @ui.before_request
 def require_session() -> BaseResponse | None:
-    """No page or asset without a session; no change without the session's CSRF token."""
+    """No page or asset without a session; no change without the session's CSRF token; no query parameter the
+    page does not take."""
     if request.endpoint in _PUBLIC:
+        _refuse_unknown_query()
         return None
     token = session_token()
     if token is None:
@@ -61,6 +88,7 @@ def require_session() -> BaseResponse | None:
         given = request.form.get(CSRF_FIELD) or request.headers.get(CSRF_HEADER)
         if not current_emulator().sessions.csrf_valid(token, given):
             abort(403, "The change was refused: its CSRF token is missing or not this session's. Reload the page.")
+    _refuse_unknown_query()
     return None
 
 
@@ -100,6 +128,7 @@ def _login_page(error: str | None, status: int = 200) -> Response:
 
 
 @ui.get("/login")
+@takes("next")
 def login() -> Response:
     return _login_page(None)
 

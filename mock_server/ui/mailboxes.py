@@ -23,7 +23,7 @@ from m365_mock.state.directory import Mailbox, Tenant
 from m365_mock.state.mailstore import Folder, ItemNotFound, MailboxStore, MalformedId, Message
 from m365_mock.state.mailstore.attachments import Attachment
 from m365_mock.ui import messageview as view
-from m365_mock.ui.base import PAGE_POLICY, page, ui
+from m365_mock.ui.base import PAGE_POLICY, page, takes, ui
 from m365_mock.web import current_emulator
 
 TABS = ("body", "text", "source", "headers", "raw")
@@ -60,11 +60,13 @@ def mailboxes() -> str:
 
 
 @ui.get("/mailboxes/<tenant_id>/<address>")
+@takes("search", "page")
 def mailboxes_mailbox(tenant_id: str, address: str) -> str:
     return _mailbox_page(tenant_id, address, "inbox")
 
 
 @ui.get("/mailboxes/<tenant_id>/<address>/folders/<folder_id>")
+@takes("search", "page")
 def mailboxes_folder(tenant_id: str, address: str, folder_id: str) -> str:
     return _mailbox_page(tenant_id, address, folder_id)
 
@@ -120,6 +122,7 @@ def _page_number() -> int:
 
 
 @ui.get("/mailboxes/<tenant_id>/<address>/messages/<message_id>")
+@takes("tab")
 def mailboxes_message(tenant_id: str, address: str, message_id: str) -> Response:
     tenant, mailbox, store = _mailbox(tenant_id, address)
     message = _message(store, mailbox, message_id)

@@ -13,7 +13,7 @@ from flask import abort, request
 
 from m365_mock.clock import iso_z
 from m365_mock.state.mailstore import OutboundMail
-from m365_mock.ui.base import page, ui
+from m365_mock.ui.base import page, takes, ui
 from m365_mock.web import current_emulator
 
 PAGE_SIZE = 100
@@ -49,6 +49,7 @@ def _page_number() -> int:
 
 
 @ui.get("/outbound")
+@takes("page")
 def outbound() -> str:
     caught = current_emulator().mail.outbound()
     number = _page_number()

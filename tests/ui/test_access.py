@@ -159,7 +159,7 @@ def test_mailboxes_come_in_pages_and_wrong_queries_are_refused(logged_in, monkey
         ("?page=x", 400, "There is no page &#39;x&#39; of mailboxes"),
         ("?page=%C2%B2", 400, "There is no page &#39;²&#39; of mailboxes"),
         ("?tenant=fabrikam.example", 404, "This emulator has no tenant &#39;fabrikam.example&#39;."),
-        ("?tennant=x", 400, "The Access page takes &#39;tenant&#39; and &#39;page&#39;; not &#39;tennant&#39;."),
+        ("?tennant=x", 400, "does not take the query parameter &#39;tennant&#39;; it takes tenant, page."),
     ]:
         answer = logged_in.get("/_m365/ui/access" + query)
         assert answer.status_code == status and text in answer.get_data(as_text=True), query

@@ -69,3 +69,20 @@ def test_a_forged_or_ended_session_is_no_session(client, emulator, session):
 def test_login_goes_back_only_to_a_dashboard_page(client, emulator, target):
     answer = client.post("/_m365/ui/login", data={"key": emulator.admin_key, "next": target})
     assert (answer.status_code, answer.headers["Location"]) == (303, "/_m365/ui/")
+
+
+@pytest.mark.parametrize(
+    ("path", "takes"),
+    [
+        ("/_m365/ui/mailboxes?pge=2", "it takes none"),
+        ("/_m365/ui/outbound?pge=2", "it takes page"),
+        ("/_m365/ui/emulator?tenant=x", "it takes none"),
+        ("/_m365/ui/access?tenat=x", "it takes tenant, page"),
+        ("/_m365/ui/log?outcome=denied", "it takes show, kind, app, mailbox"),
+    ],
+)
+def test_a_query_parameter_a_page_does_not_take_is_refused_not_ignored(client, session, path, takes):
+    refused = client.get(path)
+    assert refused.status_code == 400
+    name = path.split("?")[1].split("=")[0]
+    assert f"does not take the query parameter &#39;{name}&#39;; {takes}." in refused.get_data(as_text=True)
