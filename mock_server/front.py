@@ -21,6 +21,7 @@ import io
 import logging
 import os
 import queue
+import signal
 import sys
 import threading
 from collections.abc import Callable, Iterable
@@ -40,6 +41,9 @@ from m365_mock.web import FAULT, FRONT, REFUSAL, STREAM
 log = logging.getLogger("m365_mock.front")
 
 DEFAULT_BODY_TIMEOUT = 10.0
+# What the serving process sends the worker just before it stops it (server.py): streamed answers end at once, so
+# an open live log does not hold the worker's graceful stop until its kill timeout.
+STREAMS_END_SIGNAL = signal.SIGUSR1
 # Past the app's body limit the front keeps reading (and dropping) the body up to this many bytes, so that the
 # client finishes sending and reads the 413; beyond it the connection is closed after the answer.
 DRAIN_CAP = 64 * 1024 * 1024
@@ -185,6 +189,8 @@ class Front:
         """Called by granian in the worker process before it serves."""
         self._loop = loop
         self._stopping = asyncio.Event()
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):  # no signals: streams end at stop
+            loop.add_signal_handler(STREAMS_END_SIGNAL, self._stopping.set)
         for hook in self.on_start:
             hook()
 

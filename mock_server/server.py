@@ -29,7 +29,7 @@ from typing import Any
 
 from flask import Flask
 
-from m365_mock.front import DEFAULT_BODY_TIMEOUT, Front
+from m365_mock.front import DEFAULT_BODY_TIMEOUT, STREAMS_END_SIGNAL, Front
 from m365_mock.identity.keys import atomic_write
 
 READY_TIMEOUT_SECONDS = 30.0
@@ -216,6 +216,12 @@ def serve(
         def startup(self, spawn_target, target_loader):
             super().startup(spawn_target, target_loader)
             threading.Thread(target=wait_until_answering, args=(self,), name="m365-ready", daemon=True).start()
+
+        def _stop_workers(self):
+            for worker in self.wrks:  # streamed answers (live logs) end first, so the graceful stop is prompt
+                with contextlib.suppress(OSError, TypeError, AttributeError):
+                    os.kill(worker.inner.pid, STREAMS_END_SIGNAL)
+            super()._stop_workers()
 
     tls: dict[str, Any] = {}
     if options.use_tls:

@@ -3,6 +3,7 @@ click shows one whole; streams hold no request thread."""
 
 from __future__ import annotations
 
+import contextlib
 import time
 
 import pytest
@@ -116,4 +117,26 @@ def test_open_streams_hold_no_request_thread(served, ui_url):
     finally:
         for stream in streams:
             stream.close()
+        session.close()
+
+
+def test_an_open_live_log_does_not_hold_the_emulator_when_it_stops(tmp_path):
+    """With --persist the worker may take up to a minute to stop gracefully; an open live log must not make it."""
+    from m365_mock.tools.process import start_emulator
+
+    with start_emulator(tmp_path, "--persist") as running:
+        session = requests.Session()
+        ui = running.base_url + "/_m365/ui"
+        session.post(
+            ui + "/login", data={"key": running.facts["admin_key"]}, allow_redirects=False, verify=running.ca_file
+        )
+        stream = session.get(ui + "/log/events", stream=True, timeout=30, verify=running.ca_file)
+        assert stream.status_code == 200
+        started = time.monotonic()
+        running.process.terminate()
+        running.process.wait(30)
+        assert time.monotonic() - started < 10  # the worker's graceful stop waits up to 60 s for open answers
+        with contextlib.suppress(requests.exceptions.ChunkedEncodingError):  # ended, cleanly or cut
+            for _ in stream.iter_content(chunk_size=None):
+                pass
         session.close()
