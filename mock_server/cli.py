@@ -116,6 +116,12 @@ def build_parser() -> argparse.ArgumentParser:
     add_log_arguments(log)
     _add_state_dir(log)
 
+    from m365_mock.tools.behaviourview import add_arguments as add_report_arguments
+
+    behaviour = command("report", "judge an app's requests in a running emulator's log against Microsoft's guidance")
+    add_report_arguments(behaviour)
+    _add_state_dir(behaviour)
+
     client = command("client", "the reference client: token, folders, fetch, send", add_help=False, prefix_chars="\0")
     client.add_argument("client_args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
 
@@ -414,6 +420,12 @@ def cmd_log(args: argparse.Namespace) -> int:
     return log_main(args)
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from m365_mock.tools.behaviourview import main as report_main
+
+    return report_main(args)
+
+
 def cmd_client(args: argparse.Namespace) -> int:
     """The reference client's own command line (its parser loads only when it is used)."""
     from m365_mock.client.cli import add_arguments
@@ -441,6 +453,7 @@ COMMANDS = {
     "ca-path": cmd_ca_path,
     "exo": cmd_exo,
     "log": cmd_log,
+    "report": cmd_report,
     "scenario": cmd_scenario,
     "client": cmd_client,
     "demo": cmd_demo,

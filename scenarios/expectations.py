@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from m365_mock.scenarios.behaviour import BehaviourReport
     from m365_mock.scenarios.model import Step
     from m365_mock.scenarios.steps import Outcome, StepError
 
@@ -143,24 +144,12 @@ def _throttled_at_least(wanted: int, outcome: Outcome) -> list[str]:
 def _retry_after_honoured(wanted: bool, outcome: Outcome) -> list[str]:
     """After each answer with Retry-After, the same app's next request on the mailbox came no sooner (by the
     emulator's clock, as the log records it)."""
-    from datetime import datetime
+    from m365_mock.scenarios.behaviour import came_before_retry_after
 
-    def at(record: dict[str, Any]) -> float:
-        return datetime.fromisoformat(record["time"].replace("Z", "+00:00")).timestamp()
-
-    early = []
-    for i, record in enumerate(outcome.log):
-        if record.get("retry_after") is None:
-            continue
-        after = next(
-            (r for r in outcome.log[i + 1 :] if (r["app_id"], r["mailbox"]) == (record["app_id"], record["mailbox"])),
-            None,
-        )
-        if after is not None and at(after) - at(record) < record["retry_after"]:
-            early.append(
-                f"{after['method']} {after['path']} {at(after) - at(record):.2f} s after a Retry-After of "
-                f"{record['retry_after']}"
-            )
+    early = [
+        f"{after['method']} {after['path']} {gap:.2f} s after a Retry-After of {first['retry_after']}"
+        for first, after, gap in came_before_retry_after(outcome.log)
+    ]
     if wanted and early:
         return ["requests came before their Retry-After: " + "; ".join(early[:3])]
     if not wanted and not early:
@@ -175,6 +164,87 @@ def _changed(wanted: list[str], outcome: Outcome) -> list[str]:
 
 def _removed(wanted: int, outcome: Outcome) -> list[str]:
     return [] if outcome.removed == wanted else [f"removed {outcome.removed} (expected {wanted})"]
+
+
+# ---------------------------------------------------------------- a behaviour step's report (behaviour.py)
+
+
+def _on_report(key: str, check: Callable[[Any, BehaviourReport], list[str]]) -> Callable[[Any, Outcome], list[str]]:
+    """A check of the behaviour report; on a step that made none it fails, saying so."""
+
+    def checked(wanted: Any, outcome: Outcome) -> list[str]:
+        if outcome.behaviour is None:
+            return [f"{key}: only a behaviour step has a behaviour report"]
+        return check(wanted, outcome.behaviour)
+
+    return checked
+
+
+def _described(report: BehaviourReport, rules: list[str]) -> str:
+    """`rule (count) e.g. #12 ... GET ... -> 403 ...` for each of these rules found, joined by commas."""
+    return ", ".join(f"{f.rule} ({f.count}) e.g. {f.examples[0].line()}" for f in report.findings if f.rule in rules)
+
+
+def _findings(wanted: list[str], report: BehaviourReport) -> list[str]:
+    found = report.rules_found
+    if set(found) == set(wanted):
+        return []
+    extra = [rule for rule in found if rule not in wanted]
+    return [f"findings {found} (expected {wanted})" + (f": {_described(report, extra)}" if extra else "")]
+
+
+def _has_findings(wanted: list[str], report: BehaviourReport) -> list[str]:
+    missing = [rule for rule in wanted if rule not in report.rules_found]
+    return [f"no {', '.join(missing)} finding (found {report.rules_found or 'none'})"] if missing else []
+
+
+def _no_findings(wanted: list[str], report: BehaviourReport) -> list[str]:
+    present = [rule for rule in report.rules_found if rule in wanted]
+    return [f"found {_described(report, present)}"] if present else []
+
+
+def _token_requests_at_most(wanted: int, report: BehaviourReport) -> list[str]:
+    made = report.token_requests
+    return [] if made <= wanted else [f"{made} token request{'s' * (made != 1)} (expected at most {wanted})"]
+
+
+def _touched_only(wanted: list[str], report: BehaviourReport) -> list[str]:
+    allowed = {address.lower() for address in wanted}
+    other = [mailbox for mailbox in report.mailboxes if mailbox not in allowed]
+    return [f"requests on {', '.join(other)} (expected only {', '.join(wanted)})"] if other else []
+
+
+def _never_touched(wanted: list[str], report: BehaviourReport) -> list[str]:
+    barred = {address.lower() for address in wanted}
+    hit = [mailbox for mailbox in report.mailboxes if mailbox in barred]
+    return [f"requests on {', '.join(hit)} (expected none)"] if hit else []
+
+
+def _sent_client_request_id(wanted: bool, report: BehaviourReport) -> list[str]:
+    missing, graph = report.without_client_request_id, report.graph_requests
+    if not graph:
+        return ["no Graph request was made, so none sent a client-request-id"]
+    if wanted and missing:
+        return [f"{len(missing)} of {len(graph)} Graph requests sent no client-request-id, e.g. {missing[0].line()}"]
+    if not wanted and not missing:
+        return ["every Graph request sent a client-request-id (expected one without)"]
+    return []
+
+
+def _stopped_after_403(wanted: bool, report: BehaviourReport) -> list[str]:
+    if not report.forbidden:
+        return ["no request was refused with 403, so there was nothing to stop after"]
+    repeated = report.finding("retried-403")
+    if wanted and repeated:
+        return [f"{repeated.count} request(s) asked again after a 403, e.g. {repeated.examples[0].line()}"]
+    if not wanted and not repeated:
+        return ["no request refused with 403 was asked again (expected one that was)"]
+    return []
+
+
+def _polls_at_most_per_minute(wanted: float, report: BehaviourReport) -> list[str]:
+    busy = [p for p in report.polls if p.per_minute > wanted]
+    return [f"polled {p.name} {p.per_minute:.1f} times a minute (expected at most {wanted:g})" for p in busy]
 
 
 CHECKS: dict[str, Callable[[Any, Outcome], list[str]]] = {
@@ -196,6 +266,15 @@ CHECKS: dict[str, Callable[[Any, Outcome], list[str]]] = {
     "removed": _removed,
     "throttled_at_least": _throttled_at_least,
     "retry_after_honoured": _retry_after_honoured,
+    "findings": _on_report("findings", _findings),
+    "has_findings": _on_report("has_findings", _has_findings),
+    "no_findings": _on_report("no_findings", _no_findings),
+    "token_requests_at_most": _on_report("token_requests_at_most", _token_requests_at_most),
+    "touched_only": _on_report("touched_only", _touched_only),
+    "never_touched": _on_report("never_touched", _never_touched),
+    "sent_client_request_id": _on_report("sent_client_request_id", _sent_client_request_id),
+    "stopped_after_403": _on_report("stopped_after_403", _stopped_after_403),
+    "polls_at_most_per_minute": _on_report("polls_at_most_per_minute", _polls_at_most_per_minute),
 }
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from m365_mock.identity.keys import atomic_write
-from m365_mock.scenarios.results import ScenarioResult
+from m365_mock.scenarios.results import ScenarioResult, StepResult
 
 
 def console(results: list[ScenarioResult], *, color: bool = False) -> str:
@@ -23,6 +23,8 @@ def console(results: list[ScenarioResult], *, color: bool = False) -> str:
             lines.append(f"      {sign} {step.name}: {step.detail}")
             if step.requests:
                 lines.append(f"           {step.requests}")
+            if step.behaviour is not None:
+                lines.extend(f"           {line}" for line in step.behaviour.text().splitlines())
         if result.error:
             lines.append(f"      {red}FAIL{reset} {result.error}")
     passed = sum(r.passed for r in results)
@@ -49,14 +51,16 @@ def junit(results: list[ScenarioResult], path: str | Path, suite: str = "m365-mo
             cases, "testcase", name=result.name, classname=Path(result.source).stem, time=f"{result.seconds:.3f}"
         )
         if not result.passed:
-            failed = [f"{s.name}: {s.detail}" for s in result.steps if not s.passed]
+            failed = [f"{s.name}: {s.detail}" + _behaviour_text(s) for s in result.steps if not s.passed]
             if result.error:
                 failed.append(result.error)
             failure = ET.SubElement(case, "failure", message=failed[0][:500], type="ScenarioFailure")
             failure.text = "\n".join(failed)
         out = ET.SubElement(case, "system-out")
         out.text = "\n".join(
-            f"{'ok' if s.passed else 'FAIL'} {s.name}: {s.detail}" + (f" [{s.requests}]" if s.requests else "")
+            f"{'ok' if s.passed else 'FAIL'} {s.name}: {s.detail}"
+            + (f" [{s.requests}]" if s.requests else "")
+            + _behaviour_text(s)
             for s in result.steps
         )
     ET.indent(root)
@@ -70,8 +74,22 @@ def result_json(result: ScenarioResult) -> dict[str, Any]:
         "passed": result.passed,
         "error": result.error,
         "seconds": round(result.seconds, 3),
-        "steps": [{"name": s.name, "passed": s.passed, "detail": s.detail} for s in result.steps],
+        "steps": [_step_json(s) for s in result.steps],
     }
+
+
+def _step_json(step: StepResult) -> dict[str, Any]:
+    found: dict[str, Any] = {"name": step.name, "passed": step.passed, "detail": step.detail}
+    if step.behaviour is not None:
+        found["behaviour"] = step.behaviour.to_json()
+    return found
+
+
+def _behaviour_text(step: StepResult) -> str:
+    """A behaviour step's report on the lines after the step's, indented."""
+    if step.behaviour is None:
+        return ""
+    return "".join(f"\n    {line}" for line in step.behaviour.text().splitlines())
 
 
 def dumps(results: list[ScenarioResult]) -> str:

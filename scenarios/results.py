@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from m365_mock.scenarios.behaviour import BehaviourReport
 
 
 @dataclass
@@ -14,6 +17,7 @@ class StepResult:
     detail: str
     seconds: float = 0.0
     requests: str = ""  # what the step sent the emulator: how many requests, their statuses, throttling, faults
+    behaviour: BehaviourReport | None = None  # a behaviour step's report
 
 
 @dataclass

@@ -9,6 +9,7 @@ into that emulator, so scenarios never see each other's changes (world.py); then
 
 from __future__ import annotations
 
+import dataclasses
 import tempfile
 import time
 from pathlib import Path
@@ -56,14 +57,16 @@ def _run(target: EmulatorTarget, scenario: Scenario, workdir: Path, result: Scen
     for step in scenario.steps:
         began = time.monotonic()
         logged = _logged(world)
+        report = None
         try:
             outcome = perform(world, step)
-            passed, detail = check(step, outcome)
+            report = outcome.behaviour
+            passed, detail = check(dataclasses.replace(step, expect=world.fill(step.expect)), outcome)
         except Exception as exc:
             passed, detail = False, f"could not run: {_explain(exc)}"
         seconds = time.monotonic() - began
         made = describe_requests(_since(world, logged)) if step.do != "log" else ""
-        result.steps.append(StepResult(step.name, passed, detail, seconds, made))
+        result.steps.append(StepResult(step.name, passed, detail, seconds, made, report))
 
 
 def _logged(world: World) -> int | None:

@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from m365_mock.scenarios.behaviour import RULE_IDS
 from m365_mock.scenarios.steps import STEPS
 from m365_mock.state.faults.schema import FAULT
 
@@ -113,6 +114,31 @@ _ACTION: dict[str, Any] = {
     "oneOf": [{"required": [kind]} for kind in _ACTION_KINDS],
 }
 
+_RULES: dict[str, Any] = {"type": "array", "items": {"enum": RULE_IDS}, "uniqueItems": True}
+_MAILBOXES: dict[str, Any] = {"type": "array", "items": {"type": "string"}}
+# What a `behaviour` step's report must show (docs/scenarios.md, "Judging a daemon's behaviour").
+_BEHAVIOUR_EXPECT: dict[str, Any] = {
+    "findings": {**_RULES, "description": "behaviour: exactly these rules were broken (any order)"},
+    "has_findings": {**_RULES, "description": "behaviour: at least these rules were broken"},
+    "no_findings": {**_RULES, "description": "behaviour: none of these rules was broken"},
+    "token_requests_at_most": {"type": "integer", "minimum": 0, "description": "behaviour: token requests made"},
+    "touched_only": {**_MAILBOXES, "description": "behaviour: it made requests on no mailbox but these"},
+    "never_touched": {**_MAILBOXES, "description": "behaviour: it made no request on any of these mailboxes"},
+    "sent_client_request_id": {
+        "type": "boolean",
+        "description": "behaviour: true, every Graph request carried client-request-id; false, one did not",
+    },
+    "stopped_after_403": {
+        "type": "boolean",
+        "description": "behaviour: true, a request was refused with 403 and none was asked again within the hour",
+    },
+    "polls_at_most_per_minute": {
+        "type": "number",
+        "minimum": 0,
+        "description": "behaviour: no folder was listed from the start (or synced) more often a minute",
+    },
+}
+
 _EXPECT: dict[str, Any] = {
     "type": "object",
     "description": "What the step must produce; without `error`, the step must succeed.",
@@ -159,6 +185,7 @@ _EXPECT: dict[str, Any] = {
             "type": "boolean",
             "description": "log: after each answer with Retry-After, the app's next request came no sooner",
         },
+        **_BEHAVIOUR_EXPECT,
     },
 }
 
@@ -187,6 +214,7 @@ _STEP: dict[str, Any] = {
         "outcome": {"enum": ["granted", "denied", "error", "issued", "refused"]},
         "kind": {"enum": ["graph", "token", "all"], "description": "log: which requests (default graph)"},
         "action": {"$ref": "#/$defs/action", "description": "admin: the action to take between daemon steps"},
+        "daemon": {"type": "string", "description": "a started daemon's name (start, stop, behaviour)"},
         "expect": _EXPECT,
     },
     "allOf": [

@@ -20,6 +20,7 @@ from m365_mock.scenarios.world import ScenarioFailure
 
 if TYPE_CHECKING:
     from m365_mock.client import MailClient
+    from m365_mock.scenarios.behaviour import BehaviourReport
     from m365_mock.scenarios.model import Step
     from m365_mock.scenarios.world import World
 
@@ -49,6 +50,7 @@ class Outcome:
     attachments: list[dict[str, Any]] = field(default_factory=list)  # download: name, size, intact, inline
     statuses: list[int] = field(default_factory=list)  # batch: the inner answers' statuses, in request order
     removed: int | None = None  # sync: messages reported removed
+    behaviour: BehaviourReport | None = None  # behaviour: the report of a daemon's requests
     note: str = ""
 
 
@@ -279,6 +281,15 @@ def sync(world: World, o: dict[str, Any]) -> Outcome:
     )
 
 
+def behaviour(world: World, o: dict[str, Any]) -> Outcome:
+    """The behaviour report (behaviour.py) of a started daemon's requests (`daemon`), or of an app's (`as`) since
+    the scenario began; its records are `log`, for `retry_after_honoured`."""
+    from m365_mock.scenarios.behaviour import judge
+
+    report = judge(world, o.get("daemon"), o.get("as"))
+    return Outcome(behaviour=report, log=report.records, note=report.summary())
+
+
 def admin(world: World, o: dict[str, Any]) -> Outcome:
     """An admin action between daemon steps (filling its placeholders again changes nothing)."""
     from m365_mock.scenarios.actions import run_setup
@@ -303,4 +314,5 @@ STEPS: dict[str, StepKind] = {
     "folder": StepKind(folder, ("mailbox",), ("folder",)),
     "log": StepKind(log, (), ("mailbox", "outcome", "kind")),
     "admin": StepKind(admin, ("action",)),
+    "behaviour": StepKind(behaviour, (), ("daemon",)),
 }

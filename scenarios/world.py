@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
     from m365_mock.client import MailClient, TokenProvider
+    from m365_mock.scenarios.behaviour import DaemonSpan
     from m365_mock.scenarios.model import Scenario
     from m365_mock.scenarios.target import EmulatorTarget
     from m365_mock.tools.control_client import ControlClient
@@ -45,6 +46,9 @@ class World:
     attachment_hashes: dict[str, str] = field(default_factory=dict)
     # (app id, mailbox, folder) -> the deltaLink the last `sync` step of that app ended with.
     delta_links: dict[tuple[str, str, str], str] = field(default_factory=dict)
+    # The daemons the scenario started, by name (the `start` step adds them, `behaviour` reads their span).
+    daemons: dict[str, DaemonSpan] = field(default_factory=dict)
+    first_seq: int = 0  # the request log's last seq when the scenario began (its tenant imported)
 
     def __post_init__(self) -> None:
         self.admin = self.target.client.for_tenant(self.tenant_id)
@@ -177,4 +181,6 @@ def prepare(target: EmulatorTarget, scenario: Scenario, workdir: Path | None = N
     first = target.client.tenants()[0]
     world = World(target, first["id"], first["domains"][0], [], base_dir=scenario.base_dir, workdir=workdir)
     world.refresh_apps()
+    newest = world.admin.log(limit=1)
+    world.first_seq = newest[0]["seq"] if newest else 0  # importing empties the log; its numbers go on
     return world

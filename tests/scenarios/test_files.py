@@ -31,6 +31,7 @@ COMPLETE = {
     "folder": {"mailbox": "support@{domain}"},
     "log": {},
     "admin": {"action": {"advance": 60}},
+    "behaviour": {},
 }
 REQUIRED = {
     "fetch": ["mailbox"],

@@ -351,7 +351,7 @@ def test_a_failing_setup_stops_the_scenario(target):
             {"name": "x", "steps": [{"do": "dance"}]},
             "scenario: steps[0].do: expected 'token', 'fetch', 'read', 'mark_read', 'move', 'send', "
             "'download', 'reply', 'batch', 'sync', "
-            "'wait_for_delivery', 'process', 'folder', 'log' or 'admin', got 'dance'",
+            "'wait_for_delivery', 'process', 'folder', 'log', 'admin' or 'behaviour', got 'dance'",
         ),
         (
             {"name": "x", "steps": [{"do": "fetch", "mailbox": "a@b.example", "expect": {"count": "many"}}]},

@@ -90,7 +90,7 @@ def test_every_problem_is_reported_with_file_line_and_column_in_file_order(tmp_p
         f"{path}:11:5: steps[2].top: expected a whole number, got a string",
         f"{path}:12:5: steps[3].do: expected 'token', 'fetch', 'read', 'mark_read', 'move', 'send', "
         "'download', 'reply', 'batch', 'sync', "
-        "'wait_for_delivery', 'process', 'folder', 'log' or 'admin', got 'Fetch'",
+        "'wait_for_delivery', 'process', 'folder', 'log', 'admin' or 'behaviour', got 'Fetch'",
         f"{path}:15:5: setup[0]: give only one of 'exo' and 'advance'",
     ]
 
