@@ -6,6 +6,7 @@ import logging
 import re
 from collections.abc import Callable, Iterable
 from typing import Any
+from urllib.parse import parse_qs
 
 from flask import Flask, Response, current_app, request
 from flask.globals import request_ctx
@@ -260,9 +261,17 @@ def log_record(emulator: Emulator, environ: dict[str, Any], status: int, retry_a
         kind=KIND_GRAPH if is_graph_path(path) else KIND_TOKEN if is_token_path(path) else KIND_OTHER,
         client_id=environ.get(TOKEN_CLIENT),
         token_tenant=environ.get(TOKEN_TENANT),
-        client_request_id=environ.get("HTTP_CLIENT_REQUEST_ID"),
+        client_request_id=environ.get("HTTP_CLIENT_REQUEST_ID") or _query_client_request_id(query, path),
         user_agent=environ.get("HTTP_USER_AGENT"),
     )
+
+
+def _query_client_request_id(query: str | None, path: str) -> str | None:
+    """A token request's client-request-id sent as a query parameter, as msal-node sends it."""
+    if not query or "client-request-id=" not in query or not is_token_path(path):
+        return None
+    values = parse_qs(query).get("client-request-id")
+    return values[0] if values else None
 
 
 _KNOWN_SEGMENTS = frozenset(

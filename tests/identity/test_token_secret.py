@@ -386,3 +386,12 @@ def test_every_token_request_is_in_the_request_log_with_its_app_and_answer(clien
     )
     assert refused["client_request_id"] is None  # the client sent none; the answer's header repeats the request id
     assert emulator.log.query(kind="graph") == []
+
+
+def test_a_token_requests_client_request_id_may_come_in_the_query_as_msal_node_sends_it(
+    client, emulator, tenant, demo_app
+):
+    path = f"/{tenant.id}/oauth2/v2.0/token?client-request-id=0b1d2c3e-0000-4000-8000-000000000002"
+    assert client.post(path, data=secret_form(demo_app), base_url=BASE).status_code == 200
+    [record] = emulator.log.query(kind="token")
+    assert record.client_request_id == "0b1d2c3e-0000-4000-8000-000000000002"
