@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
     from m365_mock.client import MailClient, TokenProvider
+    from m365_mock.scenarios.daemons import DaemonRun
     from m365_mock.scenarios.model import Scenario
     from m365_mock.scenarios.target import EmulatorTarget
     from m365_mock.tools.control_client import ControlClient
@@ -45,6 +46,8 @@ class World:
     attachment_hashes: dict[str, str] = field(default_factory=dict)
     # (app id, mailbox, folder) -> the deltaLink the last `sync` step of that app ended with.
     delta_links: dict[tuple[str, str, str], str] = field(default_factory=dict)
+    # The team's own daemons the scenario started (`start`), by name; the runner stops those still running.
+    daemons: dict[str, DaemonRun] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.admin = self.target.client.for_tenant(self.tenant_id)
