@@ -9,6 +9,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from m365_mock.scenarios.conditions import CONDITIONS, unmet
+from m365_mock.scenarios.daemons import describe_exit, tail
+
 if TYPE_CHECKING:
     from m365_mock.scenarios.behaviour import BehaviourReport
     from m365_mock.scenarios.model import Step
@@ -18,12 +21,16 @@ if TYPE_CHECKING:
 def check(step: Step, outcome: Outcome) -> tuple[bool, str]:
     """Compare an outcome with the step's `expect`; (passed, explanation)."""
     expect = step.expect
+    if outcome.failure is not None:
+        return False, outcome.failure
     if expect.get("error") is not None:
         return _failed_as_expected(expect["error"], outcome.error)
     got = outcome.error
     if got is not None and expect.get("ok", True):
         return False, f"expected success, got {got.status} {got.code}: {got.message}"
     problems = []
+    if "exit_code" not in expect and outcome.success_exit is not None:
+        problems.extend(_exit_code(outcome.success_exit, outcome))
     for key, problems_of in CHECKS.items():
         if key in expect:
             problems.extend(problems_of(expect[key], outcome))
@@ -52,6 +59,8 @@ def _failed_as_expected(wanted: dict[str, Any], got: StepError | None) -> tuple[
 def _describe_error(error: dict[str, Any]) -> str:
     return " ".join(str(error[k]) for k in ("status", "code") if k in error) or "(any)"
 
+
+WORLD_CONDITIONS = tuple(CONDITIONS)
 
 # ---------------------------------------------------------------- one check per key: (expected, outcome) -> problems
 
@@ -247,6 +256,39 @@ def _polls_at_most_per_minute(wanted: float, report: BehaviourReport) -> list[st
     return [f"polled {p.name} {p.per_minute:.1f} times a minute (expected at most {wanted:g})" for p in busy]
 
 
+def _exit_code(wanted: int, outcome: Outcome) -> list[str]:
+    if outcome.exit_code == wanted:
+        return []
+    output = next(
+        (
+            f"{name} ends: {tail(text)!r}"
+            for name, text in (("stderr", outcome.stderr), ("stdout", outcome.stdout))
+            if text.strip()
+        ),
+        "no output",
+    )
+    return [f"{describe_exit(outcome.exit_code)} (expected {wanted}); {output}"]
+
+
+def _output_contains(stream: str) -> Callable[[str, Outcome], list[str]]:
+    def check_output(wanted: str, outcome: Outcome) -> list[str]:
+        text = getattr(outcome, stream)
+        return [] if wanted in text else [f"{stream} does not contain {wanted!r}; it ends: {tail(text)!r}"]
+
+    return check_output
+
+
+def _condition(key: str) -> Callable[[Any, Outcome], list[str]]:
+    """A world condition (conditions.py) as an expectation: it must hold after the step."""
+
+    def check_condition(wanted: Any, outcome: Outcome) -> list[str]:
+        if outcome.world is None:
+            return [f"{key}: no world to look at"]
+        return unmet(outcome.world, {key: wanted})
+
+    return check_condition
+
+
 CHECKS: dict[str, Callable[[Any, Outcome], list[str]]] = {
     "count": _count,
     "count_at_least": _count_at_least,
@@ -275,6 +317,10 @@ CHECKS: dict[str, Callable[[Any, Outcome], list[str]]] = {
     "sent_client_request_id": _on_report("sent_client_request_id", _sent_client_request_id),
     "stopped_after_403": _on_report("stopped_after_403", _stopped_after_403),
     "polls_at_most_per_minute": _on_report("polls_at_most_per_minute", _polls_at_most_per_minute),
+    "exit_code": _exit_code,
+    "stdout_contains": _output_contains("stdout"),
+    "stderr_contains": _output_contains("stderr"),
+    **{key: _condition(key) for key in WORLD_CONDITIONS},
 }
 
 
@@ -282,6 +328,8 @@ def _summary(step: Step, outcome: Outcome) -> str:
     """What a step that passed did, for the report."""
     if outcome.note:
         return outcome.note
+    if step.do == "check":
+        return "the world is as expected: " + ", ".join(k for k in step.expect if k in WORLD_CONDITIONS)
     if outcome.claims is not None:
         return f"token for {outcome.claims.get('app_displayname')} with roles {outcome.claims.get('roles', [])}"
     if step.do == "log":

@@ -20,7 +20,8 @@ from m365_mock.scenarios.schema import SCHEMA
 from m365_mock.state.tenantfile.problems import ConfigError, Problem, refusal
 from m365_mock.state.tenantfile.problems import Path as KeyPath
 from m365_mock.state.tenantfile.source import Source, decode, find_places, parse
-from m365_mock.state.tenantfile.validate import explain, in_data_order
+from m365_mock.state.tenantfile.validate import _words as words
+from m365_mock.state.tenantfile.validate import describe, explain, in_data_order
 from m365_mock.state.tenantfile.validate import problems as tenant_problems
 
 LIBRARY = Path(__file__).resolve().parent / "library"
@@ -75,6 +76,14 @@ def _explain_error(error: ValidationError, data: Any) -> list[Problem]:
     """A schema error in the tenant files' words; enumerations are matched exactly (the runner compares them so),
     and an option a kind of step needs is named with that kind."""
     path: KeyPath = tuple(error.absolute_path)
+    branch = _the_branch_meant(error)
+    if branch:
+        return [problem for sub in branch for problem in _explain_error(sub, data)]
+    types = _types_wanted(error)
+    if types:
+        return [Problem(path, f"expected {words(types)}, got {describe(error.instance)}")]
+    if error.validator == "not" and isinstance(error.schema, dict) and "description" in error.schema:
+        return [Problem(path, error.schema["description"])]
     if error.validator == "enum":
         choices = [f"'{choice}'" for choice in error.validator_value]
         expected = choices[0] if len(choices) == 1 else ", ".join(choices[:-1]) + " or " + choices[-1]
@@ -87,6 +96,32 @@ def _explain_error(error: ValidationError, data: Any) -> list[Problem]:
             if name not in error.instance
         ]
     return list(explain(error, "key"))
+
+
+def _the_branch_meant(error: ValidationError) -> list[ValidationError]:
+    """The errors of the one branch of a oneOf/anyOf whose type the value has (a condition given as a mapping, not
+    a list): explained as they are, `totl` is an unknown key of that mapping rather than 'not valid under any of
+    the given schemas'. Empty when the branch meant cannot be told."""
+    if error.validator not in ("oneOf", "anyOf") or not error.context:
+        return []
+    branches: dict[Any, list[ValidationError]] = {}
+    for sub in error.context:
+        branches.setdefault(sub.schema_path[0], []).append(sub)
+    typed = [errors for errors in branches.values() if not any(e.validator == "type" and not e.path for e in errors)]
+    return typed[0] if len(typed) == 1 and len(branches) > 1 else []
+
+
+def _types_wanted(error: ValidationError) -> list[str]:
+    """The types a oneOf/anyOf takes, when the value has none of them (else empty)."""
+    if error.validator not in ("oneOf", "anyOf") or not error.context:
+        return []
+    roots = [e for e in error.context if not e.path]
+    branches = {e.schema_path[0] for e in error.context}
+    if len(roots) != len(branches) or any(e.validator != "type" for e in roots):
+        return []
+    return [
+        t for e in roots for t in ([e.validator_value] if isinstance(e.validator_value, str) else e.validator_value)
+    ]
 
 
 def _checked(source: Source, path: Path | None) -> Scenario:

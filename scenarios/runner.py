@@ -4,7 +4,8 @@ A run talks to an emulator over HTTPS like any daemon: a private one started for
 a running one (`EmulatorTarget`), both in target.py. Each scenario first imports its tenant (the demo by default)
 into that emulator, so scenarios never see each other's changes (world.py); then its setup actions run
 (actions.py), then each step (steps.py), checked against its `expect` (expectations.py). Files a scenario makes
-(a certificate's private key) live in a temporary folder that is removed when the scenario ends, however it ends.
+(a certificate's private key, a daemon's output) live in a temporary folder that is removed when the scenario ends,
+however it ends; so are the daemons it started (daemons.py) stopped.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 import requests
 
 from m365_mock.scenarios.actions import run_setup
+from m365_mock.scenarios.daemons import describe_exit, stop_all
 from m365_mock.scenarios.expectations import check
 from m365_mock.scenarios.model import Scenario
 from m365_mock.scenarios.results import ScenarioResult, StepResult, describe_requests
@@ -54,19 +56,25 @@ def _run(target: EmulatorTarget, scenario: Scenario, workdir: Path, result: Scen
     except Exception as exc:
         result.error = f"setup failed: {_explain(exc)}"
         return
-    for step in scenario.steps:
-        began = time.monotonic()
-        logged = _logged(world)
-        report = None
-        try:
-            outcome = perform(world, step)
-            report = outcome.behaviour
-            passed, detail = check(dataclasses.replace(step, expect=world.fill(step.expect)), outcome)
-        except Exception as exc:
-            passed, detail = False, f"could not run: {_explain(exc)}"
-        seconds = time.monotonic() - began
-        made = describe_requests(_since(world, logged)) if step.do != "log" else ""
-        result.steps.append(StepResult(step.name, passed, detail, seconds, made, report))
+    try:
+        for step in scenario.steps:
+            began = time.monotonic()
+            logged = _logged(world)
+            report = None
+            try:
+                outcome = perform(world, step)
+                report = outcome.behaviour
+                passed, detail = check(dataclasses.replace(step, expect=world.fill(step.expect)), outcome)
+            except Exception as exc:
+                passed, detail = False, f"could not run: {_explain(exc)}"
+            seconds = time.monotonic() - began
+            made = describe_requests(_since(world, logged)) if step.do != "log" else ""
+            result.steps.append(StepResult(step.name, passed, detail, seconds, made, report))
+    finally:
+        # Whatever happened (a failed step, an error, Ctrl+C), no daemon of the scenario outlives it.
+        for stopped in stop_all(world):
+            detail = f"still running when the scenario ended: {stopped.ended}; {describe_exit(stopped.exit_code)}"
+            result.steps.append(StepResult(f"end: {stopped.name}", True, detail))
 
 
 def _logged(world: World) -> int | None:

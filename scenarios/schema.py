@@ -139,6 +139,104 @@ _BEHAVIOUR_EXPECT: dict[str, Any] = {
     },
 }
 
+
+def _closed(required: list[str], properties: dict[str, Any], description: str, **more: Any) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "required": required,
+        "additionalProperties": False,
+        "description": description,
+        "properties": properties,
+        **more,
+    }
+
+
+_SUBJECT = {
+    "subject": {"type": "string", "description": "exactly this subject"},
+    "subject_contains": {"type": "string", "description": "a subject containing this (any case)"},
+}
+_ONE_SUBJECT = {"oneOf": [{"required": ["subject"]}, {"required": ["subject_contains"]}]}
+_COUNT = {"type": "integer", "minimum": 0}
+
+# World conditions (conditions.py): the keys of `wait.until`, and of any step's `expect` (checked after it).
+_CONDITIONS: dict[str, Any] = {
+    "folder": _closed(
+        ["mailbox", "folder"],
+        {
+            "mailbox": {"type": "string"},
+            "folder": {"type": "string", "description": "well-known name, id, display name or path (Inbox/Done)"},
+            "total": _COUNT,
+            "unread": _COUNT,
+            "total_at_least": _COUNT,
+        },
+        "the folder exists, with these counts",
+    ),
+    "message": _closed(
+        ["mailbox"],
+        {
+            "mailbox": {"type": "string"},
+            "folder": {"type": "string", "description": "default: anywhere in the mailbox"},
+            **_SUBJECT,
+            "read": {"type": "boolean"},
+            "categories": {"type": "array", "items": {"type": "string"}, "description": "each among its categories"},
+            "flagged": {"type": "boolean"},
+            "has_attachments": {"type": "boolean"},
+        },
+        "a message with this subject and these properties is there",
+        **_ONE_SUBJECT,
+    ),
+    "no_message": _closed(
+        ["mailbox"],
+        {"mailbox": {"type": "string"}, "folder": {"type": "string"}, **_SUBJECT},
+        "no message with this subject is there",
+        **_ONE_SUBJECT,
+    ),
+    "outbound": _closed(
+        [],
+        {
+            "to": {**_ADDRESSES, "description": "each among its recipients"},
+            **_SUBJECT,
+            "body_contains": {"type": "string"},
+            "attachments": {
+                "type": "array",
+                "items": _closed(
+                    ["name"],
+                    {"name": {"type": "string"}, "sha256": {"type": "string", "pattern": "^[0-9a-fA-F]{64}$"}},
+                    "an attachment it carries, by name (and SHA-256 of its bytes)",
+                ),
+            },
+            "count": {**_COUNT, "description": "exactly this many match (default: at least one)"},
+        },
+        "mail sent outside every tenant matching this",
+    ),
+    "log": _closed(
+        [],
+        {
+            "as": {"type": "string", "description": "the app (display name or id)"},
+            "app": {"type": "string", "description": "the same as `as`"},
+            "mailbox": {"type": "string"},
+            "status": {"type": "integer"},
+            "outcome": {"enum": ["granted", "denied", "error", "issued", "refused"]},
+            "kind": {"enum": ["graph", "token", "all"], "description": "default graph"},
+            "count_at_least": {**_COUNT, "description": "default 1"},
+        },
+        "the request log has records like this",
+        dependentSchemas={"app": {"not": {"required": ["as"]}, "description": "give `as` or `app`, not both"}},
+    ),
+    "no_duplicates": _closed(
+        ["mailbox"],
+        {"mailbox": {"type": "string"}, "folder": {"type": "string", "description": "default: the mailbox"}},
+        "no message twice in the folder, nothing sent outside twice",
+    ),
+}
+_CONDITION_VALUES = {
+    key: {
+        "oneOf": [{"$ref": f"#/$defs/{key}"}, {"type": "array", "minItems": 1, "items": {"$ref": f"#/$defs/{key}"}}],
+        "description": f"{schema['description']} (one condition or a list)",
+    }
+    for key, schema in _CONDITIONS.items()
+}
+
 _EXPECT: dict[str, Any] = {
     "type": "object",
     "description": "What the step must produce; without `error`, the step must succeed.",
@@ -186,6 +284,10 @@ _EXPECT: dict[str, Any] = {
             "description": "log: after each answer with Retry-After, the app's next request came no sooner",
         },
         **_BEHAVIOUR_EXPECT,
+        "exit_code": {"type": "integer", "description": "run, stop: the exit code (-N: ended by signal N)"},
+        "stdout_contains": {"type": "string", "description": "run, stop: text its output contains"},
+        "stderr_contains": {"type": "string", "description": "run, stop: text its error output contains"},
+        **_CONDITION_VALUES,
     },
 }
 
@@ -210,17 +312,43 @@ _STEP: dict[str, Any] = {
         "mark_read": {"type": "boolean"},
         "move_to": {"type": "string"},
         "top": {"type": "integer", "minimum": 1, "maximum": 1000},
-        "timeout": {"type": "number", "minimum": 0},
+        "timeout": {"type": "number", "minimum": 0, "description": "seconds (run: default 60; wait: default 10)"},
         "outcome": {"enum": ["granted", "denied", "error", "issued", "refused"]},
         "kind": {"enum": ["graph", "token", "all"], "description": "log: which requests (default graph)"},
         "action": {"$ref": "#/$defs/action", "description": "admin: the action to take between daemon steps"},
-        "daemon": {"type": "string", "description": "a started daemon's name (start, stop, behaviour)"},
+        "command": {
+            "oneOf": [
+                {"type": "string", "pattern": r"\S", "description": "run with sh -c"},
+                {"type": "array", "minItems": 1, "items": {"type": "string"}, "description": "run as it is"},
+            ],
+            "description": "run, start: the command; {here} is the scenario file's folder",
+        },
+        "env": {
+            "type": "object",
+            "additionalProperties": {"type": ["string", "number", "boolean"]},
+            "description": "run, start: more environment variables (placeholders filled)",
+        },
+        "daemon": {"type": "string", "pattern": r"\S", "description": "start, stop, run, behaviour: the daemon's name"},
+        "until": {
+            "type": "object",
+            "additionalProperties": False,
+            "minProperties": 1,
+            "properties": _CONDITION_VALUES,
+            "description": "wait: the world conditions to wait for",
+        },
         "expect": _EXPECT,
     },
     "allOf": [
-        {"if": {"properties": {"do": {"const": kind}}, "required": ["do"]}, "then": {"required": options}}
-        for kind, options in REQUIRED_OPTIONS.items()
-        if options
+        *(
+            {"if": {"properties": {"do": {"const": kind}}, "required": ["do"]}, "then": {"required": options}}
+            for kind, options in REQUIRED_OPTIONS.items()
+            if options
+        ),
+        # `check` checks nothing but its expectations: without one it could not fail.
+        {
+            "if": {"properties": {"do": {"enum": ["check"]}}, "required": ["do"]},
+            "then": {"required": ["expect"], "properties": {"expect": {"minProperties": 1}}},
+        },
     ],
 }
 
@@ -245,7 +373,7 @@ SCHEMA: dict[str, Any] = {
         },
         "steps": {"type": "array", "minItems": 1, "items": _STEP},
     },
-    "$defs": {"action": _ACTION, "attachment": _ATTACHMENT},
+    "$defs": {"action": _ACTION, "attachment": _ATTACHMENT, **_CONDITIONS},
 }
 
 SCHEMA_FILE = Path(__file__).resolve().parent / "schema.json"

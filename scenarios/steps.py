@@ -13,45 +13,22 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from m365_mock.scenarios import conditions, daemons
+from m365_mock.scenarios.outcome import Outcome, StepError
 from m365_mock.scenarios.world import ScenarioFailure
 
 if TYPE_CHECKING:
     from m365_mock.client import MailClient
-    from m365_mock.scenarios.behaviour import BehaviourReport
     from m365_mock.scenarios.model import Step
     from m365_mock.scenarios.world import World
 
+__all__ = ["COMMON_OPTIONS", "STEPS", "Outcome", "StepError", "StepKind", "perform"]
+
 # Options every kind takes: which app acts, and with which credential (`name` is the step's, not an option).
 COMMON_OPTIONS = ("as", "credential")
-
-
-class StepError(Exception):
-    """What a failed call returned: HTTP status, error code and message."""
-
-    def __init__(self, status: int, code: str | int | None, message: str) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
-
-
-@dataclass
-class Outcome:
-    """What a step produced, compared with its `expect`."""
-
-    error: StepError | None = None
-    messages: list[dict[str, Any]] = field(default_factory=list)
-    count: int | None = None
-    claims: dict[str, Any] | None = None
-    body_visible: bool | None = None
-    folder: dict[str, Any] | None = None
-    log: list[dict[str, Any]] = field(default_factory=list)
-    attachments: list[dict[str, Any]] = field(default_factory=list)  # download: name, size, intact, inline
-    statuses: list[int] = field(default_factory=list)  # batch: the inner answers' statuses, in request order
-    removed: int | None = None  # sync: messages reported removed
-    behaviour: BehaviourReport | None = None  # behaviour: the report of a daemon's requests
-    note: str = ""
 
 
 @dataclass(frozen=True)
@@ -69,9 +46,11 @@ def perform(world: World, step: Step) -> Outcome:
     if kind is None:  # a file naming it is refused when read (the schema takes the kinds from STEPS)
         raise ScenarioFailure(f"no kind of step is called {step.do!r}; the kinds are {', '.join(STEPS)}")
     try:
-        return kind.handler(world, world.fill(step.options))
+        outcome = kind.handler(world, world.fill(step.options))
     except StepError as exc:
-        return Outcome(error=exc)
+        outcome = Outcome(error=exc)
+    outcome.world = world
+    return outcome
 
 
 def call(function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -314,5 +293,10 @@ STEPS: dict[str, StepKind] = {
     "folder": StepKind(folder, ("mailbox",), ("folder",)),
     "log": StepKind(log, (), ("mailbox", "outcome", "kind")),
     "admin": StepKind(admin, ("action",)),
+    "run": StepKind(daemons.run, ("command",), ("env", "timeout", "daemon")),
+    "start": StepKind(daemons.start, ("command",), ("env", "daemon")),
+    "stop": StepKind(daemons.stop, (), ("daemon",)),
+    "wait": StepKind(conditions.wait, ("until",), ("timeout",)),
+    "check": StepKind(conditions.check),
     "behaviour": StepKind(behaviour, (), ("daemon",)),
 }

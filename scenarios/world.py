@@ -10,12 +10,12 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
     from m365_mock.client import MailClient, TokenProvider
-    from m365_mock.scenarios.behaviour import DaemonSpan
+    from m365_mock.scenarios.daemons import DaemonRun
     from m365_mock.scenarios.model import Scenario
     from m365_mock.scenarios.target import EmulatorTarget
     from m365_mock.tools.control_client import ControlClient
 
-_PLACEHOLDER = re.compile(r"\{(tenant|domain|app_id)(?::([^{}]+))?\}")
+_PLACEHOLDER = re.compile(r"\{(tenant|domain|app_id|here|workdir)(?::([^{}]+))?\}")
 
 
 class ScenarioFailure(Exception):
@@ -46,8 +46,9 @@ class World:
     attachment_hashes: dict[str, str] = field(default_factory=dict)
     # (app id, mailbox, folder) -> the deltaLink the last `sync` step of that app ended with.
     delta_links: dict[tuple[str, str, str], str] = field(default_factory=dict)
-    # The daemons the scenario started, by name (the `start` step adds them, `behaviour` reads their span).
-    daemons: dict[str, DaemonSpan] = field(default_factory=dict)
+    # The team's own daemons the scenario started (`start`, or a named `run`), by name; the runner stops those still
+    # running, and `behaviour` judges the requests of each from its first_seq to its last_seq.
+    daemons: dict[str, DaemonRun] = field(default_factory=dict)
     first_seq: int = 0  # the request log's last seq when the scenario began (its tenant imported)
 
     def __post_init__(self) -> None:
@@ -63,7 +64,8 @@ class World:
         raise ScenarioFailure(f"the tenant has no app '{key}'")
 
     def fill(self, value: Any) -> Any:
-        """Replace {tenant}, {domain}, {app_id} and {app_id:Display Name} in strings, lists and mappings.
+        """Replace {tenant}, {domain}, {app_id}, {app_id:Display Name}, {here} (the scenario file's folder) and
+        {workdir} (the scenario's temporary folder, removed when it ends) in strings, lists and mappings.
 
         What replaces a placeholder holds no braces, so filling twice gives what filling once gave."""
         if isinstance(value, str):
@@ -74,6 +76,10 @@ class World:
                     return self.tenant_id
                 if kind == "domain":
                     return self.domain
+                if kind == "here":
+                    return str(self.base_dir)
+                if kind == "workdir":
+                    return str(self.workdir or self.base_dir)
                 return self.app(arg)["app_id"]
 
             return _PLACEHOLDER.sub(one, value)

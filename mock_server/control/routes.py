@@ -21,7 +21,7 @@ from m365_mock.graph import body as graph_body
 from m365_mock.graph import errors as graph_errors
 from m365_mock.graph.attachmentjson import read_attachment
 from m365_mock.state.content import generate_messages
-from m365_mock.state.mailstore import ItemNotFound, MalformedId, recipient
+from m365_mock.state.mailstore import Folder, ItemNotFound, MailboxStore, MalformedId, Message, recipient
 from m365_mock.state.mailstore.attachments import counts_as_attachment
 from m365_mock.state.mailstore.mime import MimeError, read_mime
 from m365_mock.state.requestlog import KINDS, OUTCOMES
@@ -95,6 +95,10 @@ def outbound() -> Response:
                     "toRecipients": m.to,
                     "ccRecipients": m.cc,
                     "bccRecipients": m.bcc,
+                    "attachments": [
+                        {"name": a["name"], "contentType": a["content_type"], "size": a["size"], "sha256": a["sha256"]}
+                        for a in m.attachments
+                    ],
                 }
                 for m in current_emulator().mail.outbound()
             ]
@@ -176,6 +180,107 @@ def add_messages(address: str) -> Response:
     fields.setdefault("sender", fields["from_"])
     message = store.add_message(folder, **fields)
     return json_response({"created": 1, "ids": [message.id]}, 201)
+
+
+MAX_LISTED = 10_000
+
+
+@route(
+    "GET",
+    "/mailboxes/{address}/messages",
+    summary="What a mailbox holds: its folders' counts and its newest messages, without a Graph token",
+    tag="mail",
+    query=(
+        Query(
+            "folder",
+            {"type": "string"},
+            "Only this folder: a well-known name, an id, a display name or a path of display names "
+            "(`Inbox/Processed`), any case. Default: the whole mailbox.",
+        ),
+        Query("top", {"type": "integer", "minimum": 1, "maximum": MAX_LISTED}, "The newest N messages (default 100)."),
+    ),
+    answers={200: s.ref("MailboxMessages")},
+    refusals=(errors.MailboxNotFound, errors.FolderNotFound, errors.InvalidField),
+)
+def list_messages(address: str) -> Response:
+    """For scenarios and tests that judge what a daemon did: read here, it leaves no trace in the request log."""
+    store = _store(address)
+    top = request.args.get("top", "100")
+    if not (top.isascii() and top.isdigit()) or not 0 < int(top) <= MAX_LISTED:
+        raise errors.InvalidField(f"'top' must be a whole number from 1 to {MAX_LISTED}.")
+    paths = _folder_paths(store)
+    key = request.args.get("folder")
+    folder = None if key is None else _named_folder(store, address, key, paths)
+    page = store.list_messages(folder, skip=0, top=int(top), count=True)
+    return json_response(
+        {
+            "folders": [_folder_json(f, path) for f, path in paths if folder is None or f.id == folder.id],
+            "total": page.total or 0,
+            "value": [_message_summary(m) for m in page.items],
+        }
+    )
+
+
+def _folder_paths(store: MailboxStore) -> list[tuple[Folder, str]]:
+    """Every folder of the mailbox's view (hidden ones aside), parents first, with its path of display names."""
+    found: list[tuple[Folder, str]] = []
+
+    def walk(parent: Folder, prefix: str) -> None:
+        for child in store.child_folders(parent):
+            found.append((child, f"{prefix}{child.display_name}"))
+            walk(child, f"{prefix}{child.display_name}/")
+
+    walk(store.root, "")
+    return found
+
+
+def _named_folder(store: MailboxStore, address: str, key: str, paths: list[tuple[Folder, str]]) -> Folder:
+    """The folder `key` names: well-known name or id, else a path, else a display name naming one folder."""
+    try:
+        return store.folder(key)
+    except (MalformedId, ItemNotFound):
+        pass
+    wanted = key.strip().strip("/").lower()
+    by_path = [f for f, path in paths if path.lower() == wanted]
+    if by_path:
+        return by_path[0]
+    named = [(f, path) for f, path in paths if f.display_name.lower() == wanted]
+    if len(named) > 1:
+        places = ", ".join(path for _, path in named)
+        raise errors.InvalidField(
+            f"'folder' {key!r} names {len(named)} folders of '{address}' ({places}); give its path."
+        )
+    if not named:
+        known = ", ".join(path for _, path in paths)
+        raise errors.FolderNotFound(f"Mailbox '{address}' has no folder '{key}'; its folders: {known}.")
+    return named[0][0]
+
+
+def _folder_json(folder: Folder, path: str) -> dict[str, Any]:
+    return {
+        "id": folder.id,
+        "displayName": folder.display_name,
+        "path": path,
+        "wellKnownName": folder.well_known,
+        "totalItemCount": folder.total_count,
+        "unreadItemCount": folder.unread_count,
+    }
+
+
+def _message_summary(message: Message) -> dict[str, Any]:
+    sender = (message.from_ or {}).get("emailAddress") or {}
+    return {
+        "id": message.id,
+        "subject": message.subject,
+        "from": sender.get("address"),
+        "receivedDateTime": iso_z(message.received),
+        "isRead": message.is_read,
+        "categories": list(message.categories),
+        "flagStatus": str(message.flag.get("flagStatus", "notFlagged")),
+        "hasAttachments": message.has_attachments,
+        "internetMessageId": message.internet_message_id,
+        "parentFolderId": message.folder_id,
+    }
 
 
 def _json_fields(payload: dict[str, Any], owner: str) -> dict[str, Any]:

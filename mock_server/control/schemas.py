@@ -105,6 +105,19 @@ OUTBOUND = _closed(
         "toRecipients": {"type": "array", "items": {"type": "object"}},
         "ccRecipients": {"type": "array", "items": {"type": "object"}},
         "bccRecipients": {"type": "array", "items": {"type": "object"}},
+        "attachments": {
+            "type": "array",
+            "description": "What it carried (names, types, sizes and a file's SHA-256; the bytes are not kept).",
+            "items": _closed(
+                {
+                    "name": {"type": "string"},
+                    "contentType": {"type": ["string", "null"]},
+                    "size": {"type": "integer", "minimum": 0},
+                    "sha256": {"type": ["string", "null"]},
+                },
+                ["name", "contentType", "size", "sha256"],
+            ),
+        },
     },
     ["sentDateTime", "sender", "recipients", "subject", "body"],
 )
@@ -204,6 +217,58 @@ THROTTLING_STATE = _closed(
     ["limits", "value"],
 )
 
+MAILBOX_FOLDER = _closed(
+    {
+        "id": {"type": "string"},
+        "displayName": {"type": "string"},
+        "path": {"type": "string", "description": "Display names from the top of the mailbox, joined by '/'."},
+        "wellKnownName": {"type": ["string", "null"]},
+        "totalItemCount": {"type": "integer", "minimum": 0},
+        "unreadItemCount": {"type": "integer", "minimum": 0},
+    },
+    ["id", "displayName", "path", "wellKnownName", "totalItemCount", "unreadItemCount"],
+)
+
+MESSAGE_SUMMARY = _closed(
+    {
+        "id": {"type": "string"},
+        "subject": {"type": "string"},
+        "from": {"type": ["string", "null"], "description": "The sender's address."},
+        "receivedDateTime": ISO_TIME,
+        "isRead": {"type": "boolean"},
+        "categories": {"type": "array", "items": {"type": "string"}},
+        "flagStatus": {"type": "string"},
+        "hasAttachments": {"type": "boolean"},
+        "internetMessageId": {"type": "string"},
+        "parentFolderId": {"type": "string"},
+    },
+    [
+        "id",
+        "subject",
+        "from",
+        "receivedDateTime",
+        "isRead",
+        "categories",
+        "flagStatus",
+        "hasAttachments",
+        "internetMessageId",
+        "parentFolderId",
+    ],
+)
+
+MAILBOX_MESSAGES = _closed(
+    {
+        "folders": {
+            "type": "array",
+            "items": MAILBOX_FOLDER,
+            "description": "The folder asked for, or every folder of the mailbox, with its counts.",
+        },
+        "total": {"type": "integer", "minimum": 0, "description": "Messages in the folder (or the mailbox)."},
+        "value": {"type": "array", "items": MESSAGE_SUMMARY, "description": "The newest `top`, newest first."},
+    },
+    ["folders", "total", "value"],
+)
+
 CREATED_MESSAGES = _closed(
     {
         "created": {"type": "integer", "minimum": 1},
@@ -293,6 +358,7 @@ ANSWERS: dict[str, dict[str, Any]] = {
     "Settings": SETTINGS,
     "Throttling": THROTTLING_STATE,
     "CreatedMessages": CREATED_MESSAGES,
+    "MailboxMessages": MAILBOX_MESSAGES,
     "TenantFile": _from_tenant_file(_TENANT_FILE),
 }
 

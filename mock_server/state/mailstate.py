@@ -146,6 +146,21 @@ OUTBOUND_SCHEMA: dict[str, Any] = {
             "to": _RECIPIENTS,
             "cc": _RECIPIENTS,
             "bcc": _RECIPIENTS,
+            "attachments": {
+                "type": "array",
+                "description": "what it carried (the bytes are not kept)",
+                "items": {
+                    "type": "object",
+                    "required": ["name"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "name": {"type": "string"},
+                        "content_type": {"type": ["string", "null"]},
+                        "size": {"type": "integer", "minimum": 0},
+                        "sha256": {"type": ["string", "null"], "description": "of a file's bytes, in hex"},
+                    },
+                },
+            },
         },
     },
 }
@@ -294,6 +309,7 @@ def outbound_record(mail: OutboundMail) -> dict[str, Any]:
         "to": mail.to,
         "cc": mail.cc,
         "bcc": mail.bcc,
+        **({"attachments": mail.attachments} if mail.attachments else {}),
     }
 
 
@@ -511,4 +527,13 @@ def outbound_from_record(record: dict[str, Any], where: str) -> OutboundMail:
         to=_Shared().recipients(record.get("to")),
         cc=_Shared().recipients(record.get("cc")),
         bcc=_Shared().recipients(record.get("bcc")),
+        attachments=[
+            {
+                "name": a["name"],
+                "content_type": a.get("content_type"),
+                "size": a.get("size", 0),
+                "sha256": a.get("sha256"),
+            }
+            for a in record.get("attachments") or []
+        ],
     )

@@ -481,6 +481,12 @@ class ControlClient:
         body = {k: v for k, v in body.items() if v is not None}
         return self.request("POST", f"/mailboxes/{_segment(mailbox)}/messages", body, timeout=timeout)
 
+    def messages(self, mailbox: str, *, folder: str | None = None, top: int | None = None) -> dict[str, Any]:
+        """What a mailbox holds, read without a Graph token: `{"folders": [counts, path], "total", "value": the
+        newest `top` (default 100) as summaries}`, of one folder (well-known name, id, display name or path) or of
+        the whole mailbox."""
+        return self.request("GET", f"/mailboxes/{_segment(mailbox)}/messages", query={"folder": folder, "top": top})
+
     def outbound(self) -> list[dict[str, Any]]:
         """Mail sent to addresses outside every tenant, oldest first."""
         return self.request("GET", "/outbound")["value"]

@@ -17,7 +17,6 @@ from pathlib import Path
 import pytest
 import yaml
 
-from m365_mock.scenarios.steps import STEPS
 from m365_mock.server import free_port
 from m365_mock.tools.control_client import ControlClient
 from tests.examples.conftest import CONTACT_CENTRE, REPO, until
@@ -152,7 +151,6 @@ def test_the_daemon_topology_runs_as_local_processes(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not {"wait", "check"} <= set(STEPS), reason="the runner has no wait and check steps yet")
 def test_the_daemon_scenarios_runner_waits_for_the_daemons_effects(tmp_path):
     runner = compose()["services"]["daemon-scenarios"]
     reports = tmp_path / "reports"
@@ -164,6 +162,5 @@ def test_the_daemon_scenarios_runner_waits_for_the_daemons_effects(tmp_path):
             local(runner["command"], volumes, topology.port), env=env, capture_output=True, text=True, timeout=300
         )
         assert result.returncode == 0, result.stdout + result.stderr
-        assert "1 passed, 0 failed" in result.stdout
-        assert topology.answered("Printer jammed on floor 2") == 1
+        assert "1 passed, 0 failed" in result.stdout  # its check: exactly one reply went out, nothing filed twice
     assert (reports / "daemon-junit.xml").exists()

@@ -10,9 +10,12 @@ from pathlib import Path
 
 import pytest
 
+from m365_mock.scenarios.schema import STEP_KINDS
 from m365_mock.scenarios.target import EmulatorTarget, local_emulator
 
 REPO = Path(__file__).resolve().parents[2]
+# How a refusal of `do` lists the kinds of step: 'token', 'fetch', ... or 'check'.
+EXPECTED_KINDS = ", ".join(f"'{kind}'" for kind in STEP_KINDS[:-1]) + f" or '{STEP_KINDS[-1]}'"
 
 
 @pytest.fixture(scope="session")

@@ -31,6 +31,11 @@ COMPLETE = {
     "folder": {"mailbox": "support@{domain}"},
     "log": {},
     "admin": {"action": {"advance": 60}},
+    "run": {"command": "true"},
+    "start": {"command": ["sleep", "1"]},
+    "stop": {},
+    "wait": {"until": {"folder": {"mailbox": "support@{domain}", "folder": "inbox", "total": 0}}},
+    "check": {"expect": {"no_duplicates": {"mailbox": "support@{domain}"}}},
     "behaviour": {},
 }
 REQUIRED = {
@@ -47,6 +52,9 @@ REQUIRED = {
     "process": ["mailbox"],
     "folder": ["mailbox"],
     "admin": ["action"],
+    "run": ["command"],
+    "start": ["command"],
+    "wait": ["until"],
 }
 
 

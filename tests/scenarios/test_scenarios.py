@@ -13,7 +13,7 @@ from m365_mock.scenarios.model import Scenario, ScenarioError, Step, builtin_sce
 from m365_mock.scenarios.report import console, junit
 from m365_mock.scenarios.runner import run_scenario
 from m365_mock.scenarios.schema import SCHEMA, SCHEMA_FILE, schema_text
-from tests.scenarios.conftest import REPO, clean_env, run_cli
+from tests.scenarios.conftest import EXPECTED_KINDS, REPO, clean_env, run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -349,9 +349,7 @@ def test_a_failing_setup_stops_the_scenario(target):
         ({"steps": [{"do": "token"}]}, "scenario: name: required"),
         (
             {"name": "x", "steps": [{"do": "dance"}]},
-            "scenario: steps[0].do: expected 'token', 'fetch', 'read', 'mark_read', 'move', 'send', "
-            "'download', 'reply', 'batch', 'sync', "
-            "'wait_for_delivery', 'process', 'folder', 'log', 'admin' or 'behaviour', got 'dance'",
+            f"scenario: steps[0].do: expected {EXPECTED_KINDS}, got 'dance'",
         ),
         (
             {"name": "x", "steps": [{"do": "fetch", "mailbox": "a@b.example", "expect": {"count": "many"}}]},

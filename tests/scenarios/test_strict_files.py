@@ -16,7 +16,7 @@ from m365_mock.scenarios.report import console
 from m365_mock.scenarios.runner import run_scenario
 from m365_mock.scenarios.steps import perform
 from m365_mock.scenarios.world import prepare
-from tests.scenarios.conftest import clean_env, run_cli
+from tests.scenarios.conftest import EXPECTED_KINDS, clean_env, run_cli
 
 
 def write(path: Path, text: str) -> Path:
@@ -88,9 +88,7 @@ def test_every_problem_is_reported_with_file_line_and_column_in_file_order(tmp_p
         f"{path}:6:5: steps[0].expct: unknown key; did you mean 'expect'?",
         f"{path}:7:5: steps[1].mailbox: required when do is 'read'",
         f"{path}:11:5: steps[2].top: expected a whole number, got a string",
-        f"{path}:12:5: steps[3].do: expected 'token', 'fetch', 'read', 'mark_read', 'move', 'send', "
-        "'download', 'reply', 'batch', 'sync', "
-        "'wait_for_delivery', 'process', 'folder', 'log', 'admin' or 'behaviour', got 'Fetch'",
+        f"{path}:12:5: steps[3].do: expected {EXPECTED_KINDS}, got 'Fetch'",
         f"{path}:15:5: setup[0]: give only one of 'exo' and 'advance'",
     ]
 

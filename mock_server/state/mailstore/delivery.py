@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import threading
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from m365_mock.ids import new_uuid, random_bytes
 from m365_mock.state.directory import Mailbox, Tenant
+from m365_mock.state.mailstore.attachments import FILE, Attachment
 from m365_mock.state.mailstore.messages import _ID_PREFIX_MESSAGE, Message, _clone, _graph_id, recipient
 from m365_mock.state.mailstore.store import MailboxStore, MailJournal
 
@@ -29,6 +31,8 @@ class OutboundMail:
     to: list[dict[str, Any]]
     cc: list[dict[str, Any]]
     bcc: list[dict[str, Any]]
+    # What it carried: {name, content_type, size, sha256} each (sha256 of a file's bytes; None for other kinds).
+    attachments: list[dict[str, Any]] = field(default_factory=list)
     seq: int = 0  # its place in the outbound log, set when the log takes it
 
 
@@ -182,10 +186,17 @@ class MailStore:
                 to=_clone(content.get("to", [])),
                 cc=_clone(content.get("cc", [])),
                 bcc=_clone(content.get("bcc", [])),
+                attachments=[attachment_summary(a) for a in content.get("attachments", [])],
             )
             with self._lock:
                 self._catch(caught)
         return SendResult(internet_message_id, [m.address for m in targets.values()], external, sent_copy)
+
+
+def attachment_summary(attachment: Attachment) -> dict[str, Any]:
+    """What the outbound log keeps of an attachment: its name, type, size and (a file's) SHA-256."""
+    digest = hashlib.sha256(attachment.content).hexdigest() if attachment.kind == FILE else None
+    return {"name": attachment.name, "content_type": attachment.content_type, "size": attachment.size, "sha256": digest}
 
 
 def _clone_fields(fields: dict[str, Any]) -> dict[str, Any]:
