@@ -144,3 +144,55 @@ def test_throttling_limits_scaled_down_for_one_test(pytester: pytest.Pytester):
     )
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-q", "-p", "no:randomly")
     result.assert_outcomes(passed=2)
+
+
+DAEMON = Path(__file__).resolve().parents[1] / "examples" / "contact_centre" / "daemon.py"
+
+
+def test_a_daemon_under_test_started_waited_on_and_judged_from_a_test(pytester: pytest.Pytester):
+    pytester.makepyfile(
+        test_connector=f"""
+        import os
+        import sys
+
+        DAEMON = {str(DAEMON)!r}
+
+        def test_the_connector_answers_and_behaves(m365, tmp_path):
+            m365.deliver("support@contoso.onmicrosoft.com", subject="Printer jammed", sender="ann.lee@example.org")
+            env = {{"QUEUE_MAILBOX": "support@{{domain}}", "POLL_SECONDS": "0.2", "ATTACHMENTS_DIR": str(tmp_path)}}
+            m365.start_daemon([sys.executable, DAEMON], env=env, name="connector")
+            m365.wait_until(
+                timeout=20,
+                message={{"mailbox": "support@{{domain}}", "folder": "Processed", "subject": "Printer jammed"}},
+            )
+            m365.check(outbound={{"to": "ann.lee@example.org", "subject": "RE: Printer jammed", "count": 1}})
+            run = m365.stop_daemon("connector")
+            assert run.exit_code == 0, run.stderr()
+            report = m365.behaviour(daemon="connector")
+            assert report.rules_found == [], report.text()
+            assert report.token_requests == 1
+
+        def test_a_wait_that_fails_says_what_the_world_looked_like(m365):
+            run = m365.start_daemon("echo started; sleep 30")
+            try:
+                m365.wait_until(timeout=0.5, folder={{"mailbox": "support@{{domain}}", "folder": "inbox", "total": 0}})
+            except AssertionError as exc:
+                assert "not within 0.5 s" in str(exc) and "total 13 (expected 0)" in str(exc), str(exc)
+                assert "daemon: " in str(exc)  # what the daemon said comes with it
+            else:
+                raise AssertionError("the wait passed")
+            with open("daemon-pid", "w") as kept:
+                kept.write(str(run.process.pid))
+
+        def test_the_daemon_of_the_last_test_was_stopped_with_it(m365):
+            pid = int(open("daemon-pid").read())
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return
+            status = open(f"/proc/{{pid}}/status").read()
+            assert "State:\\tZ" in status, "the last test's daemon is still running"
+    """
+    )
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-q", "-p", "no:randomly")
+    result.assert_outcomes(passed=3)

@@ -6,8 +6,9 @@ Installed with the package (entry point `pytest11`). Fixtures:
   demo, or the file given by `--m365-tenant` / the `m365_tenant` ini option.
 - `m365` (function): a handle on that emulator, reset to its tenant before the test, with helpers to add
   mailboxes, groups, policies, apps and mail, to put fault rules in force (`m365.fault(...)`, a context manager),
-  to read the request log and outbound mail, to move the clock, to run cmdlets, and to configure the reference
-  client, MSAL or azure-identity.
+  to read the request log and outbound mail, to move the clock, to run cmdlets, to configure the reference
+  client, MSAL or azure-identity, and to run your own daemon against it (`start_daemon`, `wait_until`, `check`,
+  `behaviour`); the daemons a test started are stopped when it ends.
 - `m365_trust` (function): points REQUESTS_CA_BUNDLE and SSL_CERT_FILE at a bundle holding the emulator's CA
   (plus the system bundle) for the test, since requests lets those variables override a session's `verify`.
 """
@@ -17,7 +18,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import requests
@@ -25,7 +26,12 @@ import requests
 from m365_mock.client.mail import Attachment, file_attachment
 from m365_mock.tools import control_client
 from m365_mock.tools.control_client import AppRef, ControlClient, ControlError
+from m365_mock.tools.plugin_daemons import DaemonBench
 from m365_mock.tools.process import RunningEmulator, start_emulator
+
+if TYPE_CHECKING:
+    from m365_mock.scenarios.behaviour import BehaviourReport
+    from m365_mock.scenarios.daemons import DaemonRun
 
 GRAPH_SCOPE = "https://graph.microsoft.com/.default"
 SYSTEM_BUNDLES = ("/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt", "/etc/ssl/cert.pem")
@@ -91,12 +97,14 @@ class M365:
     """The emulator as a test sees it. Every helper goes through the control API, as an admin would: `api` is the
     typed control client (acting on the emulator's first tenant), raising M365Error when refused."""
 
-    def __init__(self, emulator: RunningEmulator) -> None:
+    def __init__(self, emulator: RunningEmulator, workdir: Path | None = None) -> None:
         self.emulator = emulator
         self.facts = emulator.facts
         self.api = ControlClient(
             emulator.base_url, self.facts["admin_key"], ca_file=emulator.ca_file, timeout=60, error=M365Error
         )
+        self.workdir = workdir
+        self._bench: DaemonBench | None = None
 
     # ------------------------------------------------------------ where things are
 
@@ -353,6 +361,55 @@ class M365:
             "connection_verify": self.ca_file,
         }
 
+    # ------------------------------------------------------------ your own daemon (docs/pytest.md)
+
+    def _daemons(self) -> DaemonBench:
+        if self._bench is None:
+            import tempfile
+
+            workdir = self.workdir or Path(tempfile.mkdtemp(prefix="m365-daemons-"))
+            self._bench = DaemonBench(self.emulator, self.tenant_id, self.domain, workdir)
+        return self._bench
+
+    def start_daemon(
+        self,
+        command: str | list[str],
+        *,
+        app: AppRef | None = None,
+        env: dict[str, Any] | None = None,
+        name: str = "daemon",
+        credential: str = "secret",
+    ) -> DaemonRun:
+        """Start your daemon in the background against this emulator, with the connection facts in its
+        environment under the documented names (docs/scenarios.md, "The daemon's environment"), acting as `app`
+        (default: the tenant's first). A string is run with `sh -c`. Stopped when the test ends."""
+        return self._daemons().start(
+            command, app=app_key(app) if app is not None else None, env=env, name=name, credential=credential
+        )
+
+    def stop_daemon(self, name: str = "daemon") -> DaemonRun:
+        """Stop it (SIGTERM, SIGKILL after 5 s); its `exit_code`, `stdout()` and `stderr()`."""
+        return self._daemons().stop(name)
+
+    def stop_daemons(self) -> None:
+        """Stop every daemon the test started and left running."""
+        if self._bench is not None:
+            self._bench.stop_all()
+
+    def wait_until(self, timeout: float = 10.0, **conditions: Any) -> None:
+        """Wait until the world conditions hold (the keys of a scenario's `wait.until`: folder, message,
+        no_message, outbound, log, no_duplicates); AssertionError saying what the world looked like when not."""
+        self._daemons().wait_until(timeout, conditions)
+
+    def check(self, **conditions: Any) -> None:
+        """The world conditions hold now, or AssertionError saying what the world looks like."""
+        self._daemons().check(conditions)
+
+    def behaviour(self, daemon: str | None = None, app: AppRef | None = None) -> BehaviourReport:
+        """The behaviour report of a started daemon's requests (`daemon`), or of an app's since the test began:
+        its requests by operation and the findings of each rule (`.rules_found`, `.findings`, `.text()`)."""
+        return self._daemons().behaviour(daemon, app_key(app) if app is not None else None)
+
 
 def _tenant_file(config: pytest.Config) -> str | None:
     value = config.getoption("--m365-tenant") or config.getini("m365_tenant")
@@ -371,11 +428,12 @@ def m365_emulator(
 
 
 @pytest.fixture
-def m365(m365_emulator: RunningEmulator) -> M365:
-    """The session's emulator, reset to its tenant for this test."""
-    handle = M365(m365_emulator)
+def m365(m365_emulator: RunningEmulator, tmp_path: Path) -> Iterator[M365]:
+    """The session's emulator, reset to its tenant for this test; the daemons the test started are stopped."""
+    handle = M365(m365_emulator, workdir=tmp_path / "m365-daemons")
     handle.reset()
-    return handle
+    yield handle
+    handle.stop_daemons()
 
 
 @pytest.fixture
