@@ -58,7 +58,8 @@ class Scenario:
 
     @property
     def base_dir(self) -> Path:
-        return self.source.parent if self.source else Path.cwd()
+        """The scenario file's folder (absolute: a daemon runs in it, and `{here}` names it)."""
+        return (self.source.parent if self.source else Path.cwd()).resolve()
 
 
 def problems(data: Any) -> list[Problem]:

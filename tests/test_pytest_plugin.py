@@ -23,26 +23,6 @@ def test_the_documented_example_passes(pytester: pytest.Pytester):
     result.assert_outcomes(passed=4)
 
 
-def test_each_test_starts_from_a_reset_tenant(pytester: pytest.Pytester):
-    pytester.makepyfile(
-        test_reset="""
-        def test_first_changes_the_world(m365):
-            m365.add_mailbox("temp@contoso.onmicrosoft.com")
-            m365.add_policy("*", "cctr_sec_group", "DenyAccess")
-            m365.advance(86400)
-
-        def test_second_sees_none_of_it(m365):
-            assert "temp@contoso.onmicrosoft.com" not in [m["address"] for m in m365.control(
-                "GET", m365.tenant_path("/mailboxes"))["value"]]
-            assert len(m365.control("GET", m365.tenant_path("/accessPolicies"))["value"]) == 1
-            assert m365.log() == []
-            m365.token()
-    """
-    )
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-q", "-p", "no:randomly")
-    result.assert_outcomes(passed=2)
-
-
 def test_a_tenant_file_option(pytester: pytest.Pytester):
     pytester.makefile(
         ".yaml",
@@ -149,7 +129,11 @@ def test_throttling_limits_scaled_down_for_one_test(pytester: pytest.Pytester):
 DAEMON = Path(__file__).resolve().parents[1] / "examples" / "contact_centre" / "daemon.py"
 
 
-def test_a_daemon_under_test_started_waited_on_and_judged_from_a_test(pytester: pytest.Pytester):
+def test_a_daemon_under_test_started_waited_on_and_judged_and_each_test_from_a_reset_tenant(
+    pytester: pytest.Pytester,
+):
+    """One pytest run (each starts its own emulator): a daemon started, waited on and judged from a test; a test's
+    daemons stopped with it; and each test starting from the tenant as it was, whatever the last one changed."""
     pytester.makepyfile(
         test_connector=f"""
         import os
@@ -184,6 +168,18 @@ def test_a_daemon_under_test_started_waited_on_and_judged_from_a_test(pytester: 
             with open("daemon-pid", "w") as kept:
                 kept.write(str(run.process.pid))
 
+        def test_a_test_that_changes_the_world(m365):
+            m365.add_mailbox("temp@contoso.onmicrosoft.com")
+            m365.add_policy("*", "cctr_sec_group", "DenyAccess")
+            m365.advance(86400)
+
+        def test_the_next_one_sees_none_of_it(m365):
+            assert "temp@contoso.onmicrosoft.com" not in [m["address"] for m in m365.control(
+                "GET", m365.tenant_path("/mailboxes"))["value"]]
+            assert len(m365.control("GET", m365.tenant_path("/accessPolicies"))["value"]) == 1
+            assert m365.log() == []
+            m365.token()
+
         def test_the_daemon_of_the_last_test_was_stopped_with_it(m365):
             pid = int(open("daemon-pid").read())
             try:
@@ -195,4 +191,4 @@ def test_a_daemon_under_test_started_waited_on_and_judged_from_a_test(pytester: 
     """
     )
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-q", "-p", "no:randomly")
-    result.assert_outcomes(passed=3)
+    result.assert_outcomes(passed=5)

@@ -36,7 +36,7 @@ from tests.helpers import ADMIN_KEY, GROUP, SUPPORT, TENANT  # noqa: E402
 pytestmark = pytest.mark.slow
 
 # More examples, or fresh ones each run, when looking for trouble: M365_FUZZ_EXAMPLES=500 M365_FUZZ_RANDOM=1.
-EXAMPLES = int(os.environ.get("M365_FUZZ_EXAMPLES", "30"))
+EXAMPLES = int(os.environ.get("M365_FUZZ_EXAMPLES", "20"))
 DERANDOMIZE = not os.environ.get("M365_FUZZ_RANDOM")
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 KEY = {ADMIN_HEADER: ADMIN_KEY}
