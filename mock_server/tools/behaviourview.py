@@ -48,8 +48,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_connection_arguments(parser)  # --tenant: only that tenant's requests
 
 
-def reports(records: list[dict[str, Any]], token_lifetime: float | None) -> list[BehaviourReport]:
-    """One report per app, in the order each app first appears; requests without an app (no valid token) last."""
+def reports(
+    records: list[dict[str, Any]], token_lifetime: float | None, names: dict[str, str] | None = None
+) -> list[BehaviourReport]:
+    """One report per app (named by `names`, app id -> display name, when known), in the order each app first
+    appears; requests without an app (no valid token) last."""
+    names = names or {}
     by_app: dict[str | None, list[dict[str, Any]]] = {}
     for record in records:
         if record.get("kind") in ("graph", "token"):
@@ -57,8 +61,23 @@ def reports(records: list[dict[str, Any]], token_lifetime: float | None) -> list
     ordered = sorted(by_app.items(), key=lambda item: item[0] is None)
     nobody = "requests without an app (no valid token)"
     return [
-        report(found, subject=f"app {app}" if app else nobody, token_lifetime=token_lifetime) for app, found in ordered
+        report(found, subject=_app_subject(app, names) if app else nobody, token_lifetime=token_lifetime)
+        for app, found in ordered
     ]
+
+
+def _app_subject(app_id: str, names: dict[str, str]) -> str:
+    name = names.get(app_id)
+    return f"app {app_id} ({name})" if name else f"app {app_id}"
+
+
+def _app_names(client: Any) -> dict[str, str]:
+    """Every tenant's apps, id -> display name (an app deleted since keeps its id alone)."""
+    names: dict[str, str] = {}
+    for tenant in client.tenants():
+        for app in client.for_tenant(tenant["id"]).applications():
+            names[app["app_id"].lower()] = app["display_name"]
+    return names
 
 
 def main(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None) -> int:
@@ -72,13 +91,14 @@ def main(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None
             tenant = client.tenant_id.lower()
             records = [r for r in records if (r.get("tenant_id") or "").lower() == tenant]
         lifetime = client.settings().get("tokenLifetime")
+        names = _app_names(client)
     except SetupError as exc:
         print(f"{PROG}: {exc}", file=err)
         return 2
     except (ControlError, ControlUnavailable) as exc:
         print(f"{PROG}: {exc}", file=err)
         return 1
-    made = reports(records, float(lifetime) if lifetime else None)
+    made = reports(records, float(lifetime) if lifetime else None, names)
     if args.json:
         print(json.dumps([r.to_json() for r in made], indent=2), file=out)
     elif made:

@@ -577,7 +577,7 @@ def test_report_command_judges_a_running_emulators_log(tmp_path):
         result = run_cli("report", "--app", app_id, "--state-dir", state, env=env)
         assert result.returncode == 0, result.stderr
         lines = result.stdout.splitlines()
-        assert lines[0].startswith(f"Behaviour of app {app_id}: 8 requests (#1 to #8) over ")
+        assert lines[0].startswith(f"Behaviour of app {app_id} (Contact Center Connector): 8 requests (#1 to #8) over ")
         assert lines[1:7] == [
             "  Requests by operation:",
             "    token              3  200 x3",
@@ -602,12 +602,14 @@ def test_report_command_judges_a_running_emulators_log(tmp_path):
         )
         as_json = run_cli("report", "--json", "--state-dir", state, env=env)
         [judged] = json.loads(as_json.stdout)
-        assert (judged["subject"], judged["requests"], judged["token_requests"]) == (f"app {app_id}", 8, 3)
+        named = f"app {app_id} (Contact Center Connector)"
+        assert (judged["subject"], judged["requests"], judged["token_requests"]) == (named, 8, 3)
         assert {f["rule"]: f["count"] for f in judged["findings"]}["token-not-cached"] == 2
         [example] = next(f for f in judged["findings"] if f["rule"] == "retried-403")["examples"]
         assert (example["seq"], example["status"], example["error_code"]) == (7, 403, "ErrorAccessDenied")
         since = run_cli("report", "--since", "7", "--state-dir", state, env=env)
-        assert since.stdout.splitlines()[0].startswith(f"Behaviour of app {app_id}: 1 request (#8 to #8) over ")
+        first = since.stdout.splitlines()[0]
+        assert first.startswith(f"Behaviour of app {app_id} (Contact Center Connector): 1 request (#8 to #8) over ")
         assert since.stdout.splitlines()[-1] == "  No findings: nothing Microsoft's guidance warns against."
         nothing = run_cli("report", "--app", "no-such-app", "--state-dir", state, env=env)
         assert (nothing.returncode, nothing.stdout) == (0, "no requests logged for app no-such-app\n")
