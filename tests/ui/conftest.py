@@ -47,6 +47,13 @@ def browser() -> Iterator[Any]:
 
 
 @pytest.fixture
+def ui(client, emulator):
+    """The Flask test client (in-process, the demo tenant) logged in to the dashboard."""
+    assert client.post("/_m365/ui/login", data={"key": emulator.admin_key}).status_code == 303
+    return client
+
+
+@pytest.fixture
 def api(served) -> Iterator[ControlClient]:
     """The served emulator's control API; the world put back afterwards."""
     client = ControlClient(served.base_url, served.facts["admin_key"], ca_file=served.ca_file)

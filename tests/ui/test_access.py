@@ -66,18 +66,12 @@ def open_page(client, query: str = "") -> Page:
     return Page(answer.get_data(as_text=True))
 
 
-@pytest.fixture
-def logged_in(client, emulator):
-    assert client.post("/_m365/ui/login", data={"key": emulator.admin_key}).status_code == 303
-    return client
-
-
 def last_decision(admin) -> tuple[int, str]:
     [record] = admin.api.log(limit=1)
     return record["status"], record["decision"]
 
 
-def test_the_matrix_shows_rbac_grants_and_a_policy_still_propagating(logged_in, admin, graph, demo_app):
+def test_the_matrix_shows_rbac_grants_and_a_policy_still_propagating(ui, admin, graph, demo_app):
     reader = admin.api.add_application("RBAC Reader", [])
     admin.api.add_service_principal(reader)
     admin.api.add_management_scope(READER_SCOPE, "MemberOfGroup -eq 'cctr_sec_group'")
@@ -86,7 +80,7 @@ def test_the_matrix_shows_rbac_grants_and_a_policy_still_propagating(logged_in, 
     policy = admin.policy(demo_app.app_id, GROUP)
     when = policy["effective_from"]
 
-    page = open_page(logged_in)
+    page = open_page(ui)
     rbac_read = page.cell(reader["app_id"], SUPPORT)
     assert rbac_read["class"] == "cell cell-granted"
     assert rbac_read["title"] == (
@@ -118,23 +112,23 @@ def test_the_matrix_shows_rbac_grants_and_a_policy_still_propagating(logged_in, 
     assert graph.get(f"/users/{SALES}/messages").status_code == 200
     assert last_decision(admin) == (200, pending["title"].split("\n")[0])
     admin.advance(600)
-    blocked = open_page(logged_in).cell(demo_app.app_id, SALES)
+    blocked = open_page(ui).cell(demo_app.app_id, SALES)
     assert blocked["class"] == "cell cell-denied"
     assert graph.get(f"/users/{SALES}/messages").status_code == 403
     assert last_decision(admin) == (403, blocked["title"])
     assert blocked["text"].endswith(f"Graph 403 ErrorAccessDenied: {RAOP}")
 
 
-def test_a_removal_still_propagating_is_shown_after_its_scope_is_deleted(logged_in, admin, demo_app):
+def test_a_removal_still_propagating_is_shown_after_its_scope_is_deleted(ui, admin, demo_app):
     admin.api.update_settings(propagationDelay=600)
     group = admin.api.add_group("night-shift@contoso.onmicrosoft.com", [SALES])
     policy = admin.policy(demo_app.app_id, group["address"], "DenyAccess")
     admin.advance(600)
-    assert open_page(logged_in).cell(demo_app.app_id, SALES)["class"] == "cell cell-denied"
+    assert open_page(ui).cell(demo_app.app_id, SALES)["class"] == "cell cell-denied"
     admin.api.remove_access_policy(policy["id"])
     admin.api.remove_group(group["address"])
 
-    page = open_page(logged_in)
+    page = open_page(ui)
     until = page.rows[policy["id"]].rpartition("in force until ")[2]
     assert page.rows[policy["id"]] == (
         f"{policy['id']} Contact Center Connector DenyAccess night-shift (deleted, 0 mailboxes) "
@@ -145,14 +139,14 @@ def test_a_removal_still_propagating_is_shown_after_its_scope_is_deleted(logged_
     assert sales["title"] == "granted: Mail.ReadWrite (Entra-consented); no DenyAccess policy covers the mailbox"
 
 
-def test_mailboxes_come_in_pages_and_wrong_queries_are_refused(logged_in, monkeypatch, tenant):
+def test_mailboxes_come_in_pages_and_wrong_queries_are_refused(ui, monkeypatch, tenant):
     monkeypatch.setattr(access_page, "MAILBOXES_PER_PAGE", 3)
     addresses = [m.address for m in tenant.mailboxes.values()]
     assert len(addresses) == 7
-    first = open_page(logged_in)
+    first = open_page(ui)
     assert sorted({key[1] for key in first.cells}) == sorted(addresses[:3])
     assert "mailboxes page 1 of 3 Next" in first.all_text
-    last = open_page(logged_in, f"?tenant={tenant.default_domain}&page=3")
+    last = open_page(ui, f"?tenant={tenant.default_domain}&page=3")
     assert {key[1] for key in last.cells} == {addresses[6]}
     for query, status, text in [
         ("?page=4", 400, "There is no page &#39;4&#39; of mailboxes: pages run from 1 to 3."),
@@ -161,7 +155,7 @@ def test_mailboxes_come_in_pages_and_wrong_queries_are_refused(logged_in, monkey
         ("?tenant=fabrikam.example", 404, "This emulator has no tenant &#39;fabrikam.example&#39;."),
         ("?tennant=x", 400, "does not take the query parameter &#39;tennant&#39;; it takes tenant, page."),
     ]:
-        answer = logged_in.get("/_m365/ui/access" + query)
+        answer = ui.get("/_m365/ui/access" + query)
         assert answer.status_code == status and text in answer.get_data(as_text=True), query
 
 

@@ -16,40 +16,33 @@ UI = "/_m365/ui"
 GRAPH_SCOPE = "https://graph.microsoft.com/.default"
 
 
-@pytest.fixture
-def session(client):
-    """The Flask test client, logged in to the dashboard."""
-    assert client.post(f"{UI}/login", data={"key": ADMIN_KEY}).status_code == 303
-    return client
-
-
 # ---------------------------------------------------------------- in process
 
 
-def test_an_emulator_without_tls_has_no_ca_to_download(session):
-    answer = session.get(f"{UI}/emulator/ca.pem")
+def test_an_emulator_without_tls_has_no_ca_to_download(ui):
+    answer = ui.get(f"{UI}/emulator/ca.pem")
     assert answer.status_code == 404
     assert "This emulator serves plain HTTP: it has no CA certificate." in answer.get_data(as_text=True)
-    page = session.get(f"{UI}/emulator").get_data(as_text=True)
+    page = ui.get(f"{UI}/emulator").get_data(as_text=True)
     assert 'id="no-ca"' in page and "ca-download" not in page
 
 
-def test_the_ca_download_is_the_emulators_ca_file(session, emulator, tmp_path):
+def test_the_ca_download_is_the_emulators_ca_file(ui, emulator, tmp_path):
     emulator.ca_file = tmp_path / "ca.pem"
     emulator.ca_file.write_bytes(b"-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n")
-    answer = session.get(f"{UI}/emulator/ca.pem")
+    answer = ui.get(f"{UI}/emulator/ca.pem")
     assert answer.status_code == 200 and answer.data == emulator.ca_file.read_bytes()
     assert answer.headers["Content-Disposition"] == "attachment; filename=m365-mock-ca.pem"
     emulator.ca_file.unlink()
-    assert session.get(f"{UI}/emulator/ca.pem").status_code == 404
+    assert ui.get(f"{UI}/emulator/ca.pem").status_code == 404
 
 
-def test_the_page_shows_fault_rules_with_their_counters_and_throttling_windows(session, admin, graph):
+def test_the_page_shows_fault_rules_with_their_counters_and_throttling_windows(ui, admin, graph):
     admin.api.add_fault("throttle", id="slow-support", mailbox=SUPPORT, times=2)
     assert graph.get(f"/users/{SUPPORT}/messages").status_code == 429
     assert graph.get(f"/users/{SUPPORT}/mailFolders").status_code == 429
     assert graph.get(f"/users/{SUPPORT}/messages").status_code == 200
-    page = session.get(f"{UI}/emulator").get_data(as_text=True)
+    page = ui.get(f"{UI}/emulator").get_data(as_text=True)
     row = page.split('<tr data-fault="slow-support">', 1)[1].split("</tr>", 1)[0]
     cells = [cell.split(">", 1)[1].split("</td>", 1)[0] for cell in row.split("<td")[1:]]
     assert cells[1:7] == [

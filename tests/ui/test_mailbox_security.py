@@ -31,13 +31,6 @@ HOSTILE_NAME = '<img src=x onerror="window.pwned=1">Mallory'
 
 
 @pytest.fixture
-def ui(client, emulator):
-    answer = client.post(f"{UI}/login", data={"key": emulator.admin_key})
-    assert answer.status_code == 303
-    return client
-
-
-@pytest.fixture
 def message_url(tenant) -> str:
     return f"{UI}/mailboxes/{tenant.id}/{SUPPORT}/messages"
 

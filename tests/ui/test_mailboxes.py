@@ -24,14 +24,6 @@ START = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-def ui(client, emulator):
-    """The Flask test client logged in to the dashboard."""
-    answer = client.post(f"{UI}/login", data={"key": emulator.admin_key})
-    assert answer.status_code == 303
-    return client
-
-
-@pytest.fixture
 def support_url(tenant) -> str:
     return f"{UI}/mailboxes/{tenant.id}/{SUPPORT}"
 

@@ -12,13 +12,6 @@ from tests.helpers import ADMIN_KEY, SALES, SUPPORT
 UI = "/_m365/ui"
 
 
-@pytest.fixture
-def session(client):
-    """The Flask test client, logged in to the dashboard."""
-    assert client.post(f"{UI}/login", data={"key": ADMIN_KEY}).status_code == 303
-    return client
-
-
 def send(graph, subject: str, body: dict[str, str], **recipients: list[str]) -> None:
     message = {"subject": subject, "body": body} | {
         f"{kind}Recipients": [{"emailAddress": {"address": a, "name": a.split("@")[0]}} for a in addresses]
@@ -27,22 +20,22 @@ def send(graph, subject: str, body: dict[str, str], **recipients: list[str]) -> 
     assert graph.post(f"/users/{SUPPORT}/sendMail", json={"message": message}).status_code == 202
 
 
-def test_outbound_mail_is_listed_newest_first_and_opens_to_its_body(session, graph):
+def test_outbound_mail_is_listed_newest_first_and_opens_to_its_body(ui, graph):
     send(graph, "First <b>plain</b>", {"contentType": "text", "content": "Line <one>\n& two"}, to=["a@example.org"])
     hostile = '<p onclick="x()">Hi</p><script>alert(1)</script><img src="https://evil.example/t.png">'
     send(graph, "Second", {"contentType": "html", "content": hostile}, to=["b@example.org", SALES], bcc=["c@x.org"])
-    caught = session.get("/_m365/outbound", headers={"X-M365-Admin-Key": ADMIN_KEY}).get_json()["value"]
+    caught = ui.get("/_m365/outbound", headers={"X-M365-Admin-Key": ADMIN_KEY}).get_json()["value"]
 
-    listing = session.get(f"{UI}/outbound").get_data(as_text=True)
+    listing = ui.get(f"{UI}/outbound").get_data(as_text=True)
     assert listing.index("Second</a>") < listing.index("First &lt;b&gt;plain&lt;/b&gt;</a>")
     assert "b &lt;b@example.org&gt;, sales &lt;sales@contoso.onmicrosoft.com&gt;" in listing
     assert "c &lt;c@x.org&gt;" in listing and "<b>plain" not in listing
 
-    text = session.get(f"{UI}/outbound/1").get_data(as_text=True)
+    text = ui.get(f"{UI}/outbound/1").get_data(as_text=True)
     assert '<pre class="body-text">Line &lt;one&gt;\n&amp; two</pre>' in text and "<iframe" not in text
     assert f'id="internet-message-id">{escape(caught[0]["internetMessageId"])}</dd>' in text
 
-    page = session.get(f"{UI}/outbound/2")
+    page = ui.get(f"{UI}/outbound/2")
     rendered = page.get_data(as_text=True)
     assert f'<iframe class="body" sandbox srcdoc="{escape(hostile)}"' in rendered
     assert "allow-" not in rendered and "<script>alert" not in rendered
@@ -51,15 +44,15 @@ def test_outbound_mail_is_listed_newest_first_and_opens_to_its_body(session, gra
 
 
 @pytest.mark.parametrize("path", ["/outbound/1", "/outbound/0", "/outbound/x", "/outbound?page=2", "/outbound?page=x"])
-def test_unknown_outbound_messages_and_pages_are_the_dashboards_404(session, path):
-    answer = session.get(UI + path)
+def test_unknown_outbound_messages_and_pages_are_the_dashboards_404(ui, path):
+    answer = ui.get(UI + path)
     assert answer.status_code == 404
     assert "<h1>404 Not Found</h1>" in answer.get_data(as_text=True)
 
 
-def test_an_unknown_message_says_so(session, graph):
+def test_an_unknown_message_says_so(ui, graph):
     send(graph, "Only", {"contentType": "text", "content": "x"}, to=["a@example.org"])
-    assert "The outbound mail has no message 2." in session.get(f"{UI}/outbound/2").get_data(as_text=True)
+    assert "The outbound mail has no message 2." in ui.get(f"{UI}/outbound/2").get_data(as_text=True)
 
 
 @pytest.mark.slow
