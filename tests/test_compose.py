@@ -68,11 +68,12 @@ def interpolate(value: str) -> str:
     return re.sub(r"\$\{(\w+):-([^}]*)\}", lambda m: os.environ.get(m.group(1)) or m.group(2), value)
 
 
-def test_compose_topology_runs_the_scenario_runner_against_the_emulator(tmp_path):
-    spec = compose()
-    emulator, opener, runner = (spec["services"][name] for name in ("emulator", "reports", "scenarios"))
-    assert runner["depends_on"]["emulator"]["condition"] == "service_healthy"
-    assert runner["depends_on"]["reports"]["condition"] == "service_completed_successfully"
+def start_emulator_service(
+    spec: dict, tmp_path: Path, output: int = subprocess.PIPE
+) -> tuple[subprocess.Popen, dict[str, Path], int]:
+    """The compose file's `emulator` service as a local process: its named volumes as folders under `tmp_path`,
+    its command and environment, a free port. (the process, the volumes' folders, the port)"""
+    emulator = spec["services"]["emulator"]
     named = {name: tmp_path / name for name in spec["volumes"]}
     for folder in named.values():
         folder.mkdir()
@@ -81,10 +82,19 @@ def test_compose_topology_runs_the_scenario_runner_against_the_emulator(tmp_path
     server = subprocess.Popen(
         local(emulator["command"], volume_map(emulator, named), port),
         env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
+        stdout=output,
+        stderr=subprocess.STDOUT if output == subprocess.PIPE else output,
         start_new_session=True,
     )
+    return server, named, port
+
+
+def test_compose_topology_runs_the_scenario_runner_against_the_emulator(tmp_path):
+    spec = compose()
+    emulator, opener, runner = (spec["services"][name] for name in ("emulator", "reports", "scenarios"))
+    assert runner["depends_on"]["emulator"]["condition"] == "service_healthy"
+    assert runner["depends_on"]["reports"]["condition"] == "service_completed_successfully"
+    server, named, port = start_emulator_service(spec, tmp_path)
     try:
         health = emulator["healthcheck"]["test"]
         assert health[0] == "CMD"

@@ -17,10 +17,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from m365_mock.server import free_port
 from m365_mock.tools.control_client import ControlClient
 from tests.examples.conftest import CONTACT_CENTRE, REPO, until
-from tests.test_compose import compose, host_paths, interpolate, local, volume_map
+from tests.test_compose import compose, host_paths, interpolate, local, start_emulator_service, volume_map
 
 CA_VARIABLES = ("REQUESTS_CA_BUNDLE", "SSL_CERT_FILE", "CURL_CA_BUNDLE", "NODE_EXTRA_CA_CERTS")
 
@@ -93,25 +92,16 @@ def daemon_topology(tmp_path: Path) -> Iterator[Topology]:
     """The emulator as tests/test_compose.py runs it, then the daemon service's command from its image (the
     Dockerfile's COPY lines) with its environment; stopped with SIGTERM afterwards, which it must answer with 0."""
     spec = compose()
-    emulator, daemon = spec["services"]["emulator"], spec["services"]["daemon"]
-    named = {name: tmp_path / name for name in spec["volumes"]}
-    for folder in named.values():
-        folder.mkdir()
-    port = free_port()
-    env = {**os.environ, **{k: interpolate(str(v)) for k, v in emulator["environment"].items()}}
-    server = subprocess.Popen(
-        local(emulator["command"], volume_map(emulator, named), port),
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    daemon = spec["services"]["daemon"]
+    server, named, port = start_emulator_service(spec, tmp_path, subprocess.DEVNULL)
     connector = None
     log = tmp_path / "daemon.log"
     try:
         until(lambda: (named["m365-state"] / "connection.json").exists(), 30, "the emulator's start")
         admin = ControlClient(
-            f"https://127.0.0.1:{port}", env["M365_MOCK_ADMIN_KEY"], ca_file=str(named["m365-state"] / "ca.pem")
+            f"https://127.0.0.1:{port}",
+            interpolate(str(spec["services"]["emulator"]["environment"]["M365_MOCK_ADMIN_KEY"])),
+            ca_file=str(named["m365-state"] / "ca.pem"),
         )
         mapped = image_files(REPO / daemon["build"] / "Dockerfile") | volume_map(daemon, named)
         command = [sys.executable if arg == "python" else arg for arg in host_paths(daemon["command"], mapped)]
